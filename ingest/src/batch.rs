@@ -1,0 +1,129 @@
+//! Decoded rows gathered per table until a batch is worth a file: bounded by rows and by
+//! input bytes, so memory stays flat whatever the input size.
+
+use std::collections::BTreeMap;
+
+use arrow::array::RecordBatch;
+use arrow::error::ArrowError;
+use kubetrail_schemas::rows::RowBuffer;
+use kubetrail_schemas::{
+    AuditEvent, DeadLetter, DeadLetterBuffer, Decoded, FlowRecord, Provenance, RuntimeEvent, Table,
+};
+
+/// When a table's rows are cut into a batch.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchLimits {
+    pub max_rows: usize,
+    /// Input bytes behind the buffered rows.
+    pub max_bytes: usize,
+}
+
+impl Default for BatchLimits {
+    /// 250k rows or 128 MiB of input: files of tens of MB after zstd (good Parquet scan
+    /// sizes), and a few hundred MB of memory at most per table while decoding.
+    fn default() -> Self {
+        BatchLimits {
+            max_rows: 250_000,
+            max_bytes: 128 << 20,
+        }
+    }
+}
+
+/// Rows waiting for the lake, one buffer per table, and how many went where.
+#[derive(Debug, Default)]
+pub struct TableBatches {
+    limits: BatchLimits,
+    audit: RowBuffer<AuditEvent>,
+    flows: RowBuffer<FlowRecord>,
+    runtime: RowBuffer<RuntimeEvent>,
+    dead: DeadLetterBuffer,
+    rows: BTreeMap<Table, u64>,
+}
+
+impl TableBatches {
+    pub fn new(limits: BatchLimits) -> Self {
+        TableBatches {
+            limits,
+            ..TableBatches::default()
+        }
+    }
+
+    /// Adds what one record decoded into; its rejected parts become dead letters. Returns
+    /// the batches that became full.
+    pub fn add(
+        &mut self,
+        decoded: Decoded,
+        format: &str,
+        provenance: &Provenance,
+        raw_len: usize,
+    ) -> Result<Vec<(Table, RecordBatch)>, ArrowError> {
+        let rejected = match decoded {
+            Decoded::Audit(out) => {
+                self.count(Table::K8sAudit, out.rows.len());
+                self.audit.extend(out.rows, provenance, raw_len);
+                out.rejected
+            }
+            Decoded::Flows(out) => {
+                self.count(Table::NetworkFlows, out.rows.len());
+                self.flows.extend(out.rows, provenance, raw_len);
+                out.rejected
+            }
+            Decoded::Runtime(out) => {
+                self.count(Table::RuntimeEvents, out.rows.len());
+                self.runtime.extend(out.rows, provenance, raw_len);
+                out.rejected
+            }
+        };
+        for r in rejected {
+            self.add_dead_letter(
+                DeadLetter {
+                    format: format.to_owned(),
+                    reason: r.error.to_string(),
+                    raw: r.raw,
+                },
+                provenance,
+            );
+        }
+        self.take(false)
+    }
+
+    pub fn add_dead_letter(&mut self, letter: DeadLetter, provenance: &Provenance) {
+        self.count(Table::DeadLetters, 1);
+        self.dead.push(letter, provenance);
+    }
+
+    /// Every remaining row, as batches.
+    pub fn take_all(&mut self) -> Result<Vec<(Table, RecordBatch)>, ArrowError> {
+        self.take(true)
+    }
+
+    /// Rows added so far per table (dead letters included), whether written yet or not.
+    pub fn rows(&self) -> &BTreeMap<Table, u64> {
+        &self.rows
+    }
+
+    fn count(&mut self, table: Table, n: usize) {
+        if n > 0 {
+            *self.rows.entry(table).or_default() += n as u64;
+        }
+    }
+
+    fn take(&mut self, all: bool) -> Result<Vec<(Table, RecordBatch)>, ArrowError> {
+        let limits = self.limits;
+        let full = |len: usize, bytes: usize| len > 0 && (all || len >= limits.max_rows || bytes >= limits.max_bytes);
+        let mut out = Vec::new();
+        if full(self.audit.len(), self.audit.approx_bytes()) {
+            out.extend(self.audit.take_batch()?.map(|b| (Table::K8sAudit, b)));
+        }
+        if full(self.flows.len(), self.flows.approx_bytes()) {
+            out.extend(self.flows.take_batch()?.map(|b| (Table::NetworkFlows, b)));
+        }
+        if full(self.runtime.len(), self.runtime.approx_bytes()) {
+            out.extend(self.runtime.take_batch()?.map(|b| (Table::RuntimeEvents, b)));
+        }
+        if full(self.dead.len(), self.dead.approx_bytes()) {
+            out.extend(self.dead.take_batch()?.map(|b| (Table::DeadLetters, b)));
+        }
+        Ok(out)
+    }
+}

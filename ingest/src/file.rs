@@ -1,0 +1,201 @@
+//! `ingest file`: one input (file or stdin, plain or gzip) into the lake, committed once.
+//!
+//! Reading and decoding run on a blocking thread and hand full batches over a bounded
+//! channel to the writer, so decoding never stalls the async reactor and a slow lake
+//! slows the reader instead of filling memory. Each table's files are committed in one
+//! Delta commit carrying the input's content hash; a table that already holds that hash
+//! is not written again, so re-ingesting a file (or finishing one after a crash) adds
+//! nothing twice.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::error::ArrowError;
+use kubetrail_schemas::{DeadLetter, DecodeOptions, Decoder, Provenance, SourceFormat, Table};
+use thiserror::Error;
+use tokio::sync::mpsc;
+
+use crate::batch::{BatchLimits, TableBatches};
+use crate::lake::{CommitMarker, Lake, LakeError, TableWriter};
+use crate::source::{input, InputPath, Progress, RecordReader, DEFAULT_MAX_RECORD_BYTES};
+
+#[derive(Debug, Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("building a batch: {0}")]
+    Arrow(#[from] ArrowError),
+    #[error("decoding stopped: {0}")]
+    Worker(String),
+}
+
+/// How to ingest files.
+#[derive(Debug, Clone)]
+pub struct FileIngest {
+    /// `None` recognises the format from the content of the first records.
+    pub format: Option<SourceFormat>,
+    pub decode: DecodeOptions,
+    pub limits: BatchLimits,
+    pub max_record_bytes: usize,
+}
+
+impl Default for FileIngest {
+    fn default() -> Self {
+        FileIngest {
+            format: None,
+            decode: DecodeOptions::default(),
+            limits: BatchLimits::default(),
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+        }
+    }
+}
+
+/// What happened to one input.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InputReport {
+    pub source: String,
+    pub format: Option<SourceFormat>,
+    /// Records read (blank lines are not records).
+    pub records: u64,
+    /// Rows committed per table, dead letters included.
+    pub rows: BTreeMap<Table, u64>,
+    /// The input's content was already in the lake: nothing was written.
+    pub already_ingested: bool,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+impl InputReport {
+    pub fn dead_letters(&self) -> u64 {
+        self.rows.get(&Table::DeadLetters).copied().unwrap_or(0)
+    }
+}
+
+/// The app id of the marker a file's commits carry.
+pub fn file_marker(sha256: &str) -> String {
+    format!("kubetrail/file/{sha256}")
+}
+
+struct Decoded {
+    format: Option<SourceFormat>,
+    records: u64,
+}
+
+pub async fn ingest_file(
+    lake: &Lake,
+    path: &InputPath,
+    options: &FileIngest,
+    progress: Arc<dyn Progress>,
+) -> Result<InputReport, IngestError> {
+    let (tx, mut rx) = mpsc::channel::<(Table, RecordBatch)>(2);
+    let worker = {
+        let path = path.clone();
+        let options = options.clone();
+        let progress = progress.clone();
+        tokio::task::spawn_blocking(move || decode_input(&path, &options, progress, tx))
+    };
+    let mut writers: BTreeMap<Table, TableWriter> = BTreeMap::new();
+    while let Some((table, batch)) = rx.recv().await {
+        let writer = match writers.entry(table) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => e.insert(TableWriter::open(lake, table).await?),
+        };
+        writer.stage(batch).await?;
+    }
+    let (decoded, hash) = worker
+        .await
+        .map_err(|e| IngestError::Worker(e.to_string()))??;
+    let (sha256, bytes) = hash.finish();
+    let marker = CommitMarker {
+        app_id: file_marker(&sha256),
+        version: 0,
+    };
+    let mut report = InputReport {
+        source: path.source(),
+        format: decoded.format,
+        records: decoded.records,
+        bytes,
+        sha256,
+        ..InputReport::default()
+    };
+    let mut skipped = 0;
+    for (table, writer) in writers.iter_mut() {
+        if writer.marker_version(&marker.app_id).await?.is_some() {
+            writer.discard();
+            skipped += 1;
+            continue;
+        }
+        let rows = writer.staged_rows() as u64;
+        writer.commit(std::slice::from_ref(&marker)).await?;
+        report.rows.insert(*table, rows);
+    }
+    report.already_ingested = skipped > 0 && skipped == writers.len();
+    Ok(report)
+}
+
+/// Runs on a blocking thread: read, frame, decode, batch, hand over.
+fn decode_input(
+    path: &InputPath,
+    options: &FileIngest,
+    progress: Arc<dyn Progress>,
+    tx: mpsc::Sender<(Table, RecordBatch)>,
+) -> Result<(Decoded, input::ContentHash), IngestError> {
+    let opened = input::open(path, progress.clone())?;
+    let source: Arc<str> = Arc::from(path.source());
+    let ingested_at = chrono::Utc::now().timestamp_micros();
+    let mut batches = TableBatches::new(options.limits);
+    let mut decoder = options.format.map(|f| Decoder::new(f, options.decode.clone()));
+    let mut records = 0u64;
+    let send = |ready: Vec<(Table, RecordBatch)>| -> Result<(), IngestError> {
+        for item in ready {
+            // The receiver is gone only if the writer failed; its error is the one to report.
+            tx.blocking_send(item)
+                .map_err(|_| IngestError::Worker("the lake writer stopped".into()))?;
+        }
+        Ok(())
+    };
+    for record in RecordReader::with_max_record_bytes(opened.reader, options.max_record_bytes) {
+        records += 1;
+        let provenance = Provenance {
+            source: source.clone(),
+            offset: record.line,
+            ingested_at,
+        };
+        let format_name = decoder.as_ref().map_or("auto", |d| d.format().name());
+        if let Some(problem) = record.problem {
+            let letter = DeadLetter {
+                format: format_name.to_owned(),
+                reason: problem,
+                raw: record.bytes,
+            };
+            batches.add_dead_letter(letter, &provenance);
+            continue;
+        }
+        if decoder.is_none() {
+            decoder = SourceFormat::sniff(&record.bytes).map(|f| Decoder::new(f, options.decode.clone()));
+        }
+        let Some(d) = decoder.as_mut() else {
+            let letter = DeadLetter {
+                format: "auto".to_owned(),
+                reason: "format not recognised (pass --format to choose one)".to_owned(),
+                raw: record.bytes,
+            };
+            batches.add_dead_letter(letter, &provenance);
+            continue;
+        };
+        let decoded = d.decode(&record.bytes);
+        send(batches.add(decoded, d.format().name(), &provenance, record.bytes.len())?)?;
+    }
+    send(batches.take_all()?)?;
+    progress.finish();
+    Ok((
+        Decoded {
+            format: decoder.map(|d| d.format()),
+            records,
+        },
+        opened.hash,
+    ))
+}

@@ -1,0 +1,146 @@
+//! Writes sorted batches of one table as Parquet files and commits them in one Delta
+//! commit, together with the markers that make the commit happen at most once.
+
+use arrow::array::RecordBatch;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::{Action, Add, Transaction};
+use deltalake::parquet::basic::{Compression, ZstdLevel};
+use deltalake::parquet::file::properties::WriterProperties;
+use deltalake::parquet::file::metadata::SortingColumn;
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake::DeltaTable;
+use kubetrail_schemas::table::PARTITION_COLUMN;
+use kubetrail_schemas::Table;
+
+use super::{Lake, LakeError};
+
+/// An application transaction recorded in the same commit as the data: a file's content
+/// hash, or a Kafka partition's last offset. Its presence in a table means the data it
+/// stands for is already there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitMarker {
+    pub app_id: String,
+    pub version: i64,
+}
+
+/// Files of one table written but not yet committed: invisible to readers until
+/// [`TableWriter::commit`]; left behind for `vacuum` if the process dies first.
+pub struct TableWriter {
+    table: Table,
+    delta: DeltaTable,
+    writer: RecordBatchWriter,
+    staged: Vec<Add>,
+    staged_rows: usize,
+}
+
+impl TableWriter {
+    pub async fn open(lake: &Lake, table: Table) -> Result<TableWriter, LakeError> {
+        let delta = lake.open_or_create(table).await?;
+        let writer = RecordBatchWriter::for_table(&delta)
+            .map_err(|e| LakeError::delta(table, e))?
+            .with_writer_properties(writer_properties());
+        Ok(TableWriter {
+            table,
+            delta,
+            writer,
+            staged: Vec::new(),
+            staged_rows: 0,
+        })
+    }
+
+    pub fn table(&self) -> Table {
+        self.table
+    }
+
+    /// Writes one batch (already sorted by time) as one file per `event_date`.
+    pub async fn stage(&mut self, batch: RecordBatch) -> Result<(), LakeError> {
+        let rows = batch.num_rows();
+        self.writer
+            .write(batch)
+            .await
+            .map_err(|e| LakeError::delta(self.table, e))?;
+        // Flushing after every batch keeps each file sorted by time.
+        let adds = self
+            .writer
+            .flush()
+            .await
+            .map_err(|e| LakeError::delta(self.table, e))?;
+        self.staged.extend(adds);
+        self.staged_rows += rows;
+        Ok(())
+    }
+
+    pub fn staged_rows(&self) -> usize {
+        self.staged_rows
+    }
+
+    /// The version a marker's app id holds in the table, if any.
+    pub async fn marker_version(&mut self, app_id: &str) -> Result<Option<i64>, LakeError> {
+        self.delta
+            .update_state()
+            .await
+            .map_err(|e| LakeError::delta(self.table, e))?;
+        let snapshot = self.delta.snapshot().map_err(|e| LakeError::delta(self.table, e))?;
+        snapshot
+            .transaction_version(self.delta.log_store().as_ref(), app_id)
+            .await
+            .map_err(|e| LakeError::delta(self.table, e))
+    }
+
+    /// Commits everything staged with the markers, atomically. With nothing staged, commits
+    /// the markers alone (so that an input with no rows for this table is still recorded).
+    /// Returns the new table version.
+    pub async fn commit(&mut self, markers: &[CommitMarker]) -> Result<u64, LakeError> {
+        let actions: Vec<Action> = std::mem::take(&mut self.staged)
+            .into_iter()
+            .map(Action::Add)
+            .collect();
+        self.staged_rows = 0;
+        let txns = markers
+            .iter()
+            .map(|m| Transaction::new_with_last_update(&m.app_id, m.version, Some(now_millis())))
+            .collect();
+        let properties = CommitProperties::default().with_application_transactions(txns);
+        let operation = DeltaOperation::Write {
+            mode: SaveMode::Append,
+            partition_by: Some(vec![PARTITION_COLUMN.to_owned()]),
+            predicate: None,
+        };
+        let snapshot = self.delta.snapshot().map_err(|e| LakeError::delta(self.table, e))?;
+        let finalized = CommitBuilder::from(properties)
+            .with_actions(actions)
+            .build(Some(snapshot), self.delta.log_store(), operation)
+            .await
+            .map_err(|e| LakeError::delta(self.table, e.into()))?;
+        let version = finalized.version();
+        self.delta
+            .update_state()
+            .await
+            .map_err(|e| LakeError::delta(self.table, e))?;
+        Ok(version)
+    }
+
+    /// Forgets staged files (they stay on disk, unreferenced, until vacuum).
+    pub fn discard(&mut self) {
+        self.staged.clear();
+        self.staged_rows = 0;
+    }
+}
+
+fn writer_properties() -> WriterProperties {
+    let level = ZstdLevel::try_new(3).unwrap_or_default();
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(level))
+        // event_time is the first column of every file (event_date lives in the path).
+        .set_sorting_columns(Some(vec![SortingColumn {
+            column_idx: 0,
+            descending: false,
+            nulls_first: false,
+        }]))
+        .build()
+}
+
+fn now_millis() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

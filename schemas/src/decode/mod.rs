@@ -1,0 +1,173 @@
+//! One decoder per source format: bytes of one record in, typed rows or reasons out.
+//!
+//! A record is what a source delivers as a unit: a Kafka message, a line of a file, or one
+//! JSON value of a file. A record may hold several events (an audit `EventList`, a
+//! CloudWatch batch); each event that does not decode is rejected on its own so that the
+//! rest of the batch still lands.
+
+pub mod audit;
+pub mod aws_vpc;
+pub mod calico;
+pub mod falco;
+pub mod gcp_vpc;
+pub mod hubble;
+mod json;
+pub mod tetragon;
+
+use thiserror::Error;
+
+use crate::format::SourceFormat;
+use crate::redact::Redactor;
+use crate::rows::{AuditEvent, FlowRecord, RuntimeEvent};
+
+/// Why a record did not decode. Displayed as one line.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("invalid JSON: {0}")]
+    Json(String),
+    #[error("not UTF-8 text (invalid byte at {0})")]
+    NotUtf8(usize),
+    #[error("missing {0}")]
+    Missing(&'static str),
+    #[error("invalid {field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error("not recognised: {0}")]
+    Unrecognized(String),
+}
+
+impl DecodeError {
+    pub(crate) fn json(e: serde_json::Error) -> Self {
+        DecodeError::Json(e.to_string())
+    }
+    pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        DecodeError::Invalid {
+            field,
+            reason: reason.into(),
+        }
+    }
+    pub(crate) fn unrecognized(reason: impl Into<String>) -> Self {
+        DecodeError::Unrecognized(reason.into())
+    }
+}
+
+/// A part of a record that did not decode, with its own bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    pub raw: Vec<u8>,
+    pub error: DecodeError,
+}
+
+/// What one record decoded into.
+#[derive(Debug)]
+pub struct Output<R> {
+    pub rows: Vec<R>,
+    pub rejected: Vec<Rejected>,
+}
+
+impl<R> Default for Output<R> {
+    fn default() -> Self {
+        Output {
+            rows: Vec::new(),
+            rejected: Vec::new(),
+        }
+    }
+}
+
+impl<R> Output<R> {
+    pub(crate) fn reject(&mut self, raw: &[u8], error: DecodeError) {
+        self.rejected.push(Rejected {
+            raw: raw.to_vec(),
+            error,
+        });
+    }
+
+    /// Records that hold one event: the row, or the whole record rejected.
+    pub(crate) fn one(record: &[u8], result: Result<R, DecodeError>) -> Self {
+        let mut out = Output::default();
+        match result {
+            Ok(row) => out.rows.push(row),
+            Err(e) => out.reject(record, e),
+        }
+        out
+    }
+}
+
+/// Rows of whichever table the decoder's format feeds.
+#[derive(Debug)]
+pub enum Decoded {
+    Audit(Output<AuditEvent>),
+    Flows(Output<FlowRecord>),
+    Runtime(Output<RuntimeEvent>),
+}
+
+impl Decoded {
+    pub fn row_count(&self) -> usize {
+        match self {
+            Decoded::Audit(o) => o.rows.len(),
+            Decoded::Flows(o) => o.rows.len(),
+            Decoded::Runtime(o) => o.rows.len(),
+        }
+    }
+
+    pub fn rejected(&self) -> &[Rejected] {
+        match self {
+            Decoded::Audit(o) => &o.rejected,
+            Decoded::Flows(o) => &o.rejected,
+            Decoded::Runtime(o) => &o.rejected,
+        }
+    }
+}
+
+/// Settings every decoder shares.
+#[derive(Debug, Clone, Default)]
+pub struct DecodeOptions {
+    /// Cluster name for records that do not name one themselves.
+    pub cluster: Option<String>,
+    pub redactor: Redactor,
+}
+
+/// Decodes the records of one stream (a file, a Kafka partition) in one format. It holds
+/// what a stream can declare once for all its records: a VPC flow log's header line.
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    format: SourceFormat,
+    options: DecodeOptions,
+    aws_fields: aws_vpc::FieldOrder,
+}
+
+impl Decoder {
+    pub fn new(format: SourceFormat, options: DecodeOptions) -> Self {
+        Decoder {
+            format,
+            options,
+            aws_fields: aws_vpc::FieldOrder::default(),
+        }
+    }
+
+    pub fn format(&self) -> SourceFormat {
+        self.format
+    }
+
+    /// Decodes one record. Never panics on input; every failure is in `rejected`.
+    pub fn decode(&mut self, record: &[u8]) -> Decoded {
+        let o = &self.options;
+        match self.format {
+            SourceFormat::K8sAudit => {
+                let mut out = Output::default();
+                audit::decode(record, o, &mut out);
+                Decoded::Audit(out)
+            }
+            SourceFormat::AwsVpcFlow => Decoded::Flows(aws_vpc::decode(record, &mut self.aws_fields, o)),
+            SourceFormat::GcpVpcFlow => Decoded::Flows(Output::one(record, gcp_vpc::decode(record, o))),
+            SourceFormat::Hubble => Decoded::Flows(Output::one(record, hubble::decode(record, o))),
+            SourceFormat::Calico => Decoded::Flows(Output::one(record, calico::decode(record, o))),
+            SourceFormat::Tetragon => Decoded::Runtime(Output::one(record, tetragon::decode(record, o))),
+            SourceFormat::Falco => Decoded::Runtime(Output::one(record, falco::decode(record, o))),
+        }
+    }
+}
+
+/// Text of a record for the text formats, or why it is not text.
+pub(crate) fn utf8(record: &[u8]) -> Result<&str, DecodeError> {
+    std::str::from_utf8(record).map_err(|e| DecodeError::NotUtf8(e.valid_up_to()))
+}

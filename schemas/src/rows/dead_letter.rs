@@ -1,0 +1,170 @@
+//! `dead_letters`: one row per input record that did not decode, with its raw bytes.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BinaryArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Field};
+use arrow::error::ArrowError;
+
+use super::Provenance;
+use crate::table::{text, Table, PARTITION_COLUMN, TIME_COLUMN};
+
+/// Largest raw record kept in full; longer ones keep their head so the row stays readable
+/// and the table stays small, and `raw_size` says how long the original was.
+pub const MAX_RAW_BYTES: usize = 1 << 20;
+
+/// A record that did not decode, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// The format it was decoded as, or `auto` if none was recognised.
+    pub format: String,
+    /// One line.
+    pub reason: String,
+    pub raw: Vec<u8>,
+}
+
+pub(crate) fn fields() -> Vec<Field> {
+    vec![
+        // When the record was rejected: a dead letter has no trustworthy event time.
+        Field::new(TIME_COLUMN, crate::table::timestamp_type(), false),
+        Field::new(PARTITION_COLUMN, DataType::Date32, false),
+        Field::new("format", DataType::Utf8, false),
+        Field::new("reason", DataType::Utf8, false),
+        Field::new("raw", DataType::Binary, false),
+        Field::new("raw_size", DataType::Int64, false),
+        text("raw_preview"),
+    ]
+}
+
+/// Dead letters waiting to become a record batch.
+#[derive(Debug, Default)]
+pub struct DeadLetterBuffer {
+    letters: Vec<(DeadLetter, usize, Provenance)>,
+    approx_bytes: usize,
+}
+
+impl DeadLetterBuffer {
+    pub fn push(&mut self, mut letter: DeadLetter, provenance: &Provenance) {
+        let size = letter.raw.len();
+        letter.raw.truncate(MAX_RAW_BYTES);
+        letter.reason = one_line(&letter.reason);
+        self.approx_bytes += letter.raw.len() + letter.reason.len();
+        self.letters.push((letter, size, provenance.clone()));
+    }
+
+    pub fn len(&self) -> usize {
+        self.letters.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.letters.is_empty()
+    }
+
+    pub fn approx_bytes(&self) -> usize {
+        self.approx_bytes
+    }
+
+    pub fn take_batch(&mut self) -> Result<Option<RecordBatch>, ArrowError> {
+        if self.letters.is_empty() {
+            return Ok(None);
+        }
+        let letters = std::mem::take(&mut self.letters);
+        self.approx_bytes = 0;
+        let times = TimestampMicrosecondArray::from_iter_values(
+            letters.iter().map(|(_, _, p)| p.ingested_at),
+        )
+        .with_timezone("UTC");
+        let dates = cast(&times, &DataType::Date32)?;
+        let times: ArrayRef = Arc::new(times);
+        let columns: Vec<ArrayRef> = vec![
+            times.clone(),
+            dates,
+            Arc::new(StringArray::from_iter_values(
+                letters.iter().map(|(l, _, _)| l.format.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                letters.iter().map(|(l, _, _)| l.reason.as_str()),
+            )),
+            Arc::new(BinaryArray::from_iter_values(
+                letters.iter().map(|(l, _, _)| l.raw.as_slice()),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                letters.iter().map(|(_, size, _)| *size as i64),
+            )),
+            Arc::new(StringArray::from_iter(
+                letters.iter().map(|(l, _, _)| Some(preview(&l.raw))),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                letters.iter().map(|(_, _, p)| p.source.as_ref()),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                letters.iter().map(|(_, _, p)| p.offset),
+            )),
+            times,
+        ];
+        RecordBatch::try_new(Table::DeadLetters.schema(), columns).map(Some)
+    }
+}
+
+/// The first 200 characters of the raw record, lossily decoded, for `SELECT` at a glance.
+fn preview(raw: &[u8]) -> String {
+    let head = &raw[..raw.len().min(600)];
+    String::from_utf8_lossy(head).chars().take(200).collect()
+}
+
+/// Reasons are shown one per line; some parser messages carry newlines.
+fn one_line(reason: &str) -> String {
+    let mut s: String = reason.split_whitespace().collect::<Vec<_>>().join(" ");
+    if s.len() > 500 {
+        let mut cut = 500;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_raw_bytes_and_one_line_reason() {
+        let mut buf = DeadLetterBuffer::default();
+        let prov = crate::rows::test_support::provenance();
+        buf.push(
+            DeadLetter {
+                format: "k8s-audit".into(),
+                reason: "bad\nthing".into(),
+                raw: vec![0xff, 0xfe, b'{'],
+            },
+            &prov,
+        );
+        buf.push(
+            DeadLetter {
+                format: "auto".into(),
+                reason: "huge".into(),
+                raw: vec![b'x'; MAX_RAW_BYTES + 10],
+            },
+            &prov,
+        );
+        let batch = buf.take_batch().unwrap().unwrap();
+        assert_eq!(batch.num_rows(), 2);
+        let reasons = batch.column_by_name("reason").unwrap();
+        let reasons = reasons.as_any().downcast_ref::<StringArray>().unwrap();
+        assert_eq!(reasons.value(0), "bad thing");
+        let raw = batch.column_by_name("raw").unwrap();
+        let raw = raw.as_any().downcast_ref::<BinaryArray>().unwrap();
+        assert_eq!(raw.value(0), &[0xff, 0xfe, b'{']);
+        assert_eq!(raw.value(1).len(), MAX_RAW_BYTES);
+        let sizes = batch.column_by_name("raw_size").unwrap();
+        let sizes = sizes.as_any().downcast_ref::<Int64Array>().unwrap();
+        assert_eq!(sizes.value(1), (MAX_RAW_BYTES + 10) as i64);
+        assert!(buf.is_empty());
+    }
+}

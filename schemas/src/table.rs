@@ -1,0 +1,158 @@
+//! The lake's tables: the one place that knows their names and Arrow schemas.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::{Arc, OnceLock};
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+use crate::rows::{audit, dead_letter, flow, runtime};
+
+/// Column every table is partitioned by (UTC day of `event_time`).
+pub const PARTITION_COLUMN: &str = "event_date";
+/// Column every event table is sorted by within a file.
+pub const TIME_COLUMN: &str = "event_time";
+
+/// A Delta table in the lake. Detections add `alerts` in their own crate's terms but the
+/// name lives here so that nobody else spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Table {
+    K8sAudit,
+    NetworkFlows,
+    RuntimeEvents,
+    DeadLetters,
+}
+
+impl Table {
+    /// Every table ingestion writes, in a stable order.
+    pub const ALL: [Table; 4] = [
+        Table::K8sAudit,
+        Table::NetworkFlows,
+        Table::RuntimeEvents,
+        Table::DeadLetters,
+    ];
+
+    /// The three event families (what the `events` view unions).
+    pub const EVENTS: [Table; 3] = [Table::K8sAudit, Table::NetworkFlows, Table::RuntimeEvents];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::K8sAudit => "k8s_audit",
+            Table::NetworkFlows => "network_flows",
+            Table::RuntimeEvents => "runtime_events",
+            Table::DeadLetters => "dead_letters",
+        }
+    }
+
+    /// The full schema of the table as stored in the lake: the family's columns followed by
+    /// the provenance columns.
+    pub fn schema(self) -> SchemaRef {
+        static SCHEMAS: OnceLock<[SchemaRef; 4]> = OnceLock::new();
+        let all = SCHEMAS.get_or_init(|| {
+            Table::ALL.map(|t| {
+                let mut fields = match t {
+                    Table::K8sAudit => audit::fields(),
+                    Table::NetworkFlows => flow::fields(),
+                    Table::RuntimeEvents => runtime::fields(),
+                    Table::DeadLetters => dead_letter::fields(),
+                };
+                fields.extend(provenance_fields());
+                Arc::new(Schema::new(fields))
+            })
+        });
+        all[self as usize].clone()
+    }
+
+    /// The columns decoders fill (everything but provenance).
+    pub fn event_schema(self) -> SchemaRef {
+        let full = self.schema();
+        let n = full.fields().len() - provenance_fields().len();
+        Arc::new(Schema::new(full.fields()[..n].to_vec()))
+    }
+}
+
+impl fmt::Display for Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Table {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Table::ALL
+            .into_iter()
+            .find(|t| t.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Table::ALL.iter().map(|t| t.name()).collect();
+                format!("unknown table '{s}' (expected one of: {})", names.join(", "))
+            })
+    }
+}
+
+/// Timestamp type of every time column. Microseconds, not nanoseconds: the Delta protocol's
+/// `timestamp` type is microseconds, and a nanosecond column needs a non-standard table feature
+/// that Spark, Trino and DuckDB cannot read (see docs/decisions.md).
+pub fn timestamp_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+pub(crate) fn ts(name: &str) -> Field {
+    Field::new(name, timestamp_type(), true)
+}
+
+pub(crate) fn text(name: &str) -> Field {
+    Field::new(name, DataType::Utf8, true)
+}
+
+pub(crate) fn int(name: &str) -> Field {
+    Field::new(name, DataType::Int64, true)
+}
+
+pub(crate) fn int32(name: &str) -> Field {
+    Field::new(name, DataType::Int32, true)
+}
+
+pub(crate) fn boolean(name: &str) -> Field {
+    Field::new(name, DataType::Boolean, true)
+}
+
+pub(crate) fn text_list(name: &str) -> Field {
+    Field::new_list(name, Field::new("element", DataType::Utf8, true), true)
+}
+
+/// `event_time` and `event_date`, first in every table.
+pub(crate) fn time_fields() -> Vec<Field> {
+    vec![
+        Field::new(TIME_COLUMN, timestamp_type(), false),
+        Field::new(PARTITION_COLUMN, DataType::Date32, false),
+    ]
+}
+
+/// Where a row came from: `kafka:<topic>/<partition>` or `file:<path>`, the Kafka offset or
+/// line number, and when it was ingested.
+pub fn provenance_fields() -> Vec<Field> {
+    vec![
+        Field::new("_source", DataType::Utf8, false),
+        Field::new("_offset", DataType::Int64, false),
+        Field::new("_ingested_at", timestamp_type(), false),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_schemas_end_with_provenance() {
+        for t in Table::ALL {
+            assert_eq!(t.name().parse::<Table>().unwrap(), t);
+            let s = t.schema();
+            let names: Vec<_> = s.fields().iter().map(|f| f.name().as_str()).collect();
+            assert_eq!(&names[names.len() - 3..], &["_source", "_offset", "_ingested_at"]);
+            assert!(names.contains(&PARTITION_COLUMN), "{t} lacks event_date");
+            assert_eq!(t.event_schema().fields().len() + 3, s.fields().len());
+        }
+        assert!("nope".parse::<Table>().unwrap_err().contains("k8s_audit"));
+    }
+}
