@@ -1,1 +1,79 @@
-fn main() {}
+//! The `kubetrail` command line: parses arguments and wires the crates together.
+//!
+//! Exit codes: 0 success; 1 error (one line on stderr); 2 bad usage; 3 finished, but
+//! some input records were rejected into `dead_letters`.
+
+mod cli;
+mod demo;
+mod ingest;
+mod progress;
+mod query;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+
+/// How a command that ran to the end went.
+pub enum Outcome {
+    Ok,
+    /// Some records went to dead letters.
+    Rejected,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KUBETRAIL_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,buoyant_kernel=off")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Ingest(cmd) => ingest::run(cmd).await,
+        Command::Sql(cmd) => query::sql(cmd).await,
+        Command::Shell(cmd) => query::shell(cmd).await,
+        Command::Tables(cmd) => query::tables(cmd).await,
+        Command::Demo(cmd) => demo::run(cmd).await,
+        Command::Samples(cmd) => samples(cmd),
+    };
+    match result {
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::Rejected) => ExitCode::from(3),
+        Err(e) => {
+            // One line, never a backtrace: the causes joined, each said once (many library
+            // errors repeat their cause in their own message).
+            let mut line = String::new();
+            for cause in e.chain().map(|c| c.to_string()) {
+                if !line.contains(&cause) {
+                    if !line.is_empty() {
+                        line.push_str(": ");
+                    }
+                    line.push_str(&cause);
+                }
+            }
+            let mut line = line.split_whitespace().collect::<Vec<_>>().join(" ");
+            if line.is_empty() {
+                line = "unknown error".into();
+            }
+            eprintln!("kubetrail: {line}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn samples(cmd: cli::SamplesCmd) -> anyhow::Result<Outcome> {
+    if cmd.events == 0 {
+        let files = kubetrail_samples::write_sample_set(&cmd.out, cmd.seed)?;
+        for f in &files {
+            println!("{:<28} {:<14} {:>6} events", f.name, f.format, f.events);
+        }
+    } else {
+        kubetrail_samples::write_volume(&cmd.out, cmd.events, cmd.seed, cmd.days)?;
+        println!("wrote {} events per stream to {}", cmd.events, cmd.out.display());
+    }
+    Ok(Outcome::Ok)
+}

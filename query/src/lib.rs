@@ -1,1 +1,18 @@
-//! placeholder
+//! kubetrail-query: SQL over the lake with DataFusion. Reads the lake; never writes the
+//! tables ingestion owns.
+//!
+//! ```text
+//! lake (Delta tables) ─► LakeSession (tables + `events` view + UDFs) ─► sql / shell / tables
+//!                                                                   └─► output: table, csv, json, parquet
+//! ```
+
+pub mod output;
+pub mod session;
+pub mod shell;
+pub mod summary;
+pub mod udf;
+mod views;
+
+pub use output::{write_batches, OutputFormat};
+pub use session::{LakeSession, QueryError, TableInfo};
+pub use summary::{summarize, TableSummary};

@@ -20,12 +20,8 @@ pub use table_writer::{CommitMarker, TableWriter};
 pub enum LakeError {
     #[error("lake location '{0}': {1}")]
     Location(String, String),
-    #[error("table {table}: {source}")]
-    Delta {
-        table: String,
-        #[source]
-        source: DeltaTableError,
-    },
+    #[error("table {table}: {error}")]
+    Delta { table: String, error: DeltaTableError },
     #[error("table {table}: {message}")]
     Arrow { table: String, message: String },
     #[error("lake I/O: {0}")]
@@ -36,7 +32,7 @@ impl LakeError {
     pub(crate) fn delta(table: impl ToString, source: DeltaTableError) -> Self {
         LakeError::Delta {
             table: table.to_string(),
-            source,
+            error: source,
         }
     }
 }
@@ -91,6 +87,11 @@ impl Lake {
     pub async fn open_table(&self, table: impl AsRef<str>) -> Result<Option<DeltaTable>, LakeError> {
         let name = table.as_ref();
         let url = self.table_url(name)?;
+        if let Ok(dir) = url.to_file_path() {
+            if !dir.join("_delta_log").is_dir() {
+                return Ok(None);
+            }
+        }
         let delta = DeltaTable::try_from_url(url)
             .await
             .map_err(|e| LakeError::delta(name, e))?;
@@ -103,8 +104,12 @@ impl Lake {
             return Ok(t);
         }
         let url = self.table_url(table.name())?;
-        let delta = DeltaTable::try_from_url(url)
-            .await
+        if let Ok(dir) = url.to_file_path() {
+            std::fs::create_dir_all(dir)?;
+        }
+        // Built, not loaded: there is no log to load yet.
+        let delta = deltalake::DeltaTableBuilder::from_url(url)
+            .and_then(|b| b.build())
             .map_err(|e| LakeError::delta(table, e))?;
         let schema: StructType = table
             .schema()

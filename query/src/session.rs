@@ -1,0 +1,179 @@
+//! A DataFusion session over the lake: every table registered (empty if never written),
+//! the `events` view, and kubetrail's functions.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use datafusion::datasource::MemTable;
+use datafusion::error::DataFusionError;
+use datafusion::common::config::Dialect;
+use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+use deltalake::DeltaTable;
+use kubetrail_schemas::Table;
+use thiserror::Error;
+use url::Url;
+
+use crate::views;
+
+#[derive(Debug, Error)]
+pub enum QueryError {
+    #[error("{0}")]
+    Sql(#[from] DataFusionError),
+    #[error("no lake at {0} (ingest something first, or pass --lake)")]
+    NoLake(String),
+    #[error("lake location '{0}': {1}")]
+    Location(String, String),
+    #[error("table {0}: {1}")]
+    Table(String, String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+}
+
+/// Where a lake table lives and whether it has been written.
+#[derive(Debug, Clone)]
+pub struct TableInfo {
+    pub name: String,
+    /// `None` for a table never written (registered empty).
+    pub version: Option<u64>,
+    pub files: usize,
+}
+
+/// The query side of the lake. Reads only.
+pub struct LakeSession {
+    ctx: SessionContext,
+    root: Url,
+    tables: Vec<TableInfo>,
+}
+
+impl LakeSession {
+    /// Opens the lake at a local directory or URL. A missing directory is an error: the
+    /// query side never creates a lake.
+    pub async fn open(location: &str) -> Result<LakeSession, QueryError> {
+        let root = lake_url(location)?;
+        let mut ctx = new_context();
+        crate::udf::register(&mut ctx)?;
+        let mut tables = Vec::new();
+        for table in Table::ALL {
+            tables.push(register_table(&ctx, &root, table.name(), Some(table.schema())).await?);
+        }
+        // Tables other crates write (alerts): registered when present.
+        for name in ["alerts"] {
+            let info = register_table(&ctx, &root, name, None).await?;
+            if info.version.is_some() {
+                tables.push(info);
+            }
+        }
+        views::register(&ctx).await?;
+        Ok(LakeSession { ctx, root, tables })
+    }
+
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    pub fn root(&self) -> &Url {
+        &self.root
+    }
+
+    pub fn tables(&self) -> &[TableInfo] {
+        &self.tables
+    }
+
+    /// Plans one SQL statement.
+    pub async fn sql(&self, sql: &str) -> Result<DataFrame, QueryError> {
+        Ok(self.ctx.sql(sql).await?)
+    }
+
+    /// Runs one SQL statement and collects its result.
+    pub async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
+        Ok(self.sql(sql).await?.collect().await?)
+    }
+}
+
+/// PostgreSQL's dialect: responders know it, and the generic dialect cannot project a
+/// column named `cluster` after another one (it reads it as a `CLUSTER BY`). Unquoted
+/// names fold to lower case as usual, so `SELECT Verb` works on our snake_case columns.
+fn new_context() -> SessionContext {
+    let mut config = SessionConfig::new().with_information_schema(true);
+    config.options_mut().sql_parser.dialect = Dialect::PostgreSQL;
+    config.options_mut().execution.parquet.pushdown_filters = true;
+    SessionContext::new_with_config(config)
+}
+
+async fn register_table(
+    ctx: &SessionContext,
+    root: &Url,
+    name: &str,
+    schema: Option<arrow::datatypes::SchemaRef>,
+) -> Result<TableInfo, QueryError> {
+    let url = root
+        .join(&format!("{name}/"))
+        .map_err(|e| QueryError::Location(root.to_string(), e.to_string()))?;
+    let written = match url.to_file_path() {
+        Ok(dir) => dir.join("_delta_log").is_dir(),
+        Err(()) => true,
+    };
+    if !written {
+        return register_empty(ctx, name, schema);
+    }
+    let delta = DeltaTable::try_from_url(url)
+        .await
+        .map_err(|e| QueryError::Table(name.to_owned(), e.to_string()))?;
+    match delta.version() {
+        Some(version) => {
+            let files = delta
+                .snapshot()
+                .map(|s| s.log_data().num_files())
+                .unwrap_or_default();
+            let provider = delta
+                .table_provider()
+                .await
+                .map_err(|e| QueryError::Table(name.to_owned(), e.to_string()))?;
+            delta
+                .update_datafusion_session(&ctx.state())
+                .map_err(|e| QueryError::Table(name.to_owned(), e.to_string()))?;
+            ctx.register_table(name, provider)?;
+            Ok(TableInfo {
+                name: name.to_owned(),
+                version: Some(version),
+                files,
+            })
+        }
+        None => register_empty(ctx, name, schema),
+    }
+}
+
+/// A table never written is queryable and empty, so every query works on a new lake.
+fn register_empty(
+    ctx: &SessionContext,
+    name: &str,
+    schema: Option<arrow::datatypes::SchemaRef>,
+) -> Result<TableInfo, QueryError> {
+    if let Some(schema) = schema {
+        let empty = MemTable::try_new(schema, vec![vec![]])?;
+        ctx.register_table(name, Arc::new(empty))?;
+    }
+    Ok(TableInfo {
+        name: name.to_owned(),
+        version: None,
+        files: 0,
+    })
+}
+
+fn lake_url(location: &str) -> Result<Url, QueryError> {
+    match Url::parse(location) {
+        Ok(url) if url.scheme().len() > 1 => Ok(url),
+        _ => {
+            let path = Path::new(location);
+            if !path.is_dir() {
+                return Err(QueryError::NoLake(location.to_owned()));
+            }
+            let abs = std::fs::canonicalize(path)?;
+            Url::from_directory_path(&abs)
+                .map_err(|_| QueryError::Location(location.to_owned(), "not an absolute path".into()))
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! SQL functions responders reach for: IP ranges, private addresses, JSON paths.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, BooleanArray, StringArray};
+use arrow::compute::cast;
+use arrow::datatypes::DataType;
+use datafusion::common::{DataFusionError, Result};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion::prelude::SessionContext;
+
+/// Registers kubetrail's functions and the JSON functions (`json_get_str(request_object,
+/// 'spec', 'containers', 0, 'image')`, `request_object->'spec'->>'hostNetwork'`, …).
+pub fn register(ctx: &mut SessionContext) -> Result<()> {
+    ctx.register_udf(ScalarUDF::from(IpPredicate::cidr_contains()));
+    ctx.register_udf(ScalarUDF::from(IpPredicate::is_private_ip()));
+    datafusion_functions_json::register_all(ctx)?;
+    Ok(())
+}
+
+/// A boolean function of text arguments, the last of which is an IP address.
+#[derive(Debug)]
+struct IpPredicate {
+    name: &'static str,
+    signature: Signature,
+    /// Given the leading arguments' text (the CIDR) and the IP, the answer.
+    test: fn(&[Option<&str>], IpAddr) -> Result<bool>,
+}
+
+impl IpPredicate {
+    /// `cidr_contains('10.0.0.0/8', src_ip)`: null if either is null or the IP is not one.
+    fn cidr_contains() -> Self {
+        IpPredicate {
+            name: "cidr_contains",
+            signature: Signature::string(2, Volatility::Immutable),
+            test: |args, ip| match args[0] {
+                Some(cidr) => Cidr::parse(cidr).map(|c| c.contains(ip)),
+                None => Ok(false),
+            },
+        }
+    }
+
+    /// `is_private_ip(dst_ip)`: RFC 1918, loopback, link-local, CGNAT, ULA and friends.
+    fn is_private_ip() -> Self {
+        IpPredicate {
+            name: "is_private_ip",
+            signature: Signature::string(1, Volatility::Immutable),
+            test: |_, ip| Ok(is_private(ip)),
+        }
+    }
+}
+
+// Functions are identified by name: comparing function pointers means nothing.
+impl PartialEq for IpPredicate {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+impl Eq for IpPredicate {}
+impl std::hash::Hash for IpPredicate {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state)
+    }
+}
+
+impl ScalarUDFImpl for IpPredicate {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Boolean)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let all_scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let texts: Vec<ArrayRef> = arrays
+            .iter()
+            .map(|a| cast(a, &DataType::Utf8))
+            .collect::<std::result::Result<_, _>>()?;
+        let texts: Vec<&StringArray> = texts
+            .iter()
+            .map(|a| {
+                a.as_any()
+                    .downcast_ref::<StringArray>()
+                    .ok_or_else(|| DataFusionError::Internal("expected text".into()))
+            })
+            .collect::<Result<_>>()?;
+        let (ips, leading) = texts.split_last().ok_or_else(|| DataFusionError::Internal("no arguments".into()))?;
+        let mut out = Vec::with_capacity(ips.len());
+        for row in 0..ips.len() {
+            if ips.is_null(row) || leading.iter().any(|a| a.is_null(row)) {
+                out.push(None);
+                continue;
+            }
+            let Ok(ip) = ips.value(row).parse::<IpAddr>() else {
+                out.push(None);
+                continue;
+            };
+            let leading_values: Vec<Option<&str>> = leading.iter().map(|a| Some(a.value(row))).collect();
+            out.push(Some((self.test)(&leading_values, ip)?));
+        }
+        let result: ArrayRef = Arc::new(BooleanArray::from(out));
+        if all_scalar {
+            return Ok(ColumnarValue::Scalar(datafusion::scalar::ScalarValue::try_from_array(&result, 0)?));
+        }
+        Ok(ColumnarValue::Array(result))
+    }
+}
+
+/// An IPv4 or IPv6 network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    pub fn parse(text: &str) -> Result<Cidr> {
+        let bad = || DataFusionError::Execution(format!("cidr_contains: '{text}' is not a CIDR like 10.0.0.0/8"));
+        let (addr, prefix) = match text.trim().split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (text.trim(), None),
+        };
+        let network: IpAddr = addr.parse().map_err(|_| bad())?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(bad)?,
+            None => max,
+        };
+        Ok(Cidr { network, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.network, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Addresses that never route on the public internet.
+pub fn is_private(ip: IpAddr) -> bool {
+    const RANGES: [&str; 12] = [
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "100.64.0.0/10",
+        "0.0.0.0/8",
+        "::1/128",
+        "fc00::/7",
+        "fe80::/10",
+        "::/128",
+        "192.0.0.0/24",
+    ];
+    RANGES
+        .iter()
+        .filter_map(|r| Cidr::parse(r).ok())
+        .any(|c| c.contains(ip))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidrs_and_private_ranges() {
+        let c = Cidr::parse("10.1.0.0/16").unwrap();
+        assert!(c.contains("10.1.200.3".parse().unwrap()));
+        assert!(!c.contains("10.2.0.1".parse().unwrap()));
+        assert!(c.contains("::ffff:10.1.0.9".parse().unwrap()));
+        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains("8.8.8.8".parse().unwrap()));
+        assert!(Cidr::parse("fd00::/8").unwrap().contains("fd00::1".parse().unwrap()));
+        assert!(Cidr::parse("1.2.3.4").unwrap().contains("1.2.3.4".parse().unwrap()));
+        assert!(Cidr::parse("10.0.0.0/33").is_err());
+        assert!(Cidr::parse("nope/8").is_err());
+        assert!(is_private("192.168.1.1".parse().unwrap()));
+        assert!(is_private("169.254.169.254".parse().unwrap()));
+        assert!(!is_private("64.225.45.153".parse().unwrap()));
+        assert!(!is_private("2606:4700::1111".parse().unwrap()));
+    }
+}
