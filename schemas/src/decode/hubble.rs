@@ -103,12 +103,13 @@ fn l4(flow: &Value) -> Result<L4, DecodeError> {
     };
     let src = port(body, "source_port")?;
     let dst = port(body, "destination_port")?;
+    // In the order of the TCP header bits, as VPC flow logs spell them.
+    const ORDER: [&str; 9] = ["FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR", "NS"];
     let flags = match body.get("flags") {
         Some(Value::Object(f)) => {
-            let set: Vec<&str> = f
-                .iter()
-                .filter(|(_, v)| v.as_bool() == Some(true))
-                .map(|(k, _)| k.as_str())
+            let set: Vec<&str> = ORDER
+                .into_iter()
+                .filter(|flag| f.get(*flag).and_then(Value::as_bool) == Some(true))
                 .collect();
             (!set.is_empty()).then(|| set.join(","))
         }

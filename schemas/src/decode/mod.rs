@@ -25,6 +25,9 @@ use crate::rows::{AuditEvent, FlowRecord, RuntimeEvent};
 pub enum DecodeError {
     #[error("invalid JSON: {0}")]
     Json(String),
+    /// Well-formed JSON whose fields have the wrong types.
+    #[error("unexpected value: {0}")]
+    Shape(String),
     #[error("not UTF-8 text (invalid byte at {0})")]
     NotUtf8(usize),
     #[error("missing {0}")]
@@ -37,7 +40,10 @@ pub enum DecodeError {
 
 impl DecodeError {
     pub(crate) fn json(e: serde_json::Error) -> Self {
-        DecodeError::Json(e.to_string())
+        match e.classify() {
+            serde_json::error::Category::Data => DecodeError::Shape(e.to_string()),
+            _ => DecodeError::Json(e.to_string()),
+        }
     }
     pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
         DecodeError::Invalid {

@@ -17,8 +17,16 @@ pub(crate) fn decode(record: &[u8], options: &DecodeOptions) -> Result<RuntimeEv
         .find(|(k, v)| k.starts_with("process_") && v.is_object())
         .ok_or_else(|| DecodeError::unrecognized("no process_* event object"))?;
     let process = at(body, "process").ok_or(DecodeError::Missing("process"))?;
+    // An exec happens when its process starts: Tetragon's own test data leaves out the
+    // envelope time for execs, and the start time is the same instant.
+    let exec_start = if event_type == "process_exec" {
+        json::time(process, "start_time")?
+    } else {
+        None
+    };
     let event_time = json::time(&outer, "time")?
         .or(json::time(body, "time")?)
+        .or(exec_start)
         .ok_or(DecodeError::Missing("time"))?;
 
     let labels = match json::object(process, "pod.pod_labels")? {

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use arrow::array::{
     ArrayRef, BinaryArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
-use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field};
 use arrow::error::ArrowError;
 
@@ -77,8 +76,8 @@ impl DeadLetterBuffer {
             letters.iter().map(|(_, _, p)| p.ingested_at),
         )
         .with_timezone("UTC");
-        let dates = cast(&times, &DataType::Date32)?;
         let times: ArrayRef = Arc::new(times);
+        let dates = super::utc_days(&times)?;
         let columns: Vec<ArrayRef> = vec![
             times.clone(),
             dates,

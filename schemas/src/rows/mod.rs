@@ -11,7 +11,7 @@ pub mod runtime;
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::array::{ArrayRef, Date32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow::compute::{cast, lexsort_to_indices, take_record_batch, SortColumn};
 use arrow::datatypes::DataType;
 use arrow::error::ArrowError;
@@ -121,7 +121,7 @@ impl<R: EventRow> RowBuffer<R> {
                     let times = serialized
                         .column_by_name(TIME_COLUMN)
                         .ok_or_else(|| ArrowError::SchemaError("no event_time".into()))?;
-                    cast(times, &DataType::Date32)?
+                    utc_days(times)?
                 }
                 "_source" => Arc::new(StringArray::from_iter_values(
                     self.sources.iter().map(|s| s.as_ref()),
@@ -144,6 +144,21 @@ impl<R: EventRow> RowBuffer<R> {
         let batch = RecordBatch::try_new(full, columns)?;
         sort_by_time(&batch).map(Some)
     }
+}
+
+/// The UTC day of each microsecond timestamp, as `Date32`.
+pub(crate) fn utc_days(times: &ArrayRef) -> Result<ArrayRef, ArrowError> {
+    const MICROS_PER_DAY: i64 = 86_400_000_000;
+    let micros = cast(times, &DataType::Int64)?;
+    let micros = micros
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .ok_or_else(|| ArrowError::CastError("event_time is not an integer timestamp".into()))?;
+    let days: Date32Array = micros
+        .iter()
+        .map(|t| t.map(|t| t.div_euclid(MICROS_PER_DAY) as i32))
+        .collect();
+    Ok(Arc::new(days))
 }
 
 /// Sorts a batch by `event_time`, then `_offset`, so that equal times keep input order.
@@ -179,12 +194,5 @@ pub(crate) mod test_support {
             offset: 1,
             ingested_at: 1_700_000_000_000_000,
         }
-    }
-
-    /// Serializes rows through the real buffer: fails if a struct field is not in the schema.
-    pub fn batch_of<R: EventRow>(rows: Vec<R>) -> RecordBatch {
-        let mut buffer = RowBuffer::default();
-        buffer.extend(rows, &provenance(), 10);
-        buffer.take_batch().unwrap().unwrap()
     }
 }
