@@ -6,6 +6,9 @@ use std::io::{self, BufRead, Cursor, Read};
 /// Records larger than this are not decoded: their head is kept as a dead letter.
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 64 << 20;
 
+/// How much of the first line is read to choose between JSON lines and pretty JSON.
+const PEEK_BYTES: usize = 1 << 20;
+
 /// One record and where it starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
@@ -50,26 +53,38 @@ impl<'a> RecordReader<'a> {
         }
     }
 
-    /// Reads the first line to choose the mode, then puts it back in front of the stream.
+    /// Peeks at the first line (at most [`PEEK_BYTES`]) to choose the mode, then puts
+    /// every byte it read back in front of the stream.
     fn choose_mode(&mut self) -> io::Result<Mode> {
         let mut first = Vec::new();
-        let (ended, _) = read_line_bounded(&mut self.reader, &mut first, self.max_bytes)?;
-        let reader = std::mem::replace(&mut self.reader, Box::new(io::empty()));
-        let mut start = 0;
-        if first.starts_with(b"\xEF\xBB\xBF") {
-            start = 3; // UTF-8 byte order mark
+        loop {
+            let buf = self.reader.fill_buf()?;
+            if buf.is_empty() {
+                break;
+            }
+            let room = PEEK_BYTES - first.len();
+            let (take, ended) = match memchr::memchr(b'\n', buf) {
+                Some(i) if i < room => (i + 1, true),
+                _ => (buf.len().min(room), false),
+            };
+            first.extend_from_slice(&buf[..take]);
+            self.reader.consume(take);
+            if ended || first.len() >= PEEK_BYTES {
+                break;
+            }
         }
-        let head = trim_start(&first[start..]);
+        let start = if first.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 }; // byte order mark
+        let line = first[start..].split(|b| *b == b'\n').next().unwrap_or_default();
+        let head = trim_start(line);
+        // A line longer than the peek is one huge record, not the start of pretty JSON.
+        let whole_line = first.len() < PEEK_BYTES;
         let mode = match head.first() {
             Some(b'[') => Mode::JsonValues,
-            Some(b'{') if !is_balanced(head) => Mode::JsonValues,
+            Some(b'{') if whole_line && !is_balanced(head) => Mode::JsonValues,
             _ => Mode::Lines,
         };
-        let mut replay = first.split_off(start);
-        if ended {
-            replay.push(b'\n');
-        }
-        self.reader = Box::new(Cursor::new(replay).chain(reader));
+        let reader = std::mem::replace(&mut self.reader, Box::new(io::empty()));
+        self.reader = Box::new(Cursor::new(first.split_off(start)).chain(reader));
         Ok(mode)
     }
 
