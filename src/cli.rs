@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "kubetrail", version, about = "Forensic data pipeline for Kubernetes: audit logs, network flows and runtime events in a Delta lake, with SQL on top")]
+#[command(
+    name = "kubetrail",
+    version,
+    about = "Forensic data pipeline for Kubernetes: audit logs, network flows and runtime events in a Delta lake, with SQL on top"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -54,9 +54,16 @@ pub async fn run(cmd: DemoCmd) -> anyhow::Result<Outcome> {
     });
     let samples_dir = base.join("samples");
     let lake_dir: PathBuf = base.join("lake");
-    println!("== 1. The evidence: an hour of cluster {} with an attack in it", kubetrail_samples::cluster::CLUSTER);
+    println!(
+        "== 1. The evidence: an hour of cluster {} with an attack in it",
+        kubetrail_samples::cluster::CLUSTER
+    );
     let files = kubetrail_samples::write_sample_set(&samples_dir, kubetrail_samples::SEED)?;
-    println!("   {} files in native formats under {}", files.len(), samples_dir.display());
+    println!(
+        "   {} files in native formats under {}",
+        files.len(),
+        samples_dir.display()
+    );
 
     println!("\n== 2. Ingest (format recognised from content, secrets redacted)");
     let lake = Lake::open(&lake_dir.to_string_lossy())?;
@@ -95,6 +102,9 @@ pub async fn run(cmd: DemoCmd) -> anyhow::Result<Outcome> {
         lake_dir.display()
     );
     println!("   Next: kubetrail shell --lake {}", lake_dir.display());
-    println!("         kubetrail sql --lake {} \"SELECT source, count(*) FROM events GROUP BY source\"", lake_dir.display());
+    println!(
+        "         kubetrail sql --lake {} \"SELECT source, count(*) FROM events GROUP BY source\"",
+        lake_dir.display()
+    );
     Ok(Outcome::Ok)
 }

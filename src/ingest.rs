@@ -50,30 +50,42 @@ async fn file(cmd: IngestFileCmd) -> anyhow::Result<Outcome> {
     }
     print_totals(&totals);
     let rejected = totals.get(&Table::DeadLetters).copied().unwrap_or(0);
-    Ok(if rejected > 0 { Outcome::Rejected } else { Outcome::Ok })
+    Ok(if rejected > 0 {
+        Outcome::Rejected
+    } else {
+        Outcome::Ok
+    })
 }
 
 pub fn describe(r: &InputReport) -> String {
     let format = r.format.map_or("unrecognised", |f| f.name());
     if r.already_ingested {
-        return format!("{}: already ingested (sha256 {}), nothing written", r.source, &r.sha256[..12]);
+        return format!(
+            "{}: already ingested (sha256 {}), nothing written",
+            r.source,
+            &r.sha256[..12]
+        );
     }
-    let rows: Vec<String> = r
-        .rows
-        .iter()
-        .map(|(t, n)| format!("{t} {n}"))
-        .collect();
+    let rows: Vec<String> = r.rows.iter().map(|(t, n)| format!("{t} {n}")).collect();
     format!(
         "{}: {format}, {} records -> {}",
         r.source,
         r.records,
-        if rows.is_empty() { "nothing".to_owned() } else { rows.join(", ") }
+        if rows.is_empty() {
+            "nothing".to_owned()
+        } else {
+            rows.join(", ")
+        }
     )
 }
 
 pub fn print_totals(totals: &BTreeMap<Table, u64>) {
     println!("rows written:");
     for table in Table::ALL {
-        println!("  {:<16} {:>10}", table.name(), totals.get(&table).copied().unwrap_or(0));
+        println!(
+            "  {:<16} {:>10}",
+            table.name(),
+            totals.get(&table).copied().unwrap_or(0)
+        );
     }
 }

@@ -27,8 +27,11 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("KUBETRAIL_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,buoyant_kernel=off,deltalake_core::writer::stats=error")),
+            tracing_subscriber::EnvFilter::try_from_env("KUBETRAIL_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(
+                    "warn,buoyant_kernel=off,deltalake_core::writer::stats=error",
+                )
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -73,7 +76,11 @@ fn samples(cmd: cli::SamplesCmd) -> anyhow::Result<Outcome> {
         }
     } else {
         kubetrail_samples::write_volume(&cmd.out, cmd.events, cmd.seed, cmd.days)?;
-        println!("wrote {} events per stream to {}", cmd.events, cmd.out.display());
+        println!(
+            "wrote {} events per stream to {}",
+            cmd.events,
+            cmd.out.display()
+        );
     }
     Ok(Outcome::Ok)
 }

@@ -11,13 +11,20 @@ use crate::Outcome;
 
 pub async fn sql(cmd: SqlCmd) -> anyhow::Result<Outcome> {
     let format: OutputFormat = cmd.format.parse().map_err(anyhow::Error::msg)?;
-    if format == OutputFormat::Parquet && cmd.output.is_none() && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+    if format == OutputFormat::Parquet
+        && cmd.output.is_none()
+        && std::io::IsTerminal::is_terminal(&std::io::stdout())
+    {
         anyhow::bail!("parquet output needs --output FILE (or a pipe)");
     }
     let session = LakeSession::open(&cmd.lake.lake).await?;
     let batches = session.query(&cmd.sql).await?;
     let mut out: Box<dyn Write + Send> = match &cmd.output {
-        Some(path) => Box::new(BufWriter::new(File::create(path).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?)),
+        Some(path) => {
+            Box::new(BufWriter::new(File::create(path).map_err(|e| {
+                anyhow::anyhow!("cannot create {}: {e}", path.display())
+            })?))
+        }
         None => Box::new(BufWriter::new(std::io::stdout())),
     };
     write_batches(&batches, format, &mut out)?;
@@ -27,20 +34,33 @@ pub async fn sql(cmd: SqlCmd) -> anyhow::Result<Outcome> {
 
 pub async fn shell(cmd: LakeArgs) -> anyhow::Result<Outcome> {
     let session = LakeSession::open(&cmd.lake).await?;
-    let history = std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".kubetrail_history"));
+    let history =
+        std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".kubetrail_history"));
     kubetrail_query::shell::run(&session, history).await?;
     Ok(Outcome::Ok)
 }
 
 pub async fn tables(cmd: LakeArgs) -> anyhow::Result<Outcome> {
     let session = LakeSession::open(&cmd.lake).await?;
-    println!("{:<16} {:>12} {:>7}  {:<27} {:<27}", "table", "rows", "files", "first event", "last event");
+    println!(
+        "{:<16} {:>12} {:>7}  {:<27} {:<27}",
+        "table", "rows", "files", "first event", "last event"
+    );
     for t in summarize(&session).await? {
         let time = |v: Option<i64>| {
             v.and_then(DateTime::from_timestamp_micros)
-                .map_or("-".to_owned(), |d| d.format("%Y-%m-%d %H:%M:%S%.3fZ").to_string())
+                .map_or("-".to_owned(), |d| {
+                    d.format("%Y-%m-%d %H:%M:%S%.3fZ").to_string()
+                })
         };
-        println!("{:<16} {:>12} {:>7}  {:<27} {:<27}", t.name, t.rows, t.files, time(t.first), time(t.last));
+        println!(
+            "{:<16} {:>12} {:>7}  {:<27} {:<27}",
+            t.name,
+            t.rows,
+            t.files,
+            time(t.first),
+            time(t.last)
+        );
     }
     Ok(Outcome::Ok)
 }

@@ -110,7 +110,9 @@ impl TableBatches {
 
     fn take(&mut self, all: bool) -> Result<Vec<(Table, RecordBatch)>, ArrowError> {
         let limits = self.limits;
-        let full = |len: usize, bytes: usize| len > 0 && (all || len >= limits.max_rows || bytes >= limits.max_bytes);
+        let full = |len: usize, bytes: usize| {
+            len > 0 && (all || len >= limits.max_rows || bytes >= limits.max_bytes)
+        };
         let mut out = Vec::new();
         if full(self.audit.len(), self.audit.approx_bytes()) {
             out.extend(self.audit.take_batch()?.map(|b| (Table::K8sAudit, b)));
@@ -119,7 +121,11 @@ impl TableBatches {
             out.extend(self.flows.take_batch()?.map(|b| (Table::NetworkFlows, b)));
         }
         if full(self.runtime.len(), self.runtime.approx_bytes()) {
-            out.extend(self.runtime.take_batch()?.map(|b| (Table::RuntimeEvents, b)));
+            out.extend(
+                self.runtime
+                    .take_batch()?
+                    .map(|b| (Table::RuntimeEvents, b)),
+            );
         }
         if full(self.dead.len(), self.dead.approx_bytes()) {
             out.extend(self.dead.take_batch()?.map(|b| (Table::DeadLetters, b)));

@@ -101,7 +101,9 @@ pub async fn ingest_file(
     while let Some((table, batch)) = rx.recv().await {
         let writer = match writers.entry(table) {
             std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::btree_map::Entry::Vacant(e) => e.insert(TableWriter::open(lake, table).await?),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(TableWriter::open(lake, table).await?)
+            }
         };
         writer.stage(batch).await?;
     }
@@ -147,7 +149,9 @@ fn decode_input(
     let source: Arc<str> = Arc::from(path.source());
     let ingested_at = chrono::Utc::now().timestamp_micros();
     let mut batches = TableBatches::new(options.limits);
-    let mut decoder = options.format.map(|f| Decoder::new(f, options.decode.clone()));
+    let mut decoder = options
+        .format
+        .map(|f| Decoder::new(f, options.decode.clone()));
     let mut records = 0u64;
     let send = |ready: Vec<(Table, RecordBatch)>| -> Result<(), IngestError> {
         for item in ready {
@@ -175,7 +179,8 @@ fn decode_input(
             continue;
         }
         if decoder.is_none() {
-            decoder = SourceFormat::sniff(&record.bytes).map(|f| Decoder::new(f, options.decode.clone()));
+            decoder =
+                SourceFormat::sniff(&record.bytes).map(|f| Decoder::new(f, options.decode.clone()));
         }
         let Some(d) = decoder.as_mut() else {
             let letter = DeadLetter {

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use deltalake::DeltaTable;
-use kubetrail_ingest::{ingest_file, BatchLimits, FileIngest, InputPath, InputReport, Lake, NoProgress};
+use kubetrail_ingest::{
+    ingest_file, BatchLimits, FileIngest, InputPath, InputReport, Lake, NoProgress,
+};
 use kubetrail_schemas::{SourceFormat, Table};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
@@ -16,9 +18,14 @@ fn samples() -> PathBuf {
 }
 
 async fn ingest(lake: &Lake, path: &Path, options: &FileIngest) -> InputReport {
-    ingest_file(lake, &InputPath::File(path.to_owned()), options, Arc::new(NoProgress))
-        .await
-        .unwrap()
+    ingest_file(
+        lake,
+        &InputPath::File(path.to_owned()),
+        options,
+        Arc::new(NoProgress),
+    )
+    .await
+    .unwrap()
 }
 
 async fn table(lake: &Lake, t: Table) -> Option<DeltaTable> {
@@ -32,9 +39,14 @@ async fn read_table(lake: &Lake, t: Table) -> Vec<RecordBatch> {
     };
     let mut batches = Vec::new();
     for uri in delta.get_file_uris().unwrap() {
-        let path = url::Url::parse(&uri).map(|u| u.to_file_path().unwrap()).unwrap_or_else(|_| PathBuf::from(&uri));
+        let path = url::Url::parse(&uri)
+            .map(|u| u.to_file_path().unwrap())
+            .unwrap_or_else(|_| PathBuf::from(&uri));
         let file = std::fs::File::open(&path).unwrap();
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap();
         batches.extend(reader.map(|b| b.unwrap()));
     }
     batches
@@ -47,7 +59,11 @@ async fn row_count(lake: &Lake, t: Table) -> usize {
 fn strings(batches: &[RecordBatch], column: &str) -> Vec<String> {
     let mut out = Vec::new();
     for b in batches {
-        let c = arrow::compute::cast(b.column_by_name(column).unwrap(), &arrow::datatypes::DataType::Utf8).unwrap();
+        let c = arrow::compute::cast(
+            b.column_by_name(column).unwrap(),
+            &arrow::datatypes::DataType::Utf8,
+        )
+        .unwrap();
         let c = c.as_string::<i32>();
         out.extend((0..c.len()).map(|i| c.value(i).to_owned()));
     }
@@ -73,7 +89,12 @@ mod round_trip {
             let events: u64 = cols[3].parse().unwrap();
             let report = ingest(&lake, &samples().join(cols[0]), &FileIngest::default()).await;
             let table: Table = cols[2].parse().unwrap();
-            assert_eq!(report.format, Some(cols[1].parse::<SourceFormat>().unwrap()), "{}", cols[0]);
+            assert_eq!(
+                report.format,
+                Some(cols[1].parse::<SourceFormat>().unwrap()),
+                "{}",
+                cols[0]
+            );
             assert_eq!(report.rows.get(&table), Some(&events), "{}", cols[0]);
             assert_eq!(report.dead_letters(), 0, "{}", cols[0]);
             *expected.entry(table).or_insert(0usize) += events as usize;
@@ -87,18 +108,32 @@ mod round_trip {
     #[tokio::test]
     async fn files_are_partitioned_by_day_sorted_by_time_and_zstd() {
         let (dir, lake) = new_lake();
-        ingest(&lake, &samples().join("k8s-audit.jsonl"), &FileIngest::default()).await;
+        ingest(
+            &lake,
+            &samples().join("k8s-audit.jsonl"),
+            &FileIngest::default(),
+        )
+        .await;
         let partition = dir.path().join("lake/k8s_audit/event_date=2026-11-20");
-        let files: Vec<_> = std::fs::read_dir(&partition).unwrap().map(|e| e.unwrap().path()).collect();
+        let files: Vec<_> = std::fs::read_dir(&partition)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         assert_eq!(files.len(), 1);
-        let builder = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&files[0]).unwrap()).unwrap();
+        let builder =
+            ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&files[0]).unwrap())
+                .unwrap();
         let column = builder.metadata().row_group(0).column(0);
         assert_eq!(column.column_path().string(), "event_time");
         assert!(format!("{:?}", column.compression()).starts_with("ZSTD"));
         let batches: Vec<RecordBatch> = builder.build().unwrap().map(|b| b.unwrap()).collect();
         let mut previous = i64::MIN;
         for b in &batches {
-            let times = arrow::compute::cast(b.column_by_name("event_time").unwrap(), &arrow::datatypes::DataType::Int64).unwrap();
+            let times = arrow::compute::cast(
+                b.column_by_name("event_time").unwrap(),
+                &arrow::datatypes::DataType::Int64,
+            )
+            .unwrap();
             for &t in times.as_primitive::<arrow::datatypes::Int64Type>().values() {
                 assert!(t >= previous, "not sorted by time");
                 previous = t;
@@ -110,7 +145,10 @@ mod round_trip {
     async fn bounded_batches_become_several_files_in_one_commit() {
         let (_dir, lake) = new_lake();
         let options = FileIngest {
-            limits: BatchLimits { max_rows: 100, max_bytes: 1 << 30 },
+            limits: BatchLimits {
+                max_rows: 100,
+                max_bytes: 1 << 30,
+            },
             ..FileIngest::default()
         };
         let report = ingest(&lake, &samples().join("hubble.jsonl"), &options).await;
@@ -139,9 +177,19 @@ mod exactly_once {
         // The same bytes under another name are the same evidence.
         let copy = dir.path().join("renamed.jsonl");
         std::fs::copy(&path, &copy).unwrap();
-        assert!(ingest(&lake, &copy, &FileIngest::default()).await.already_ingested);
-        assert_eq!(table(&lake, Table::RuntimeEvents).await.unwrap().version(), version);
-        assert_eq!(row_count(&lake, Table::RuntimeEvents).await, first.rows[&Table::RuntimeEvents] as usize);
+        assert!(
+            ingest(&lake, &copy, &FileIngest::default())
+                .await
+                .already_ingested
+        );
+        assert_eq!(
+            table(&lake, Table::RuntimeEvents).await.unwrap().version(),
+            version
+        );
+        assert_eq!(
+            row_count(&lake, Table::RuntimeEvents).await,
+            first.rows[&Table::RuntimeEvents] as usize
+        );
     }
 
     #[tokio::test]
@@ -176,20 +224,31 @@ mod bad_input {
     async fn good_records_land_and_each_bad_one_becomes_one_dead_letter() {
         let (dir, lake) = new_lake();
         let huge_value = "x".repeat(10 << 20);
-        let huge = GOOD.replace("\"ID\"", &format!("\"huge\",\"annotations\":{{\"big\":\"{huge_value}\"}}"));
+        let huge = GOOD.replace(
+            "\"ID\"",
+            &format!("\"huge\",\"annotations\":{{\"big\":\"{huge_value}\"}}"),
+        );
         let mut input: Vec<u8> = Vec::new();
         let lines: Vec<Vec<u8>> = vec![
-            good(1).into_bytes(),                                                       // 1 good
-            b"".to_vec(),                                                               // 2 blank
-            format!("{}\r", good(2)).into_bytes(),                                      // 3 good, CRLF
-            good(3)[..60].as_bytes().to_vec(),                                          // 4 truncated
-            GOOD.replace("200", "\"200\"").into_bytes(),                                // 5 wrong type
-            GOOD.replace("\"verb\"", "\"newField\":[1],\"verb\"").replace("\"ID\"", "\"unknown-field\"").into_bytes(), // 6 good
-            GOOD.replace("requestReceivedTimestamp", "someOtherTime").into_bytes(),    // 7 missing time
-            [b"{\"kind\":\"Event\",\"verb\":\"get\",\"user\":{\"username\":\"".as_slice(), &[0xff, 0xfe], b"\"}}"].concat(), // 8 not UTF-8
-            b"   ".to_vec(),                                                            // 9 blank
-            huge.into_bytes(),                                                          // 10 good, 10 MB
-            b"garbage that is not json".to_vec(),                                       // 11 bad
+            good(1).into_bytes(),                        // 1 good
+            b"".to_vec(),                                // 2 blank
+            format!("{}\r", good(2)).into_bytes(),       // 3 good, CRLF
+            good(3)[..60].as_bytes().to_vec(),           // 4 truncated
+            GOOD.replace("200", "\"200\"").into_bytes(), // 5 wrong type
+            GOOD.replace("\"verb\"", "\"newField\":[1],\"verb\"")
+                .replace("\"ID\"", "\"unknown-field\"")
+                .into_bytes(), // 6 good
+            GOOD.replace("requestReceivedTimestamp", "someOtherTime")
+                .into_bytes(), // 7 missing time
+            [
+                b"{\"kind\":\"Event\",\"verb\":\"get\",\"user\":{\"username\":\"".as_slice(),
+                &[0xff, 0xfe],
+                b"\"}}",
+            ]
+            .concat(), // 8 not UTF-8
+            b"   ".to_vec(),                             // 9 blank
+            huge.into_bytes(),                           // 10 good, 10 MB
+            b"garbage that is not json".to_vec(),        // 11 bad
         ];
         for line in &lines {
             input.extend_from_slice(line);
@@ -197,7 +256,10 @@ mod bad_input {
         }
         let path = dir.path().join("mixed.jsonl");
         std::fs::write(&path, &input).unwrap();
-        let options = FileIngest { format: Some(SourceFormat::K8sAudit), ..FileIngest::default() };
+        let options = FileIngest {
+            format: Some(SourceFormat::K8sAudit),
+            ..FileIngest::default()
+        };
         let report = ingest(&lake, &path, &options).await;
         assert_eq!(report.records, 9);
         assert_eq!(report.rows[&Table::K8sAudit], 4);
@@ -206,23 +268,41 @@ mod bad_input {
         let letters = read_table(&lake, Table::DeadLetters).await;
         let offsets: Vec<i64> = letters
             .iter()
-            .flat_map(|b| b.column_by_name("_offset").unwrap().as_primitive::<arrow::datatypes::Int64Type>().values().to_vec())
+            .flat_map(|b| {
+                b.column_by_name("_offset")
+                    .unwrap()
+                    .as_primitive::<arrow::datatypes::Int64Type>()
+                    .values()
+                    .to_vec()
+            })
             .collect();
         let mut sorted = offsets.clone();
         sorted.sort();
         assert_eq!(sorted, [4, 5, 7, 8, 11]);
         let reasons = strings(&letters, "reason");
-        assert!(reasons.iter().any(|r| r.starts_with("invalid JSON")), "{reasons:?}");
-        assert!(reasons.iter().any(|r| r.contains("missing requestReceivedTimestamp")), "{reasons:?}");
+        assert!(
+            reasons.iter().any(|r| r.starts_with("invalid JSON")),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.contains("missing requestReceivedTimestamp")),
+            "{reasons:?}"
+        );
         assert!(reasons.iter().all(|r| !r.contains('\n')));
         let sources = strings(&letters, "_source");
-        assert!(sources.iter().all(|s| s.starts_with("file:") && s.ends_with("mixed.jsonl")));
+        assert!(sources
+            .iter()
+            .all(|s| s.starts_with("file:") && s.ends_with("mixed.jsonl")));
         // The raw bytes are kept exactly, invalid UTF-8 included.
         let raw: Vec<Vec<u8>> = letters
             .iter()
             .flat_map(|b| {
                 let c = b.column_by_name("raw").unwrap().as_binary::<i32>().clone();
-                (0..c.len()).map(move |i| c.value(i).to_vec()).collect::<Vec<_>>()
+                (0..c.len())
+                    .map(move |i| c.value(i).to_vec())
+                    .collect::<Vec<_>>()
             })
             .collect();
         assert!(raw.contains(&lines[7]));
@@ -241,7 +321,12 @@ mod bad_input {
         std::fs::write(&path, b"").unwrap();
         let report = ingest(&lake, &path, &FileIngest::default()).await;
         assert_eq!((report.records, report.rows.len()), (0, 0));
-        let report = ingest(&lake, &samples().join("MANIFEST.tsv"), &FileIngest::default()).await;
+        let report = ingest(
+            &lake,
+            &samples().join("MANIFEST.tsv"),
+            &FileIngest::default(),
+        )
+        .await;
         // A file in no known format: every record is a dead letter, nothing else.
         assert_eq!(report.format, None);
         assert_eq!(report.dead_letters(), report.records);
@@ -272,10 +357,15 @@ mod bad_input {
     #[tokio::test]
     async fn a_missing_file_is_an_error_naming_it() {
         let (_dir, lake) = new_lake();
-        let err = ingest_file(&lake, &InputPath::File("/no/such/file.json".into()), &FileIngest::default(), Arc::new(NoProgress))
-            .await
-            .unwrap_err()
-            .to_string();
+        let err = ingest_file(
+            &lake,
+            &InputPath::File("/no/such/file.json".into()),
+            &FileIngest::default(),
+            Arc::new(NoProgress),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("/no/such/file.json"), "{err}");
     }
 }

@@ -28,7 +28,9 @@ impl FromStr for OutputFormat {
             "csv" => Ok(OutputFormat::Csv),
             "json" | "jsonl" => Ok(OutputFormat::Json),
             "parquet" => Ok(OutputFormat::Parquet),
-            other => Err(format!("unknown output format '{other}' (table, csv, json, parquet)")),
+            other => Err(format!(
+                "unknown output format '{other}' (table, csv, json, parquet)"
+            )),
         }
     }
 }
@@ -42,11 +44,16 @@ pub fn write_batches(
 ) -> Result<(), ArrowError> {
     match format {
         OutputFormat::Table => {
-            let text: Vec<RecordBatch> = batches.iter().map(binary_as_text).collect::<Result<_, _>>()?;
+            let text: Vec<RecordBatch> = batches
+                .iter()
+                .map(binary_as_text)
+                .collect::<Result<_, _>>()?;
             writeln!(out, "{}", pretty_format_batches(&text)?)?;
         }
         OutputFormat::Csv => {
-            let mut writer = arrow::csv::WriterBuilder::new().with_header(true).build(out);
+            let mut writer = arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(out);
             for b in batches {
                 writer.write(&binary_as_text(b)?)?;
             }
@@ -68,9 +75,13 @@ pub fn write_batches(
             let mut writer = ArrowWriter::try_new(out, first.schema(), Some(props))
                 .map_err(|e| ArrowError::ExternalError(Box::new(e)))?;
             for b in batches {
-                writer.write(b).map_err(|e| ArrowError::ExternalError(Box::new(e)))?;
+                writer
+                    .write(b)
+                    .map_err(|e| ArrowError::ExternalError(Box::new(e)))?;
             }
-            writer.close().map_err(|e| ArrowError::ExternalError(Box::new(e)))?;
+            writer
+                .close()
+                .map_err(|e| ArrowError::ExternalError(Box::new(e)))?;
         }
     }
     Ok(())
@@ -91,7 +102,10 @@ fn binary_as_text(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
                 .downcast_ref::<BinaryArray>()
                 .ok_or_else(|| ArrowError::CastError("binary".into()))?;
             let text: StringArray = (0..bytes.len())
-                .map(|i| (!bytes.is_null(i)).then(|| String::from_utf8_lossy(bytes.value(i)).into_owned()))
+                .map(|i| {
+                    (!bytes.is_null(i))
+                        .then(|| String::from_utf8_lossy(bytes.value(i)).into_owned())
+                })
                 .collect();
             fields.push(Field::new(field.name(), DataType::Utf8, true));
             columns.push(Arc::new(text));
@@ -104,5 +118,8 @@ fn binary_as_text(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
 }
 
 fn is_binary(t: &DataType) -> bool {
-    matches!(t, DataType::Binary | DataType::LargeBinary | DataType::BinaryView)
+    matches!(
+        t,
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView
+    )
 }

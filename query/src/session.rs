@@ -5,9 +5,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
+use datafusion::common::config::Dialect;
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
-use datafusion::common::config::Dialect;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use deltalake::DeltaTable;
 use kubetrail_schemas::Table;
@@ -172,8 +172,9 @@ fn lake_url(location: &str) -> Result<Url, QueryError> {
                 return Err(QueryError::NoLake(location.to_owned()));
             }
             let abs = std::fs::canonicalize(path)?;
-            Url::from_directory_path(&abs)
-                .map_err(|_| QueryError::Location(location.to_owned(), "not an absolute path".into()))
+            Url::from_directory_path(&abs).map_err(|_| {
+                QueryError::Location(location.to_owned(), "not an absolute path".into())
+            })
         }
     }
 }

@@ -44,7 +44,11 @@ impl<'a> Shell<'a> {
 
     /// Runs one complete input: a dot command or a SQL statement. Errors are printed, one
     /// line each, and the shell goes on.
-    pub async fn execute(&mut self, input: &str, out: &mut (dyn Write + Send)) -> std::io::Result<Flow> {
+    pub async fn execute(
+        &mut self,
+        input: &str,
+        out: &mut (dyn Write + Send),
+    ) -> std::io::Result<Flow> {
         let input = input.trim();
         if let Some(command) = input.strip_prefix('.') {
             return self.dot(command, out).await;
@@ -61,7 +65,11 @@ impl<'a> Shell<'a> {
                     writeln!(out, "error: {}", one_line(&e.to_string()))?;
                 }
                 if self.timing {
-                    writeln!(out, "{rows} row(s) in {:.3} s", started.elapsed().as_secs_f64())?;
+                    writeln!(
+                        out,
+                        "{rows} row(s) in {:.3} s",
+                        started.elapsed().as_secs_f64()
+                    )?;
                 }
             }
             Err(e) => writeln!(out, "error: {}", one_line(&e.to_string()))?,
@@ -77,7 +85,11 @@ impl<'a> Shell<'a> {
             ("tables", _) => {
                 for info in self.session.tables() {
                     let count = self.count(&info.name).await;
-                    writeln!(out, "{:<16} {count:>12} rows  {:>5} files", info.name, info.files)?;
+                    writeln!(
+                        out,
+                        "{:<16} {count:>12} rows  {:>5} files",
+                        info.name, info.files
+                    )?;
                 }
                 writeln!(out, "{:<16} (view over the three event tables)", "events")?;
             }
@@ -100,11 +112,17 @@ impl<'a> Shell<'a> {
     }
 
     async fn count(&self, table: &str) -> String {
-        match self.session.query(&format!("SELECT count(*) FROM {table}")).await {
+        match self
+            .session
+            .query(&format!("SELECT count(*) FROM {table}"))
+            .await
+        {
             Ok(b) => b
                 .first()
                 .filter(|b| b.num_rows() > 0)
-                .map(|b| arrow::util::display::array_value_to_string(b.column(0), 0).unwrap_or_default())
+                .map(|b| {
+                    arrow::util::display::array_value_to_string(b.column(0), 0).unwrap_or_default()
+                })
                 .unwrap_or_else(|| "0".into()),
             Err(_) => "?".into(),
         }
@@ -112,7 +130,10 @@ impl<'a> Shell<'a> {
 }
 
 /// The interactive loop: reads statements until `.quit` or end of input.
-pub async fn run(session: &LakeSession, history: Option<std::path::PathBuf>) -> Result<(), ReadlineError> {
+pub async fn run(
+    session: &LakeSession,
+    history: Option<std::path::PathBuf>,
+) -> Result<(), ReadlineError> {
     let mut editor = DefaultEditor::new()?;
     if let Some(h) = &history {
         let _ = editor.load_history(h);
@@ -121,7 +142,11 @@ pub async fn run(session: &LakeSession, history: Option<std::path::PathBuf>) -> 
     let mut stdout = std::io::stdout();
     let mut pending = String::new();
     loop {
-        let prompt = if pending.is_empty() { "kubetrail> " } else { "      ...> " };
+        let prompt = if pending.is_empty() {
+            "kubetrail> "
+        } else {
+            "      ...> "
+        };
         let line = match editor.readline(prompt) {
             Ok(line) => line,
             Err(ReadlineError::Interrupted) => {

@@ -42,7 +42,10 @@ fn read_summary(batches: &[RecordBatch]) -> Result<(i64, Option<i64>, Option<i64
         return Ok((0, None, None));
     };
     let n = cast(b.column(0), &DataType::Int64)?;
-    let n = n.as_any().downcast_ref::<Int64Array>().map_or(0, |a| a.value(0));
+    let n = n
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .map_or(0, |a| a.value(0));
     let ts = DataType::Timestamp(TimeUnit::Microsecond, None);
     let time = |i: usize| -> Result<Option<i64>, QueryError> {
         let c = cast(b.column(i), &ts)?;

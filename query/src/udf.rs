@@ -77,7 +77,10 @@ impl ScalarUDFImpl for IpPredicate {
         Ok(DataType::Boolean)
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let all_scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let all_scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let texts: Vec<ArrayRef> = arrays
             .iter()
@@ -91,7 +94,9 @@ impl ScalarUDFImpl for IpPredicate {
                     .ok_or_else(|| DataFusionError::Internal("expected text".into()))
             })
             .collect::<Result<_>>()?;
-        let (ips, leading) = texts.split_last().ok_or_else(|| DataFusionError::Internal("no arguments".into()))?;
+        let (ips, leading) = texts
+            .split_last()
+            .ok_or_else(|| DataFusionError::Internal("no arguments".into()))?;
         let mut out = Vec::with_capacity(ips.len());
         for row in 0..ips.len() {
             if ips.is_null(row) || leading.iter().any(|a| a.is_null(row)) {
@@ -102,12 +107,15 @@ impl ScalarUDFImpl for IpPredicate {
                 out.push(None);
                 continue;
             };
-            let leading_values: Vec<Option<&str>> = leading.iter().map(|a| Some(a.value(row))).collect();
+            let leading_values: Vec<Option<&str>> =
+                leading.iter().map(|a| Some(a.value(row))).collect();
             out.push(Some((self.test)(&leading_values, ip)?));
         }
         let result: ArrayRef = Arc::new(BooleanArray::from(out));
         if all_scalar {
-            return Ok(ColumnarValue::Scalar(datafusion::scalar::ScalarValue::try_from_array(&result, 0)?));
+            return Ok(ColumnarValue::Scalar(
+                datafusion::scalar::ScalarValue::try_from_array(&result, 0)?,
+            ));
         }
         Ok(ColumnarValue::Array(result))
     }
@@ -122,7 +130,11 @@ pub struct Cidr {
 
 impl Cidr {
     pub fn parse(text: &str) -> Result<Cidr> {
-        let bad = || DataFusionError::Execution(format!("cidr_contains: '{text}' is not a CIDR like 10.0.0.0/8"));
+        let bad = || {
+            DataFusionError::Execution(format!(
+                "cidr_contains: '{text}' is not a CIDR like 10.0.0.0/8"
+            ))
+        };
         let (addr, prefix) = match text.trim().split_once('/') {
             Some((a, p)) => (a, Some(p)),
             None => (text.trim(), None),
@@ -143,11 +155,15 @@ impl Cidr {
         };
         match (self.network, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -187,9 +203,15 @@ mod tests {
         assert!(c.contains("10.1.200.3".parse().unwrap()));
         assert!(!c.contains("10.2.0.1".parse().unwrap()));
         assert!(c.contains("::ffff:10.1.0.9".parse().unwrap()));
-        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains("8.8.8.8".parse().unwrap()));
-        assert!(Cidr::parse("fd00::/8").unwrap().contains("fd00::1".parse().unwrap()));
-        assert!(Cidr::parse("1.2.3.4").unwrap().contains("1.2.3.4".parse().unwrap()));
+        assert!(Cidr::parse("0.0.0.0/0")
+            .unwrap()
+            .contains("8.8.8.8".parse().unwrap()));
+        assert!(Cidr::parse("fd00::/8")
+            .unwrap()
+            .contains("fd00::1".parse().unwrap()));
+        assert!(Cidr::parse("1.2.3.4")
+            .unwrap()
+            .contains("1.2.3.4".parse().unwrap()));
         assert!(Cidr::parse("10.0.0.0/33").is_err());
         assert!(Cidr::parse("nope/8").is_err());
         assert!(is_private("192.168.1.1".parse().unwrap()));

@@ -39,22 +39,31 @@ fn lake() -> &'static str {
             let path = dir.path().join("lake").to_string_lossy().into_owned();
             let build = path.clone();
             std::thread::spawn(move || {
-                tokio::runtime::Runtime::new().unwrap().block_on(async move {
-                    let lake = Lake::open(&build).unwrap();
-                    let mut inputs: Vec<PathBuf> = std::fs::read_dir(samples())
-                        .unwrap()
-                        .map(|e| e.unwrap().path())
-                        .filter(|p| p.extension().is_some_and(|e| e != "tsv"))
-                        .collect();
-                    inputs.push(fixtures().join("k8s-audit/falco/exec_pod.json"));
-                    inputs.push(fixtures().join("k8s-audit/falco/create_nginx_pod_privileged.json"));
-                    inputs.sort();
-                    for p in inputs {
-                        ingest_file(&lake, &InputPath::File(p), &FileIngest::default(), Arc::new(NoProgress))
+                tokio::runtime::Runtime::new()
+                    .unwrap()
+                    .block_on(async move {
+                        let lake = Lake::open(&build).unwrap();
+                        let mut inputs: Vec<PathBuf> = std::fs::read_dir(samples())
+                            .unwrap()
+                            .map(|e| e.unwrap().path())
+                            .filter(|p| p.extension().is_some_and(|e| e != "tsv"))
+                            .collect();
+                        inputs.push(fixtures().join("k8s-audit/falco/exec_pod.json"));
+                        inputs.push(
+                            fixtures().join("k8s-audit/falco/create_nginx_pod_privileged.json"),
+                        );
+                        inputs.sort();
+                        for p in inputs {
+                            ingest_file(
+                                &lake,
+                                &InputPath::File(p),
+                                &FileIngest::default(),
+                                Arc::new(NoProgress),
+                            )
                             .await
                             .unwrap();
-                    }
-                })
+                        }
+                    })
             })
             .join()
             .unwrap();
@@ -69,10 +78,15 @@ async fn session() -> LakeSession {
 
 /// The first column of every row, as text.
 async fn column(session: &LakeSession, sql: &str) -> Vec<String> {
-    let batches = session.query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let batches = session
+        .query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
     batches
         .iter()
-        .flat_map(|b| (0..b.num_rows()).map(move |i| array_value_to_string(b.column(0), i).unwrap()))
+        .flat_map(|b| {
+            (0..b.num_rows()).map(move |i| array_value_to_string(b.column(0), i).unwrap())
+        })
         .collect()
 }
 
@@ -87,12 +101,24 @@ mod tables_and_views {
     async fn every_table_holds_what_was_ingested() {
         let s = session().await;
         let audit = manifest_rows("k8s_audit") + 2;
-        assert_eq!(one(&s, "SELECT count(*) FROM k8s_audit").await, audit.to_string());
-        assert_eq!(one(&s, "SELECT count(*) FROM network_flows").await, manifest_rows("network_flows").to_string());
-        assert_eq!(one(&s, "SELECT count(*) FROM runtime_events").await, manifest_rows("runtime_events").to_string());
+        assert_eq!(
+            one(&s, "SELECT count(*) FROM k8s_audit").await,
+            audit.to_string()
+        );
+        assert_eq!(
+            one(&s, "SELECT count(*) FROM network_flows").await,
+            manifest_rows("network_flows").to_string()
+        );
+        assert_eq!(
+            one(&s, "SELECT count(*) FROM runtime_events").await,
+            manifest_rows("runtime_events").to_string()
+        );
         assert_eq!(one(&s, "SELECT count(*) FROM dead_letters").await, "0");
         let all = audit + manifest_rows("network_flows") + manifest_rows("runtime_events");
-        assert_eq!(one(&s, "SELECT count(*) FROM events").await, all.to_string());
+        assert_eq!(
+            one(&s, "SELECT count(*) FROM events").await,
+            all.to_string()
+        );
         let sources = column(&s, "SELECT DISTINCT source FROM events ORDER BY source").await;
         assert_eq!(sources, ["audit", "network", "runtime"]);
         // Each events row points back to its row.
@@ -113,7 +139,10 @@ mod tables_and_views {
         assert_eq!(audit.rows, manifest_rows("k8s_audit") + 2);
         assert!(audit.files >= 6);
         // The fixtures are from 2018, the samples from 2026.
-        assert!(audit.first.unwrap() < 1_600_000_000_000_000 && audit.last.unwrap() > 1_700_000_000_000_000);
+        assert!(
+            audit.first.unwrap() < 1_600_000_000_000_000
+                && audit.last.unwrap() > 1_700_000_000_000_000
+        );
         let dead = summary.iter().find(|t| t.name == "dead_letters").unwrap();
         assert_eq!((dead.rows, dead.files, dead.first), (0, 0, None));
     }
@@ -125,17 +154,31 @@ mod tables_and_views {
             .query("EXPLAIN ANALYZE SELECT max(user_agent) FROM k8s_audit WHERE event_date = '2018-10-26'")
             .await
             .unwrap();
-        let plan = arrow::util::pretty::pretty_format_batches(&batches).unwrap().to_string();
+        let plan = arrow::util::pretty::pretty_format_batches(&batches)
+            .unwrap()
+            .to_string();
         let scanned = plan.split("count_files_scanned=").nth(1).expect(&plan);
         // Only the exec fixture is from that day.
-        assert!(scanned.starts_with("1,") || scanned.starts_with("1 ") || scanned.starts_with("1]"), "{plan}");
-        assert_eq!(one(&s, "SELECT count(*) FROM k8s_audit WHERE event_date = DATE '2018-10-26'").await, "1");
+        assert!(
+            scanned.starts_with("1,") || scanned.starts_with("1 ") || scanned.starts_with("1]"),
+            "{plan}"
+        );
+        assert_eq!(
+            one(
+                &s,
+                "SELECT count(*) FROM k8s_audit WHERE event_date = DATE '2018-10-26'"
+            )
+            .await,
+            "1"
+        );
     }
 
     #[tokio::test]
     async fn a_lake_with_no_data_yet_is_queryable_and_a_missing_one_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        let s = LakeSession::open(&dir.path().to_string_lossy()).await.unwrap();
+        let s = LakeSession::open(&dir.path().to_string_lossy())
+            .await
+            .unwrap();
         assert_eq!(one(&s, "SELECT count(*) FROM events").await, "0");
         let missing = LakeSession::open("/no/such/lake").await.err().unwrap();
         assert!(matches!(missing, QueryError::NoLake(_)));
@@ -159,7 +202,11 @@ mod functions {
         assert_eq!(row, ["true,false,true,false,null,true"]);
         let external = column(&s, "SELECT DISTINCT dst_ip FROM network_flows WHERE flow_format = 'hubble' AND NOT is_private_ip(dst_ip) AND NOT cidr_contains('3.0.0.0/8', dst_ip) AND NOT cidr_contains('52.0.0.0/8', dst_ip) ORDER BY dst_ip").await;
         assert_eq!(external, ["45.9.148.35", "45.9.148.36"]);
-        let err = s.query("SELECT cidr_contains('10.0.0.0/99', src_ip) FROM k8s_audit").await.unwrap_err().to_string();
+        let err = s
+            .query("SELECT cidr_contains('10.0.0.0/99', src_ip) FROM k8s_audit")
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("is not a CIDR"), "{err}");
     }
 
@@ -173,7 +220,10 @@ mod functions {
              ORDER BY name",
         )
         .await;
-        assert_eq!(privileged, ["kube-proxy-debug", "nginx-deployment-5cdcc99dbf-rgw6z"]);
+        assert_eq!(
+            privileged,
+            ["kube-proxy-debug", "nginx-deployment-5cdcc99dbf-rgw6z"]
+        );
         let role = one(&s, "SELECT request_object->'roleRef'->>'name' FROM k8s_audit WHERE resource = 'clusterrolebindings'").await;
         assert_eq!(role, "cluster-admin");
         let redacted = one(&s, "SELECT json_get_str(response_object, 'data', 'password') FROM k8s_audit WHERE name = 'db-credentials'").await;
@@ -204,13 +254,20 @@ mod output {
         let first: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
         assert_eq!(first["verb"], "create");
         let parquet = render(sql, OutputFormat::Parquet).await;
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(parquet)).unwrap();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            bytes::Bytes::from(parquet),
+        )
+        .unwrap();
         assert_eq!(reader.metadata().file_metadata().num_rows(), 4);
     }
 
     #[tokio::test]
     async fn binary_columns_show_as_text() {
-        let out = render("SELECT CAST('raw bytes' AS BYTEA) AS raw", OutputFormat::Csv).await;
+        let out = render(
+            "SELECT CAST('raw bytes' AS BYTEA) AS raw",
+            OutputFormat::Csv,
+        )
+        .await;
         assert_eq!(String::from_utf8(out).unwrap(), "raw\nraw bytes\n");
     }
 }
@@ -221,7 +278,11 @@ mod errors_and_shell {
     #[tokio::test]
     async fn bad_sql_is_one_line() {
         let s = session().await;
-        for bad in ["SELEC 1", "SELECT nope FROM k8s_audit", "SELECT * FROM no_such_table"] {
+        for bad in [
+            "SELEC 1",
+            "SELECT nope FROM k8s_audit",
+            "SELECT * FROM no_such_table",
+        ] {
             let e = s.query(bad).await.unwrap_err().to_string();
             let line = kubetrail_query::shell::one_line(&e);
             assert!(!line.contains('\n') && !line.is_empty(), "{bad}: {e}");
@@ -233,18 +294,33 @@ mod errors_and_shell {
         let s = session().await;
         let mut shell = Shell::new(&s);
         let mut out = Vec::new();
-        assert_eq!(shell.execute(".tables", &mut out).await.unwrap(), Flow::Continue);
-        shell.execute(".schema network_flows", &mut out).await.unwrap();
+        assert_eq!(
+            shell.execute(".tables", &mut out).await.unwrap(),
+            Flow::Continue
+        );
+        shell
+            .execute(".schema network_flows", &mut out)
+            .await
+            .unwrap();
         shell.execute("SELECT nope;", &mut out).await.unwrap();
         shell.execute(".mode csv", &mut out).await.unwrap();
-        shell.execute("SELECT count(*) AS n\nFROM runtime_events;", &mut out).await.unwrap();
+        shell
+            .execute("SELECT count(*) AS n\nFROM runtime_events;", &mut out)
+            .await
+            .unwrap();
         shell.execute(".bogus", &mut out).await.unwrap();
         assert_eq!(shell.execute(".quit", &mut out).await.unwrap(), Flow::Quit);
         let text = String::from_utf8(out).unwrap();
-        assert!(text.contains("k8s_audit") && text.contains("events"), "{text}");
+        assert!(
+            text.contains("k8s_audit") && text.contains("events"),
+            "{text}"
+        );
         assert!(text.contains("dst_port"), "{text}");
         assert!(text.contains("error:"), "{text}");
-        assert!(text.contains(&format!("n\n{}\n", manifest_rows("runtime_events"))), "{text}");
+        assert!(
+            text.contains(&format!("n\n{}\n", manifest_rows("runtime_events"))),
+            "{text}"
+        );
         assert!(text.contains("unknown command '.bogus'"), "{text}");
         assert!(text.contains("row(s) in"), "{text}");
     }

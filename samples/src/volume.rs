@@ -76,11 +76,27 @@ fn random_call(rng: &mut Rng, time: i64) -> ApiCall {
         }
     } else if roll < 80 {
         let (user, resource, group) = *rng.pick(&[
-            ("system:kube-controller-manager", "leases", "coordination.k8s.io"),
+            (
+                "system:kube-controller-manager",
+                "leases",
+                "coordination.k8s.io",
+            ),
             ("system:kube-scheduler", "leases", "coordination.k8s.io"),
-            ("system:serviceaccount:kube-system:endpointslice-controller", "endpointslices", "discovery.k8s.io"),
-            ("system:serviceaccount:kube-system:replicaset-controller", "replicasets", "apps"),
-            ("system:serviceaccount:kube-system:deployment-controller", "deployments", "apps"),
+            (
+                "system:serviceaccount:kube-system:endpointslice-controller",
+                "endpointslices",
+                "discovery.k8s.io",
+            ),
+            (
+                "system:serviceaccount:kube-system:replicaset-controller",
+                "replicasets",
+                "apps",
+            ),
+            (
+                "system:serviceaccount:kube-system:deployment-controller",
+                "deployments",
+                "apps",
+            ),
         ]);
         c.user = user.into();
         c.source_ip = "10.0.0.10".into();
@@ -88,11 +104,17 @@ fn random_call(rng: &mut Rng, time: i64) -> ApiCall {
         c.verb = *rng.pick(&["get", "update", "list", "watch"]);
         c.resource = resource;
         c.api_group = group;
-        c.namespace = Some(rng.pick(&["kube-system", "shop", "payments", "monitoring"]).to_string());
+        c.namespace = Some(
+            rng.pick(&["kube-system", "shop", "payments", "monitoring"])
+                .to_string(),
+        );
         c.name = Some(format!("{resource}-{}", rng.below(40)));
     } else if roll < 95 {
         let pod = rng.pick(&PODS);
-        c.user = format!("system:serviceaccount:{}:{}", pod.namespace, pod.service_account);
+        c.user = format!(
+            "system:serviceaccount:{}:{}",
+            pod.namespace, pod.service_account
+        );
         c.groups.push("system:serviceaccounts".into());
         c.source_ip = pod.ip.into();
         c.user_agent = format!("{}/v0.0.0 (linux/amd64) kubernetes/$Format", pod.app);
@@ -118,7 +140,9 @@ fn random_call(rng: &mut Rng, time: i64) -> ApiCall {
             c.stage = "ResponseStarted";
         }
         c.level = "Request";
-        c.request_object = Some(json!({"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}));
+        c.request_object = Some(
+            json!({"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}),
+        );
     }
     c
 }
@@ -131,23 +155,44 @@ pub fn flow_lines(n: u64, seed: u64, days: i64) -> impl Iterator<Item = String> 
     (0..n).map(move |i| {
         let src = rng.below(PODS.len() as u64) as usize;
         let dst = if rng.chance(0.1) {
-            Endpoint { ip: format!("52.94.{}.{}", rng.below(256), rng.below(256)), labels: vec!["reserved:world".into()], identity: 2, ..Endpoint::default() }
+            Endpoint {
+                ip: format!("52.94.{}.{}", rng.below(256), rng.below(256)),
+                labels: vec!["reserved:world".into()],
+                identity: 2,
+                ..Endpoint::default()
+            }
         } else {
             let d = &PODS[rng.below(PODS.len() as u64) as usize];
-            Endpoint { ip: d.ip.into(), namespace: Some(d.namespace.into()), pod: Some(d.name.into()), labels: vec![format!("k8s:app={}", d.app)], identity: d.identity }
+            Endpoint {
+                ip: d.ip.into(),
+                namespace: Some(d.namespace.into()),
+                pod: Some(d.name.into()),
+                labels: vec![format!("k8s:app={}", d.app)],
+                identity: d.identity,
+            }
         };
         let p = &PODS[src];
         let f = Flow {
             time: t0 + i as i64 * step,
             duration_secs: 1,
-            src: Endpoint { ip: p.ip.into(), namespace: Some(p.namespace.into()), pod: Some(p.name.into()), labels: vec![format!("k8s:app={}", p.app)], identity: p.identity },
+            src: Endpoint {
+                ip: p.ip.into(),
+                namespace: Some(p.namespace.into()),
+                pod: Some(p.name.into()),
+                labels: vec![format!("k8s:app={}", p.app)],
+                identity: p.identity,
+            },
             dst,
             protocol: if rng.chance(0.2) { "UDP" } else { "TCP" },
             src_port: 32768 + rng.below(28000) as i64,
             dst_port: *rng.pick(&[443, 8080, 5432, 53, 9090]),
             bytes: rng.below(100_000) as i64,
             packets: 1 + rng.below(100) as i64,
-            verdict: if rng.chance(0.01) { "DROPPED" } else { "FORWARDED" },
+            verdict: if rng.chance(0.01) {
+                "DROPPED"
+            } else {
+                "FORWARDED"
+            },
             node: p.node,
             dns_query: None,
             attack_step: None,
@@ -179,7 +224,11 @@ pub fn runtime_lines(n: u64, seed: u64, days: i64) -> impl Iterator<Item = Strin
             parent_binary: "/usr/bin/containerd-shim-runc-v2".into(),
             parent_arguments: "-namespace k8s.io".into(),
             parent_pid: 1,
-            kind: if rng.chance(0.5) { ProcessKind::Exec } else { ProcessKind::Exit { status: 0 } },
+            kind: if rng.chance(0.5) {
+                ProcessKind::Exec
+            } else {
+                ProcessKind::Exit { status: 0 }
+            },
             attack_step: None,
         };
         render::tetragon_event(&e).to_string()

@@ -109,8 +109,7 @@ fn sniff_json(obj: &serde_json::Map<String, Value>) -> Option<SourceFormat> {
     if has("rule") && has("priority") && has("output") {
         return Some(SourceFormat::Falco);
     }
-    if (has("source_ip") || has("source_namespace")) && (has("dest_ip") || has("dest_namespace"))
-    {
+    if (has("source_ip") || has("source_namespace")) && (has("dest_ip") || has("dest_namespace")) {
         return Some(SourceFormat::Calico);
     }
     None
@@ -168,7 +167,10 @@ impl FromStr for SourceFormat {
             .find(|f| f.name() == s)
             .ok_or_else(|| {
                 let names: Vec<_> = SourceFormat::ALL.iter().map(|f| f.name()).collect();
-                format!("unknown format '{s}' (expected auto or one of: {})", names.join(", "))
+                format!(
+                    "unknown format '{s}' (expected auto or one of: {})",
+                    names.join(", ")
+                )
             })
     }
 }

@@ -16,5 +16,8 @@ pub mod time;
 pub use decode::{DecodeError, DecodeOptions, Decoded, Decoder, Output, Rejected};
 pub use format::SourceFormat;
 pub use redact::Redactor;
-pub use rows::{AuditEvent, DeadLetter, DeadLetterBuffer, EventRow, FlowRecord, Provenance, RowBuffer, RuntimeEvent};
+pub use rows::{
+    AuditEvent, DeadLetter, DeadLetterBuffer, EventRow, FlowRecord, Provenance, RowBuffer,
+    RuntimeEvent,
+};
 pub use table::Table;

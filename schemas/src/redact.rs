@@ -129,13 +129,17 @@ impl Redactor {
             return;
         };
         match value {
-            Value::Object(map) if head == "*" => map.values_mut().for_each(|v| self.redact_at(v, rest)),
+            Value::Object(map) if head == "*" => {
+                map.values_mut().for_each(|v| self.redact_at(v, rest))
+            }
             Value::Object(map) => {
                 if let Some(v) = map.get_mut(head) {
                     self.redact_at(v, rest)
                 }
             }
-            Value::Array(items) if head == "*" => items.iter_mut().for_each(|v| self.redact_at(v, rest)),
+            Value::Array(items) if head == "*" => {
+                items.iter_mut().for_each(|v| self.redact_at(v, rest))
+            }
             Value::Array(items) => {
                 if let Some(v) = head.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
                     self.redact_at(v, rest)
@@ -167,21 +171,29 @@ mod tests {
         assert!(!text.contains("hunter2"), "{text}");
         assert_eq!(secret["data"]["password"], secret["stringData"]["also"]);
         assert_eq!(secret["metadata"]["name"], "db");
-        assert!(secret["data"]["password"].as_str().unwrap().starts_with("[REDACTED hmac:"));
+        assert!(secret["data"]["password"]
+            .as_str()
+            .unwrap()
+            .starts_with("[REDACTED hmac:"));
     }
 
     #[test]
     fn lists_and_configured_paths_are_redacted_and_keys_matter() {
         let r = Redactor::new(b"k", &["spec.containers.*.env.*.value".to_owned()]);
-        let mut list = json!({"kind": "SecretList", "items": [{"data": {"a": "eA=="}}, {"data": {"b": 5}}]});
+        let mut list =
+            json!({"kind": "SecretList", "items": [{"data": {"a": "eA=="}}, {"data": {"b": 5}}]});
         r.redact_secret_object(&mut list);
         assert!(!list.to_string().contains("eA=="));
         assert!(list["items"][1]["data"]["b"].is_string());
-        let mut pod = json!({"spec": {"containers": [{"env": [{"name": "TOKEN", "value": "s3cr3t"}]}]}});
+        let mut pod =
+            json!({"spec": {"containers": [{"env": [{"name": "TOKEN", "value": "s3cr3t"}]}]}});
         r.redact_paths(&mut pod);
         assert!(!pod.to_string().contains("s3cr3t"));
         assert_eq!(pod["spec"]["containers"][0]["env"][0]["name"], "TOKEN");
-        assert_ne!(Redactor::new(b"a", &[]).marker(b"v"), Redactor::new(b"b", &[]).marker(b"v"));
+        assert_ne!(
+            Redactor::new(b"a", &[]).marker(b"v"),
+            Redactor::new(b"b", &[]).marker(b"v")
+        );
         assert!(format!("{r:?}").contains("extra_paths"));
     }
 }

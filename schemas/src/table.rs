@@ -85,7 +85,10 @@ impl FromStr for Table {
             .find(|t| t.name() == s)
             .ok_or_else(|| {
                 let names: Vec<_> = Table::ALL.iter().map(|t| t.name()).collect();
-                format!("unknown table '{s}' (expected one of: {})", names.join(", "))
+                format!(
+                    "unknown table '{s}' (expected one of: {})",
+                    names.join(", ")
+                )
             })
     }
 }
@@ -149,7 +152,10 @@ mod tests {
             assert_eq!(t.name().parse::<Table>().unwrap(), t);
             let s = t.schema();
             let names: Vec<_> = s.fields().iter().map(|f| f.name().as_str()).collect();
-            assert_eq!(&names[names.len() - 3..], &["_source", "_offset", "_ingested_at"]);
+            assert_eq!(
+                &names[names.len() - 3..],
+                &["_source", "_offset", "_ingested_at"]
+            );
             assert!(names.contains(&PARTITION_COLUMN), "{t} lacks event_date");
             assert_eq!(t.event_schema().fields().len() + 3, s.fields().len());
         }

@@ -48,14 +48,28 @@ mod tests {
     fn parses_the_shapes_sources_use() {
         let base = 1_540_476_552_000_000; // 2018-10-25T14:09:12Z
         assert_eq!(parse_timestamp("2018-10-25T14:09:12Z").unwrap(), base);
-        assert_eq!(parse_timestamp("2018-10-25T14:09:12.123456Z").unwrap(), base + 123_456);
-        assert_eq!(parse_timestamp("2018-10-25T14:09:12.123456789Z").unwrap(), base + 123_456);
+        assert_eq!(
+            parse_timestamp("2018-10-25T14:09:12.123456Z").unwrap(),
+            base + 123_456
+        );
+        assert_eq!(
+            parse_timestamp("2018-10-25T14:09:12.123456789Z").unwrap(),
+            base + 123_456
+        );
         assert_eq!(parse_timestamp("2018-10-25T16:09:12+02:00").unwrap(), base);
-        assert_eq!(parse_timestamp("2018-10-25T14:09:12.5+0000").unwrap(), base + 500_000);
+        assert_eq!(
+            parse_timestamp("2018-10-25T14:09:12.5+0000").unwrap(),
+            base + 500_000
+        );
         assert_eq!(parse_timestamp("2018-10-25 14:09:12").unwrap(), base);
-        assert!(parse_timestamp("yesterday").unwrap_err().contains("yesterday"));
+        assert!(parse_timestamp("yesterday")
+            .unwrap_err()
+            .contains("yesterday"));
         assert!(parse_timestamp("").is_err());
-        assert_eq!(from_epoch_nanos(1_470_327_477_881_781_397), 1_470_327_477_881_781);
+        assert_eq!(
+            from_epoch_nanos(1_470_327_477_881_781_397),
+            1_470_327_477_881_781
+        );
         assert!(from_epoch_seconds(i64::MAX).is_err());
     }
 }

@@ -56,15 +56,18 @@ fn decode_with(format: SourceFormat, records: &[Vec<u8>], options: DecodeOptions
     for r in records {
         match decoder.decode(r) {
             Decoded::Audit(o) => {
-                out.rejected.extend(o.rejected.iter().map(|x| x.error.to_string()));
+                out.rejected
+                    .extend(o.rejected.iter().map(|x| x.error.to_string()));
                 out.audit.extend(o.rows);
             }
             Decoded::Flows(o) => {
-                out.rejected.extend(o.rejected.iter().map(|x| x.error.to_string()));
+                out.rejected
+                    .extend(o.rejected.iter().map(|x| x.error.to_string()));
                 out.flows.extend(o.rows);
             }
             Decoded::Runtime(o) => {
-                out.rejected.extend(o.rejected.iter().map(|x| x.error.to_string()));
+                out.rejected
+                    .extend(o.rejected.iter().map(|x| x.error.to_string()));
                 out.runtime.extend(o.rows);
             }
         }
@@ -85,7 +88,10 @@ fn batch<R: EventRow>(rows: Vec<R>) -> RecordBatch {
 }
 
 fn files_in(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     files
 }
@@ -103,7 +109,11 @@ mod fixtures_decode {
             if name == "fal_01_003.json" {
                 // `{"kind": 0}`: a negative fixture, not an event.
                 assert_eq!(out.rejected.len(), 1, "{name}");
-                assert!(out.rejected[0].contains("expected a string"), "{:?}", out.rejected);
+                assert!(
+                    out.rejected[0].contains("expected a string"),
+                    "{:?}",
+                    out.rejected
+                );
                 continue;
             }
             assert!(out.rejected.is_empty(), "{name}: {:?}", out.rejected);
@@ -122,26 +132,56 @@ mod fixtures_decode {
     #[test]
     fn audit_fields_from_real_events() {
         let dir = fixtures().join("k8s-audit/falco");
-        let exec = decode_all(SourceFormat::K8sAudit, &json_records(&dir.join("exec_pod.json"))).audit.remove(0);
+        let exec = decode_all(
+            SourceFormat::K8sAudit,
+            &json_records(&dir.join("exec_pod.json")),
+        )
+        .audit
+        .remove(0);
         assert_eq!(exec.subresource.as_deref(), Some("exec"));
         assert_eq!(exec.response_code, Some(101));
         assert_eq!(exec.stage.as_deref(), Some("ResponseStarted"));
-        assert_eq!(exec.pod.as_deref(), Some("nginx-deployment-7998647bdf-phvq7"));
+        assert_eq!(
+            exec.pod.as_deref(),
+            Some("nginx-deployment-7998647bdf-phvq7")
+        );
         assert_eq!(exec.src_ip.as_deref(), Some("192.168.99.1"));
         assert_eq!(exec.decision.as_deref(), Some("allow"));
         assert_eq!(exec.user_groups, ["system:masters", "system:authenticated"]);
         assert_eq!(exec.audit_format, "k8s");
 
         // Created objects have no name in objectRef: it comes from the response object.
-        let pod = decode_all(SourceFormat::K8sAudit, &json_records(&dir.join("create_nginx_pod_privileged.json"))).audit.remove(0);
-        assert_eq!(pod.name.as_deref(), Some("nginx-deployment-5cdcc99dbf-rgw6z"));
+        let pod = decode_all(
+            SourceFormat::K8sAudit,
+            &json_records(&dir.join("create_nginx_pod_privileged.json")),
+        )
+        .audit
+        .remove(0);
+        assert_eq!(
+            pod.name.as_deref(),
+            Some("nginx-deployment-5cdcc99dbf-rgw6z")
+        );
         assert_eq!(pod.resource.as_deref(), Some("pods"));
-        assert!(pod.request_object.as_deref().unwrap().contains("\"privileged\":true"));
+        assert!(pod
+            .request_object
+            .as_deref()
+            .unwrap()
+            .contains("\"privileged\":true"));
         assert_eq!(pod.src_ip.as_deref(), Some("::1"));
         // v1beta1 with requestReceivedTimestamp present.
-        assert_eq!(pod.event_time, kubetrail_schemas::time::parse_timestamp("2018-10-25T14:09:12.000000Z").unwrap().max(pod.event_time));
+        assert_eq!(
+            pod.event_time,
+            kubetrail_schemas::time::parse_timestamp("2018-10-25T14:09:12.000000Z")
+                .unwrap()
+                .max(pod.event_time)
+        );
 
-        let ns = decode_all(SourceFormat::K8sAudit, &json_records(&dir.join("anonymous_creates_namespace_foo.json"))).audit.remove(0);
+        let ns = decode_all(
+            SourceFormat::K8sAudit,
+            &json_records(&dir.join("anonymous_creates_namespace_foo.json")),
+        )
+        .audit
+        .remove(0);
         assert_eq!(ns.user_name.as_deref(), Some("system:anonymous"));
         assert_eq!(ns.name.as_deref(), Some("foo"));
     }
@@ -152,27 +192,61 @@ mod fixtures_decode {
         for path in files_in(&fixtures().join("runtime/tetragon")) {
             let records = json_records(&path);
             let out = decode_all(SourceFormat::Tetragon, &records);
-            assert!(out.rejected.is_empty(), "{}: {:?}", path.display(), out.rejected);
+            assert!(
+                out.rejected.is_empty(),
+                "{}: {:?}",
+                path.display(),
+                out.rejected
+            );
             assert_eq!(out.runtime.len(), records.len());
             events += out.runtime.len();
             batch(out.runtime);
         }
         assert_eq!(events, 27);
         let dir = fixtures().join("runtime/tetragon");
-        let kprobe = decode_all(SourceFormat::Tetragon, &json_records(&dir.join("cat_process_kprobe.json"))).runtime.remove(0);
+        let kprobe = decode_all(
+            SourceFormat::Tetragon,
+            &json_records(&dir.join("cat_process_kprobe.json")),
+        )
+        .runtime
+        .remove(0);
         assert_eq!(kprobe.event_type, "process_kprobe");
         assert_eq!(kprobe.function_name.as_deref(), Some("__x64_sys_read"));
-        assert_eq!(kprobe.file_path.as_deref(), Some("/usr/share/elasticsearch/config/elasticsearch.keystore"));
+        assert_eq!(
+            kprobe.file_path.as_deref(),
+            Some("/usr/share/elasticsearch/config/elasticsearch.keystore")
+        );
         assert_eq!(kprobe.parent_binary.as_deref(), Some("/usr/bin/sh"));
         assert_eq!(kprobe.namespace.as_deref(), Some("tenant-jobs"));
         assert!(kprobe.kprobe_args.as_deref().unwrap().contains("size_arg"));
-        let connect = decode_all(SourceFormat::Tetragon, &json_records(&dir.join("nc_process_connect.json"))).runtime.remove(0);
-        assert_eq!((connect.dst_ip.as_deref(), connect.dst_port), (Some("64.225.45.153"), Some(443)));
+        let connect = decode_all(
+            SourceFormat::Tetragon,
+            &json_records(&dir.join("nc_process_connect.json")),
+        )
+        .runtime
+        .remove(0);
+        assert_eq!(
+            (connect.dst_ip.as_deref(), connect.dst_port),
+            (Some("64.225.45.153"), Some(443))
+        );
         assert_eq!(connect.src_ip.as_deref(), Some("10.88.0.6"));
-        assert_eq!(connect.container_id.as_deref(), Some("e6af4dff4ea3b8d50313c59fbaa442e377da35671e79f43b8dc53c5efcc9b659"));
-        let labelled = decode_all(SourceFormat::Tetragon, &json_records(&dir.join("events.json"))).runtime.remove(0);
+        assert_eq!(
+            connect.container_id.as_deref(),
+            Some("e6af4dff4ea3b8d50313c59fbaa442e377da35671e79f43b8dc53c5efcc9b659")
+        );
+        let labelled = decode_all(
+            SourceFormat::Tetragon,
+            &json_records(&dir.join("events.json")),
+        )
+        .runtime
+        .remove(0);
         assert!(!labelled.pod_labels.is_empty());
-        let host = decode_all(SourceFormat::Tetragon, &json_records(&dir.join("merlin-agent-7z.json"))).runtime.remove(0);
+        let host = decode_all(
+            SourceFormat::Tetragon,
+            &json_records(&dir.join("merlin-agent-7z.json")),
+        )
+        .runtime
+        .remove(0);
         assert_eq!(host.pod, None);
     }
 
@@ -182,20 +256,35 @@ mod fixtures_decode {
         for path in files_in(&fixtures().join("network/hubble")) {
             let records = line_records(&path);
             let out = decode_all(SourceFormat::Hubble, &records);
-            assert!(out.rejected.is_empty(), "{}: {:?}", path.display(), &out.rejected[..1.min(out.rejected.len())]);
+            assert!(
+                out.rejected.is_empty(),
+                "{}: {:?}",
+                path.display(),
+                &out.rejected[..1.min(out.rejected.len())]
+            );
             assert_eq!(out.flows.len(), records.len());
             flows += out.flows.len();
             batch(out.flows);
         }
         assert_eq!(flows, 10 + 330 + 348 + 18 + 400 + 400 + 400 + 5 + 5);
-        let dns = decode_all(SourceFormat::Hubble, &line_records(&fixtures().join("network/hubble/basic-sample-5-dns-flows.json"))).flows.remove(0);
+        let dns = decode_all(
+            SourceFormat::Hubble,
+            &line_records(&fixtures().join("network/hubble/basic-sample-5-dns-flows.json")),
+        )
+        .flows
+        .remove(0);
         assert_eq!(dns.l7_protocol.as_deref(), Some("dns"));
         assert!(dns.dns_query.as_deref().unwrap().starts_with("istiod"));
         assert_eq!((dns.src_port, dns.dst_port), (Some(59102), Some(53)));
         assert_eq!(dns.src_namespace.as_deref(), Some("kube-system"));
         assert_eq!(dns.action.as_deref(), Some("allow"));
         assert_eq!(dns.direction.as_deref(), Some("egress"));
-        let tcp = decode_all(SourceFormat::Hubble, &line_records(&fixtures().join("network/hubble/basic-sample-10-flows.json"))).flows.remove(0);
+        let tcp = decode_all(
+            SourceFormat::Hubble,
+            &line_records(&fixtures().join("network/hubble/basic-sample-10-flows.json")),
+        )
+        .flows
+        .remove(0);
         assert_eq!(tcp.tcp_flags.as_deref(), Some("FIN,ACK"));
         assert_eq!(tcp.is_reply, Some(true));
         assert_eq!(tcp.dst_labels, ["reserved:host"]);
@@ -204,15 +293,25 @@ mod fixtures_decode {
     #[test]
     fn falco_fixtures_decode_as_json_and_as_text() {
         let dir = fixtures().join("runtime/falco");
-        let json = decode_all(SourceFormat::Falco, &line_records(&dir.join("single_rule_with_cat_write.json")));
+        let json = decode_all(
+            SourceFormat::Falco,
+            &line_records(&dir.join("single_rule_with_cat_write.json")),
+        );
         assert!(json.rejected.is_empty(), "{:?}", json.rejected);
         assert_eq!(json.runtime.len(), 8);
         let first = &json.runtime[0];
         assert_eq!(first.rule.as_deref(), Some("open_from_cat"));
         assert_eq!(first.priority.as_deref(), Some("Warning"));
         assert_eq!(first.tags, ["filesystem", "process", "testing"]);
-        assert!(first.output_fields.as_deref().unwrap().contains("proc.cmdline"));
-        let text = decode_all(SourceFormat::Falco, &line_records(&dir.join("single_rule_with_cat_write.txt")));
+        assert!(first
+            .output_fields
+            .as_deref()
+            .unwrap()
+            .contains("proc.cmdline"));
+        let text = decode_all(
+            SourceFormat::Falco,
+            &line_records(&dir.join("single_rule_with_cat_write.txt")),
+        );
         assert!(text.rejected.is_empty(), "{:?}", text.rejected);
         assert_eq!(text.runtime.len(), 8);
         assert_eq!(text.runtime[0].event_time, first.event_time);
@@ -229,9 +328,14 @@ mod samples_decode {
         let manifest = std::fs::read_to_string(samples().join("MANIFEST.tsv")).unwrap();
         for line in manifest.lines().skip(1) {
             let cols: Vec<&str> = line.split('\t').collect();
-            let (file, format, events): (&str, SourceFormat, usize) = (cols[0], cols[1].parse().unwrap(), cols[3].parse().unwrap());
+            let (file, format, events): (&str, SourceFormat, usize) =
+                (cols[0], cols[1].parse().unwrap(), cols[3].parse().unwrap());
             let path = samples().join(file);
-            let records = if format == SourceFormat::AwsVpcFlow { line_records(&path) } else { json_records(&path) };
+            let records = if format == SourceFormat::AwsVpcFlow {
+                line_records(&path)
+            } else {
+                json_records(&path)
+            };
             let out = decode_all(format, &records);
             assert!(out.rejected.is_empty(), "{file}: {:?}", out.rejected);
             let rows = out.audit.len() + out.flows.len() + out.runtime.len();
@@ -243,16 +347,45 @@ mod samples_decode {
 
     #[test]
     fn cloud_wrappers_map_onto_the_same_columns() {
-        let eks = decode_all(SourceFormat::K8sAudit, &json_records(&samples().join("eks-cloudwatch.json"))).audit;
-        assert!(eks.iter().all(|e| e.cluster.as_deref() == Some("prod-eu1") && e.audit_format == "eks"));
-        let aks = decode_all(SourceFormat::K8sAudit, &json_records(&samples().join("aks-diagnostics.json"))).audit;
-        assert!(aks.iter().all(|e| e.cluster.as_deref() == Some("PROD-EU1") && e.audit_format == "aks"));
-        let gke = decode_all(SourceFormat::K8sAudit, &json_records(&samples().join("gke-audit.jsonl"))).audit;
-        let native = decode_all(SourceFormat::K8sAudit, &line_records(&samples().join("k8s-audit.jsonl"))).audit;
+        let eks = decode_all(
+            SourceFormat::K8sAudit,
+            &json_records(&samples().join("eks-cloudwatch.json")),
+        )
+        .audit;
+        assert!(eks
+            .iter()
+            .all(|e| e.cluster.as_deref() == Some("prod-eu1") && e.audit_format == "eks"));
+        let aks = decode_all(
+            SourceFormat::K8sAudit,
+            &json_records(&samples().join("aks-diagnostics.json")),
+        )
+        .audit;
+        assert!(aks
+            .iter()
+            .all(|e| e.cluster.as_deref() == Some("PROD-EU1") && e.audit_format == "aks"));
+        let gke = decode_all(
+            SourceFormat::K8sAudit,
+            &json_records(&samples().join("gke-audit.jsonl")),
+        )
+        .audit;
+        let native = decode_all(
+            SourceFormat::K8sAudit,
+            &line_records(&samples().join("k8s-audit.jsonl")),
+        )
+        .audit;
         for g in &gke {
-            let n = native.iter().find(|n| n.audit_id == g.audit_id).expect("same event natively");
-            assert_eq!((&g.verb, &g.resource, &g.subresource, &g.namespace), (&n.verb, &n.resource, &n.subresource, &n.namespace));
-            assert_eq!((&g.user_name, &g.src_ip, &g.user_agent), (&n.user_name, &n.src_ip, &n.user_agent));
+            let n = native
+                .iter()
+                .find(|n| n.audit_id == g.audit_id)
+                .expect("same event natively");
+            assert_eq!(
+                (&g.verb, &g.resource, &g.subresource, &g.namespace),
+                (&n.verb, &n.resource, &n.subresource, &n.namespace)
+            );
+            assert_eq!(
+                (&g.user_name, &g.src_ip, &g.user_agent),
+                (&n.user_name, &n.src_ip, &n.user_agent)
+            );
             assert_eq!(g.event_time, n.event_time);
             assert_eq!(g.audit_format, "gke");
             assert_eq!(g.cluster.as_deref(), Some("prod-eu1"));
@@ -260,18 +393,40 @@ mod samples_decode {
                 assert_eq!(g.response_code, Some(200));
             }
         }
-        let vpc = decode_all(SourceFormat::AwsVpcFlow, &line_records(&samples().join("aws-vpc-flow.log"))).flows;
-        let nodata: Vec<_> = vpc.iter().filter(|f| f.log_status.as_deref() != Some("OK")).collect();
+        let vpc = decode_all(
+            SourceFormat::AwsVpcFlow,
+            &line_records(&samples().join("aws-vpc-flow.log")),
+        )
+        .flows;
+        let nodata: Vec<_> = vpc
+            .iter()
+            .filter(|f| f.log_status.as_deref() != Some("OK"))
+            .collect();
         assert_eq!(nodata.len(), 2);
-        assert!(nodata.iter().all(|f| f.src_ip.is_none() && f.bytes.is_none()));
-        let ok = vpc.iter().find(|f| f.log_status.as_deref() == Some("OK")).unwrap();
+        assert!(nodata
+            .iter()
+            .all(|f| f.src_ip.is_none() && f.bytes.is_none()));
+        let ok = vpc
+            .iter()
+            .find(|f| f.log_status.as_deref() == Some("OK"))
+            .unwrap();
         assert_eq!(ok.action.as_deref(), Some("allow"));
         assert_eq!(ok.region.as_deref(), Some("eu-west-1"));
         assert!(ok.extra.as_deref().unwrap().contains("pkt-srcaddr"));
-        let gcp = decode_all(SourceFormat::GcpVpcFlow, &json_records(&samples().join("gcp-vpc-flow.jsonl"))).flows;
+        let gcp = decode_all(
+            SourceFormat::GcpVpcFlow,
+            &json_records(&samples().join("gcp-vpc-flow.jsonl")),
+        )
+        .flows;
         assert!(gcp.iter().all(|f| f.bytes.is_some() && f.src_pod.is_some()));
-        let calico = decode_all(SourceFormat::Calico, &json_records(&samples().join("calico-flow.jsonl"))).flows;
-        assert!(calico.iter().all(|f| f.action.as_deref() == Some("allow") && !f.src_labels.is_empty()));
+        let calico = decode_all(
+            SourceFormat::Calico,
+            &json_records(&samples().join("calico-flow.jsonl")),
+        )
+        .flows;
+        assert!(calico
+            .iter()
+            .all(|f| f.action.as_deref() == Some("allow") && !f.src_labels.is_empty()));
     }
 }
 
@@ -287,33 +442,59 @@ mod bad_input {
         let event = r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"a","verb":"get","requestReceivedTimestamp":"2024-01-01T00:00:00Z"#;
         assert!(reasons(SourceFormat::K8sAudit, event.as_bytes())[0].starts_with("invalid JSON"));
         let wrong_type = r#"{"kind":"Event","auditID":"a","verb":"get","requestReceivedTimestamp":"2024-01-01T00:00:00Z","responseStatus":{"code":"ok"}}"#;
-        assert!(reasons(SourceFormat::K8sAudit, wrong_type.as_bytes())[0].starts_with("unexpected value: invalid type"));
+        assert!(reasons(SourceFormat::K8sAudit, wrong_type.as_bytes())[0]
+            .starts_with("unexpected value: invalid type"));
         let no_time = r#"{"kind":"Event","auditID":"a","verb":"get"}"#;
-        assert!(reasons(SourceFormat::K8sAudit, no_time.as_bytes())[0].contains("missing requestReceivedTimestamp"));
-        let bad_time = r#"{"kind":"Event","auditID":"a","verb":"get","requestReceivedTimestamp":"yesterday"}"#;
+        assert!(reasons(SourceFormat::K8sAudit, no_time.as_bytes())[0]
+            .contains("missing requestReceivedTimestamp"));
+        let bad_time =
+            r#"{"kind":"Event","auditID":"a","verb":"get","requestReceivedTimestamp":"yesterday"}"#;
         assert!(reasons(SourceFormat::K8sAudit, bad_time.as_bytes())[0].contains("yesterday"));
         let core_event = r#"{"kind":"Event","apiVersion":"v1","metadata":{"creationTimestamp":"2024-01-01T00:00:00Z"},"reason":"Pulled"}"#;
         assert!(reasons(SourceFormat::K8sAudit, core_event.as_bytes())[0].contains("core Event"));
         assert!(reasons(SourceFormat::K8sAudit, b"\xff\xfe{}")[0].starts_with("invalid JSON"));
         assert!(!reasons(SourceFormat::Hubble, b"{\"flow\":{\"time\":\"2024-01-01T00:00:00Z\",\"l4\":{\"TCP\":{\"source_port\":70000}}}}")[0].is_empty());
-        assert!(reasons(SourceFormat::Tetragon, br#"{"process_exec":{"process":{"pid":"x"}},"time":"2024-01-01T00:00:00Z"}"#)[0].contains("pid"));
+        assert!(reasons(
+            SourceFormat::Tetragon,
+            br#"{"process_exec":{"process":{"pid":"x"}},"time":"2024-01-01T00:00:00Z"}"#
+        )[0]
+        .contains("pid"));
         assert!(reasons(SourceFormat::Falco, b"not falco at all")[0].contains("not recognised"));
         assert!(reasons(SourceFormat::AwsVpcFlow, b"2 123 eni-1 1.2.3.4")[0].contains("4 fields"));
-        assert!(reasons(SourceFormat::AwsVpcFlow, b"2 123 eni-1 1.2.3.4 5.6.7.8 x 80 6 1 2 3 4 ACCEPT OK")[0].contains("srcport"));
+        assert!(reasons(
+            SourceFormat::AwsVpcFlow,
+            b"2 123 eni-1 1.2.3.4 5.6.7.8 x 80 6 1 2 3 4 ACCEPT OK"
+        )[0]
+        .contains("srcport"));
         assert!(reasons(SourceFormat::AwsVpcFlow, b"\xff\xfe 2 3")[0].contains("UTF-8"));
-        assert!(reasons(SourceFormat::GcpVpcFlow, br#"{"jsonPayload":{}}"#)[0].contains("connection"));
-        assert!(reasons(SourceFormat::Calico, br#"{"source_ip":"1.2.3.4","dest_ip":"5.6.7.8"}"#)[0].contains("start_time"));
+        assert!(
+            reasons(SourceFormat::GcpVpcFlow, br#"{"jsonPayload":{}}"#)[0].contains("connection")
+        );
+        assert!(reasons(
+            SourceFormat::Calico,
+            br#"{"source_ip":"1.2.3.4","dest_ip":"5.6.7.8"}"#
+        )[0]
+        .contains("start_time"));
     }
 
     #[test]
     fn unknown_fields_are_fine_and_one_bad_event_in_a_batch_costs_only_itself() {
         let good = r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"a","verb":"get","requestReceivedTimestamp":"2024-01-01T00:00:00Z","brandNewField":{"x":[1,2]}}"#;
-        assert_eq!(decode_all(SourceFormat::K8sAudit, &[good.as_bytes().to_vec()]).audit.len(), 1);
-        let list = format!(r#"{{"kind":"EventList","items":[{good},{{"kind":"Event","verb":"get"}},{good}]}}"#);
+        assert_eq!(
+            decode_all(SourceFormat::K8sAudit, &[good.as_bytes().to_vec()])
+                .audit
+                .len(),
+            1
+        );
+        let list = format!(
+            r#"{{"kind":"EventList","items":[{good},{{"kind":"Event","verb":"get"}},{good}]}}"#
+        );
         let out = decode_all(SourceFormat::K8sAudit, &[list.into_bytes()]);
         assert_eq!((out.audit.len(), out.rejected.len()), (2, 1));
         let deep = "{\"records\":[".repeat(10) + &"]}".repeat(10);
-        assert!(decode_all(SourceFormat::K8sAudit, &[deep.into_bytes()]).rejected[0].contains("nested"));
+        assert!(
+            decode_all(SourceFormat::K8sAudit, &[deep.into_bytes()]).rejected[0].contains("nested")
+        );
     }
 
     #[test]
@@ -335,8 +516,20 @@ mod bad_input {
 
     #[test]
     fn unrecognisable_records_are_not_sniffed() {
-        for junk in [&b"{\"kind\": 0}"[..], b"hello world", b"", b"[]", b"{\"a\":1}", b"\xff\xfe"] {
-            assert_eq!(SourceFormat::sniff(junk), None, "{:?}", String::from_utf8_lossy(junk));
+        for junk in [
+            &b"{\"kind\": 0}"[..],
+            b"hello world",
+            b"",
+            b"[]",
+            b"{\"a\":1}",
+            b"\xff\xfe",
+        ] {
+            assert_eq!(
+                SourceFormat::sniff(junk),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(junk)
+            );
         }
     }
 }
@@ -361,8 +554,14 @@ mod secrets {
             "objectRef": {"resource": "secrets"}, "requestReceivedTimestamp": "2024-01-01T00:00:01Z",
             "responseObject": {"kind": "SecretList", "items": [{"metadata": {"name": "x"}, "data": {"k": "c3VwZXJzZWNyZXQ="}}]}
         });
-        let records = vec![secret.to_string().into_bytes(), list.to_string().into_bytes()];
-        let options = DecodeOptions { cluster: None, redactor: Redactor::new(b"test-key", &[]) };
+        let records = vec![
+            secret.to_string().into_bytes(),
+            list.to_string().into_bytes(),
+        ];
+        let options = DecodeOptions {
+            cluster: None,
+            redactor: Redactor::new(b"test-key", &[]),
+        };
         let out = decode_with(SourceFormat::K8sAudit, &records, options);
         assert_eq!(out.audit.len(), 2);
         assert_eq!(out.audit[0].name.as_deref(), Some("api-key"));

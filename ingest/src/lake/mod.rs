@@ -21,7 +21,10 @@ pub enum LakeError {
     #[error("lake location '{0}': {1}")]
     Location(String, String),
     #[error("table {table}: {error}")]
-    Delta { table: String, error: DeltaTableError },
+    Delta {
+        table: String,
+        error: DeltaTableError,
+    },
     #[error("table {table}: {message}")]
     Arrow { table: String, message: String },
     #[error("lake I/O: {0}")]
@@ -55,14 +58,18 @@ impl Lake {
                     .map_err(|e| LakeError::Location(location.to_owned(), e.to_string()))?;
                 let abs = std::fs::canonicalize(path)
                     .map_err(|e| LakeError::Location(location.to_owned(), e.to_string()))?;
-                Url::from_directory_path(&abs)
-                    .map_err(|_| LakeError::Location(location.to_owned(), "not an absolute path".into()))?
+                Url::from_directory_path(&abs).map_err(|_| {
+                    LakeError::Location(location.to_owned(), "not an absolute path".into())
+                })?
             }
         };
         if root.scheme() != "file" && root.scheme() != "memory" {
             return Err(LakeError::Location(
                 location.to_owned(),
-                format!("the '{}' scheme is not supported by this build (local directories only)", root.scheme()),
+                format!(
+                    "the '{}' scheme is not supported by this build (local directories only)",
+                    root.scheme()
+                ),
             ));
         }
         Ok(Lake { root })
@@ -84,7 +91,10 @@ impl Lake {
     }
 
     /// Opens a table, or `None` if it was never written.
-    pub async fn open_table(&self, table: impl AsRef<str>) -> Result<Option<DeltaTable>, LakeError> {
+    pub async fn open_table(
+        &self,
+        table: impl AsRef<str>,
+    ) -> Result<Option<DeltaTable>, LakeError> {
         let name = table.as_ref();
         let url = self.table_url(name)?;
         if let Ok(dir) = url.to_file_path() {
@@ -158,7 +168,10 @@ impl Lake {
         let path = dir.join("_kubetrail").join("redaction.key");
         match std::fs::read_to_string(&path) {
             Ok(text) => hex::decode(text.trim()).map_err(|e| {
-                LakeError::Location(path.display().to_string(), format!("bad redaction key: {e}"))
+                LakeError::Location(
+                    path.display().to_string(),
+                    format!("bad redaction key: {e}"),
+                )
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut key = [0u8; 32];
@@ -175,7 +188,10 @@ impl Lake {
                 let _ = std::fs::remove_file(&tmp);
                 let text = std::fs::read_to_string(&path)?;
                 hex::decode(text.trim()).map_err(|e| {
-                    LakeError::Location(path.display().to_string(), format!("bad redaction key: {e}"))
+                    LakeError::Location(
+                        path.display().to_string(),
+                        format!("bad redaction key: {e}"),
+                    )
                 })
             }
             Err(e) => Err(e.into()),

@@ -5,8 +5,8 @@ use arrow::array::RecordBatch;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Add, Transaction};
 use deltalake::parquet::basic::{Compression, ZstdLevel};
-use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::parquet::file::metadata::SortingColumn;
+use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::DeltaTable;
@@ -81,7 +81,10 @@ impl TableWriter {
             .update_state()
             .await
             .map_err(|e| LakeError::delta(self.table, e))?;
-        let snapshot = self.delta.snapshot().map_err(|e| LakeError::delta(self.table, e))?;
+        let snapshot = self
+            .delta
+            .snapshot()
+            .map_err(|e| LakeError::delta(self.table, e))?;
         snapshot
             .transaction_version(self.delta.log_store().as_ref(), app_id)
             .await
@@ -107,7 +110,10 @@ impl TableWriter {
             partition_by: Some(vec![PARTITION_COLUMN.to_owned()]),
             predicate: None,
         };
-        let snapshot = self.delta.snapshot().map_err(|e| LakeError::delta(self.table, e))?;
+        let snapshot = self
+            .delta
+            .snapshot()
+            .map_err(|e| LakeError::delta(self.table, e))?;
         let finalized = CommitBuilder::from(properties)
             .with_actions(actions)
             .build(Some(snapshot), self.delta.log_store(), operation)

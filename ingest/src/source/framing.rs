@@ -73,8 +73,15 @@ impl<'a> RecordReader<'a> {
                 break;
             }
         }
-        let start = if first.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 }; // byte order mark
-        let line = first[start..].split(|b| *b == b'\n').next().unwrap_or_default();
+        let start = if first.starts_with(b"\xEF\xBB\xBF") {
+            3
+        } else {
+            0
+        }; // byte order mark
+        let line = first[start..]
+            .split(|b| *b == b'\n')
+            .next()
+            .unwrap_or_default();
         let head = trim_start(line);
         // A line longer than the peek is one huge record, not the start of pretty JSON.
         let whole_line = first.len() < PEEK_BYTES;
@@ -92,10 +99,11 @@ impl<'a> RecordReader<'a> {
         loop {
             let mut bytes = Vec::new();
             let line = self.line;
-            let (ended, total) = match read_line_bounded(&mut self.reader, &mut bytes, self.max_bytes) {
-                Ok(r) => r,
-                Err(e) => return Ok(Some(self.fail(bytes, e))),
-            };
+            let (ended, total) =
+                match read_line_bounded(&mut self.reader, &mut bytes, self.max_bytes) {
+                    Ok(r) => r,
+                    Err(e) => return Ok(Some(self.fail(bytes, e))),
+                };
             if ended {
                 self.line += 1;
             }
@@ -109,7 +117,11 @@ impl<'a> RecordReader<'a> {
                 continue; // blank line
             }
             let problem = (total > self.max_bytes).then(|| oversize(total, self.max_bytes));
-            return Ok(Some(Record { bytes, line, problem }));
+            return Ok(Some(Record {
+                bytes,
+                line,
+                problem,
+            }));
         }
     }
 
@@ -206,7 +218,11 @@ impl<'a> RecordReader<'a> {
             bytes.pop();
         }
         let problem = (total > self.max_bytes).then(|| oversize(total, self.max_bytes));
-        Ok(Record { bytes, line, problem })
+        Ok(Record {
+            bytes,
+            line,
+            problem,
+        })
     }
 }
 
@@ -255,7 +271,11 @@ impl RecordReader<'_> {
 
 /// Reads up to and excluding `\n`, keeping at most `max` bytes. Returns whether a newline
 /// ended the line and how many bytes the line had in all.
-fn read_line_bounded(reader: &mut dyn BufRead, out: &mut Vec<u8>, max: usize) -> io::Result<(bool, usize)> {
+fn read_line_bounded(
+    reader: &mut dyn BufRead,
+    out: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<(bool, usize)> {
     let mut total = 0;
     loop {
         let buf = reader.fill_buf()?;
@@ -303,7 +323,10 @@ fn is_balanced(line: &[u8]) -> bool {
 }
 
 fn trim_start(bytes: &[u8]) -> &[u8] {
-    let start = bytes.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(bytes.len());
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(bytes.len());
     &bytes[start..]
 }
 
@@ -317,7 +340,13 @@ mod tests {
 
     fn records(input: &[u8]) -> Vec<(String, i64, Option<String>)> {
         RecordReader::with_max_record_bytes(input, 64)
-            .map(|r| (String::from_utf8_lossy(&r.bytes).into_owned(), r.line, r.problem))
+            .map(|r| {
+                (
+                    String::from_utf8_lossy(&r.bytes).into_owned(),
+                    r.line,
+                    r.problem,
+                )
+            })
             .collect()
     }
 
@@ -325,7 +354,15 @@ mod tests {
     fn json_lines_with_crlf_blank_lines_and_garbage() {
         let got = records(b"{\"a\":1}\r\n\r\n{\"a\":2\n  \nnot json\n{\"a\":3}");
         let texts: Vec<_> = got.iter().map(|r| (r.0.as_str(), r.1)).collect();
-        assert_eq!(texts, [("{\"a\":1}", 1), ("{\"a\":2", 3), ("not json", 5), ("{\"a\":3}", 6)]);
+        assert_eq!(
+            texts,
+            [
+                ("{\"a\":1}", 1),
+                ("{\"a\":2", 3),
+                ("not json", 5),
+                ("{\"a\":3}", 6)
+            ]
+        );
     }
 
     #[test]
@@ -360,7 +397,10 @@ mod tests {
         impl Read for Failing {
             fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
                 if self.0 {
-                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "gzip cut short"));
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "gzip cut short",
+                    ));
                 }
                 self.0 = true;
                 buf[..8].copy_from_slice(b"{\"a\":1}\n");
@@ -370,6 +410,10 @@ mod tests {
         let got: Vec<_> = RecordReader::new(io::BufReader::new(Failing(false))).collect();
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].bytes, b"{\"a\":1}");
-        assert!(got[1].problem.as_deref().unwrap().contains("gzip cut short"));
+        assert!(got[1]
+            .problem
+            .as_deref()
+            .unwrap()
+            .contains("gzip cut short"));
     }
 }

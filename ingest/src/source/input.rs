@@ -109,7 +109,10 @@ pub fn open(path: &InputPath, progress: Arc<dyn Progress>) -> io::Result<OpenInp
     let gzip = buffered.fill_buf()?.starts_with(&[0x1f, 0x8b]);
     let reader: Box<dyn BufRead + Send> = if gzip {
         // Multi-member: `cat a.gz b.gz` and rotated logs are several gzip members.
-        Box::new(BufReader::with_capacity(256 << 10, MultiGzDecoder::new(buffered)))
+        Box::new(BufReader::with_capacity(
+            256 << 10,
+            MultiGzDecoder::new(buffered),
+        ))
     } else {
         Box::new(buffered)
     };

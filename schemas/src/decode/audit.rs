@@ -253,7 +253,10 @@ fn decode_nested(
     out: &mut Output<AuditEvent>,
 ) {
     if depth > MAX_DEPTH {
-        out.reject(record, DecodeError::invalid("record", "wrappers nested too deeply"));
+        out.reject(
+            record,
+            DecodeError::invalid("record", "wrappers nested too deeply"),
+        );
         return;
     }
     let env: Envelope = match serde_json::from_slice(record) {
@@ -264,7 +267,10 @@ fn decode_nested(
     // becomes one dead letter and the rest land.
     if let Some(items) = &env.items {
         if env.kind.as_deref() != Some("EventList") && env.kind.is_some() {
-            return out.reject(record, DecodeError::unrecognized("an items list that is not an EventList"));
+            return out.reject(
+                record,
+                DecodeError::unrecognized("an items list that is not an EventList"),
+            );
         }
         for item in items {
             decode_nested(item.get().as_bytes(), options, wrapper, depth + 1, out);
@@ -273,7 +279,11 @@ fn decode_nested(
     }
     let eks = Wrapper {
         format: "eks",
-        cluster: env.log_group.as_deref().and_then(eks_cluster).or(wrapper.cluster),
+        cluster: env
+            .log_group
+            .as_deref()
+            .and_then(eks_cluster)
+            .or(wrapper.cluster),
     };
     if let Some(events) = &env.log_events {
         for event in events {
@@ -295,13 +305,19 @@ fn decode_nested(
             if !category.starts_with("kube-audit") {
                 return out.reject(
                     record,
-                    DecodeError::unrecognized(format!("AKS log category '{category}' is not kube-audit")),
+                    DecodeError::unrecognized(format!(
+                        "AKS log category '{category}' is not kube-audit"
+                    )),
                 );
             }
         }
         let aks = Wrapper {
             format: "aks",
-            cluster: env.resource_id.as_deref().and_then(aks_cluster).or(wrapper.cluster),
+            cluster: env
+                .resource_id
+                .as_deref()
+                .and_then(aks_cluster)
+                .or(wrapper.cluster),
         };
         return decode_nested(log.as_bytes(), options, aks, depth + 1, out);
     }
@@ -327,7 +343,8 @@ fn native_event(
             )));
         }
     }
-    let is_event = env.kind.as_deref() == Some("Event") || env.audit_id.is_some() || env.verb.is_some();
+    let is_event =
+        env.kind.as_deref() == Some("Event") || env.audit_id.is_some() || env.verb.is_some();
     if !is_event {
         return Err(DecodeError::unrecognized(
             "not an audit event (no kind Event, auditID or verb)",
@@ -338,32 +355,50 @@ fn native_event(
         .as_deref()
         .or(env.stage_timestamp.as_deref())
         .or(env.timestamp.as_deref())
-        .or(env.metadata.as_ref().and_then(|m| m.creation_timestamp.as_deref()))
+        .or(env
+            .metadata
+            .as_ref()
+            .and_then(|m| m.creation_timestamp.as_deref()))
         .ok_or(DecodeError::Missing(
             "requestReceivedTimestamp (or stageTimestamp, timestamp)",
         ))?;
-    let event_time = parse_timestamp(time_text).map_err(|r| DecodeError::invalid("timestamp", r))?;
+    let event_time =
+        parse_timestamp(time_text).map_err(|r| DecodeError::invalid("timestamp", r))?;
     let optional_time = |field: &'static str, v: &Str| -> Result<Option<i64>, DecodeError> {
         v.as_deref()
             .map(|t| parse_timestamp(t).map_err(|r| DecodeError::invalid(field, r)))
             .transpose()
     };
-    let request_received_time = optional_time("requestReceivedTimestamp", &env.request_received_timestamp)?;
+    let request_received_time =
+        optional_time("requestReceivedTimestamp", &env.request_received_timestamp)?;
     let stage_time = optional_time("stageTimestamp", &env.stage_timestamp)?;
 
     let object_ref = env.object_ref;
-    let resource = object_ref.as_ref().and_then(|o| o.resource.as_deref().map(str::to_owned));
-    let subresource = object_ref.as_ref().and_then(|o| o.subresource.as_deref().map(str::to_owned));
+    let resource = object_ref
+        .as_ref()
+        .and_then(|o| o.resource.as_deref().map(str::to_owned));
+    let subresource = object_ref
+        .as_ref()
+        .and_then(|o| o.subresource.as_deref().map(str::to_owned));
     let heads = [env.request_object, env.response_object].map(|o| o.and_then(object_head));
     let name = object_ref
         .as_ref()
         .and_then(|o| o.name.as_deref().map(str::to_owned))
         .or_else(|| heads.iter().flatten().find_map(|h| h.1.clone()));
     let is_secret = resource.as_deref() == Some("secrets")
-        || heads.iter().flatten().any(|h| h.0.as_deref().is_some_and(is_secret_kind));
+        || heads
+            .iter()
+            .flatten()
+            .any(|h| h.0.as_deref().is_some_and(is_secret_kind));
     let redactor = &options.redactor;
-    let request_object = env.request_object.map(|o| redacted(o, is_secret, redactor)).transpose()?;
-    let response_object = env.response_object.map(|o| redacted(o, is_secret, redactor)).transpose()?;
+    let request_object = env
+        .request_object
+        .map(|o| redacted(o, is_secret, redactor))
+        .transpose()?;
+    let response_object = env
+        .response_object
+        .map(|o| redacted(o, is_secret, redactor))
+        .transpose()?;
 
     let (user_name, user_uid, user_groups) = match env.user {
         Some(u) => (
@@ -374,7 +409,10 @@ fn native_event(
         None => (None, None, Vec::new()),
     };
     let (impersonated_user, impersonated_groups) = match env.impersonated_user {
-        Some(u) => (u.username.map(Cow::into_owned), u.groups.unwrap_or_default()),
+        Some(u) => (
+            u.username.map(Cow::into_owned),
+            u.groups.unwrap_or_default(),
+        ),
         None => (None, Vec::new()),
     };
     let source_ips: Vec<String> = env
@@ -391,7 +429,9 @@ fn native_event(
             .and_then(Value::as_str)
             .map(str::to_owned)
     };
-    let namespace = object_ref.as_ref().and_then(|o| o.namespace.as_deref().map(str::to_owned));
+    let namespace = object_ref
+        .as_ref()
+        .and_then(|o| o.namespace.as_deref().map(str::to_owned));
     let (api_group, api_version) = match &object_ref {
         Some(o) => (
             Some(o.api_group.as_deref().unwrap_or_default().to_owned()),
@@ -402,7 +442,10 @@ fn native_event(
     let status = env.response_status;
     Ok(AuditEvent {
         event_time,
-        cluster: wrapper.cluster.or(options.cluster.as_deref()).map(str::to_owned),
+        cluster: wrapper
+            .cluster
+            .or(options.cluster.as_deref())
+            .map(str::to_owned),
         pod: pod_of(resource.as_deref(), name.as_deref()),
         node: user_name.as_deref().and_then(node_of),
         src_ip: source_ips.first().cloned(),
@@ -425,8 +468,12 @@ fn native_event(
         api_version,
         request_uri: env.request_uri.map(Cow::into_owned),
         response_code: status.as_ref().and_then(|s| s.code),
-        response_reason: status.as_ref().and_then(|s| s.reason.as_deref().map(str::to_owned)),
-        response_message: status.as_ref().and_then(|s| s.message.as_deref().map(str::to_owned)),
+        response_reason: status
+            .as_ref()
+            .and_then(|s| s.reason.as_deref().map(str::to_owned)),
+        response_message: status
+            .as_ref()
+            .and_then(|s| s.message.as_deref().map(str::to_owned)),
         decision: annotation("authorization.k8s.io/decision"),
         authz_reason: annotation("authorization.k8s.io/reason"),
         request_received_time,
@@ -445,15 +492,26 @@ fn gke_event(
     cluster: Option<&str>,
 ) -> Result<AuditEvent, DecodeError> {
     let p: GkePayload = serde_json::from_str(payload.get()).map_err(DecodeError::json)?;
-    let method = p.method_name.as_deref().ok_or(DecodeError::Missing("protoPayload.methodName"))?;
+    let method = p
+        .method_name
+        .as_deref()
+        .ok_or(DecodeError::Missing("protoPayload.methodName"))?;
     if !method.starts_with("io.k8s.") {
         return Err(DecodeError::unrecognized(format!(
             "GKE method '{method}' is not a Kubernetes API call"
         )));
     }
-    let time_text = env.timestamp.as_deref().ok_or(DecodeError::Missing("timestamp"))?;
-    let event_time = parse_timestamp(time_text).map_err(|r| DecodeError::invalid("timestamp", r))?;
-    let path = p.resource_name.as_deref().map(GkeResource::parse).unwrap_or_default();
+    let time_text = env
+        .timestamp
+        .as_deref()
+        .ok_or(DecodeError::Missing("timestamp"))?;
+    let event_time =
+        parse_timestamp(time_text).map_err(|r| DecodeError::invalid("timestamp", r))?;
+    let path = p
+        .resource_name
+        .as_deref()
+        .map(GkeResource::parse)
+        .unwrap_or_default();
     let verb = method.rsplit('.').next().map(str::to_owned);
     let gke_cluster = env
         .resource
@@ -462,12 +520,27 @@ fn gke_event(
         .and_then(|l| l.get("cluster_name"))
         .map(|c| c.to_string());
     let heads = [p.request, p.response].map(|o| o.and_then(object_head));
-    let name = path.name.clone().or_else(|| heads.iter().flatten().find_map(|h| h.1.clone()));
+    let name = path
+        .name
+        .clone()
+        .or_else(|| heads.iter().flatten().find_map(|h| h.1.clone()));
     let is_secret = path.resource.as_deref() == Some("secrets")
-        || heads.iter().flatten().any(|h| h.0.as_deref().is_some_and(is_secret_kind));
-    let request_object = p.request.map(|o| redacted(o, is_secret, &options.redactor)).transpose()?;
-    let response_object = p.response.map(|o| redacted(o, is_secret, &options.redactor)).transpose()?;
-    let user_name = p.authentication_info.and_then(|a| a.principal_email).map(Cow::into_owned);
+        || heads
+            .iter()
+            .flatten()
+            .any(|h| h.0.as_deref().is_some_and(is_secret_kind));
+    let request_object = p
+        .request
+        .map(|o| redacted(o, is_secret, &options.redactor))
+        .transpose()?;
+    let response_object = p
+        .response
+        .map(|o| redacted(o, is_secret, &options.redactor))
+        .transpose()?;
+    let user_name = p
+        .authentication_info
+        .and_then(|a| a.principal_email)
+        .map(Cow::into_owned);
     let (src_ip, user_agent) = match p.request_metadata {
         Some(m) => (
             m.caller_ip.as_deref().map(canonical_ip),
@@ -515,7 +588,16 @@ fn gke_event(
             .and_then(|o| o.id.as_deref().map(str::to_owned))
             .or_else(|| env.insert_id.as_deref().map(str::to_owned)),
         stage,
-        level: Some(if response_object.is_some() { "RequestResponse" } else if request_object.is_some() { "Request" } else { "Metadata" }.to_owned()),
+        level: Some(
+            if response_object.is_some() {
+                "RequestResponse"
+            } else if request_object.is_some() {
+                "Request"
+            } else {
+                "Metadata"
+            }
+            .to_owned(),
+        ),
         verb,
         user_name,
         user_agent,
@@ -600,14 +682,19 @@ fn http_code_of_grpc(code: i32) -> i32 {
 /// `/aws/eks/<cluster>/cluster`.
 fn eks_cluster(log_group: &str) -> Option<&str> {
     let rest = log_group.strip_prefix("/aws/eks/")?;
-    rest.strip_suffix("/cluster").or(Some(rest)).filter(|c| !c.is_empty())
+    rest.strip_suffix("/cluster")
+        .or(Some(rest))
+        .filter(|c| !c.is_empty())
 }
 
 /// `/SUBSCRIPTIONS/…/MANAGEDCLUSTERS/<cluster>`.
 fn aks_cluster(resource_id: &str) -> Option<&str> {
     let lower = resource_id.to_ascii_lowercase();
     let at = lower.find("/managedclusters/")? + "/managedclusters/".len();
-    resource_id[at..].split('/').next().filter(|c| !c.is_empty())
+    resource_id[at..]
+        .split('/')
+        .next()
+        .filter(|c| !c.is_empty())
 }
 
 fn object_head(raw: &RawValue) -> Option<(Option<String>, Option<String>)> {
@@ -635,7 +722,9 @@ fn redacted(raw: &RawValue, is_secret: bool, redactor: &Redactor) -> Result<Stri
 }
 
 fn pod_of(resource: Option<&str>, name: Option<&str>) -> Option<String> {
-    (resource == Some("pods")).then(|| name.map(str::to_owned)).flatten()
+    (resource == Some("pods"))
+        .then(|| name.map(str::to_owned))
+        .flatten()
 }
 
 fn node_of(user: &str) -> Option<String> {

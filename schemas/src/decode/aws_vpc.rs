@@ -60,7 +60,10 @@ const OTHER_FIELDS: [&str; 19] = [
 
 impl Field {
     fn parse(name: &str) -> Option<Field> {
-        let name = name.trim_start_matches("${").trim_end_matches('}').replace('_', "-");
+        let name = name
+            .trim_start_matches("${")
+            .trim_end_matches('}')
+            .replace('_', "-");
         Some(match name.as_str() {
             "version" => Field::Version,
             "account-id" => Field::AccountId,
@@ -97,13 +100,29 @@ impl Default for FieldOrder {
     fn default() -> Self {
         use Field::*;
         FieldOrder(vec![
-            Version, AccountId, InterfaceId, SrcAddr, DstAddr, SrcPort, DstPort, Protocol, Packets,
-            Bytes, Start, End, Action, LogStatus,
+            Version,
+            AccountId,
+            InterfaceId,
+            SrcAddr,
+            DstAddr,
+            SrcPort,
+            DstPort,
+            Protocol,
+            Packets,
+            Bytes,
+            Start,
+            End,
+            Action,
+            LogStatus,
         ])
     }
 }
 
-pub(crate) fn decode(record: &[u8], order: &mut FieldOrder, options: &DecodeOptions) -> Output<FlowRecord> {
+pub(crate) fn decode(
+    record: &[u8],
+    order: &mut FieldOrder,
+    options: &DecodeOptions,
+) -> Output<FlowRecord> {
     let mut out = Output::default();
     let line = match utf8(record) {
         Ok(line) => line.trim(),
@@ -116,9 +135,16 @@ pub(crate) fn decode(record: &[u8], order: &mut FieldOrder, options: &DecodeOpti
         return out;
     }
     let words: Vec<&str> = line.split_ascii_whitespace().collect();
-    if words.first().is_some_and(|w| w.starts_with(|c: char| c.is_ascii_alphabetic() || c == '$')) {
+    if words
+        .first()
+        .is_some_and(|w| w.starts_with(|c: char| c.is_ascii_alphabetic() || c == '$'))
+    {
         // A header line declares the order of what follows.
-        match words.iter().map(|w| Field::parse(w).ok_or(*w)).collect::<Result<Vec<_>, _>>() {
+        match words
+            .iter()
+            .map(|w| Field::parse(w).ok_or(*w))
+            .collect::<Result<Vec<_>, _>>()
+        {
             Ok(fields) => *order = FieldOrder(fields),
             Err(unknown) => out.reject(
                 record,
@@ -134,11 +160,19 @@ pub(crate) fn decode(record: &[u8], order: &mut FieldOrder, options: &DecodeOpti
     out
 }
 
-fn decode_line(words: &[&str], order: &FieldOrder, options: &DecodeOptions) -> Result<FlowRecord, DecodeError> {
+fn decode_line(
+    words: &[&str],
+    order: &FieldOrder,
+    options: &DecodeOptions,
+) -> Result<FlowRecord, DecodeError> {
     if words.len() != order.0.len() {
         return Err(DecodeError::invalid(
             "record",
-            format!("{} fields, but the format has {}", words.len(), order.0.len()),
+            format!(
+                "{} fields, but the format has {}",
+                words.len(),
+                order.0.len()
+            ),
         ));
     }
     let mut row = FlowRecord {
@@ -167,8 +201,18 @@ fn decode_line(words: &[&str], order: &FieldOrder, options: &DecodeOptions) -> R
             Field::Protocol => row.protocol = Some(protocol_name(number(word, "protocol")?)),
             Field::Packets => row.packets = Some(number(word, "packets")?),
             Field::Bytes => row.bytes = Some(number(word, "bytes")?),
-            Field::Start => start = Some(from_epoch_seconds(number(word, "start")?).map_err(|r| DecodeError::invalid("start", r))?),
-            Field::End => end = Some(from_epoch_seconds(number(word, "end")?).map_err(|r| DecodeError::invalid("end", r))?),
+            Field::Start => {
+                start = Some(
+                    from_epoch_seconds(number(word, "start")?)
+                        .map_err(|r| DecodeError::invalid("start", r))?,
+                )
+            }
+            Field::End => {
+                end = Some(
+                    from_epoch_seconds(number(word, "end")?)
+                        .map_err(|r| DecodeError::invalid("end", r))?,
+                )
+            }
             Field::Action => {
                 row.action = Some(match *word {
                     "ACCEPT" => "allow".to_owned(),
@@ -197,8 +241,12 @@ fn decode_line(words: &[&str], order: &FieldOrder, options: &DecodeOptions) -> R
 }
 
 fn number(word: &str, field: &'static str) -> Result<i64, DecodeError> {
-    word.parse::<i64>()
-        .map_err(|_| DecodeError::invalid(field, format!("'{}' is not a number", crate::time::shorten(word))))
+    word.parse::<i64>().map_err(|_| {
+        DecodeError::invalid(
+            field,
+            format!("'{}' is not a number", crate::time::shorten(word)),
+        )
+    })
 }
 
 fn port(word: &str, field: &'static str) -> Result<i32, DecodeError> {
@@ -211,8 +259,19 @@ fn port(word: &str, field: &'static str) -> Result<i32, DecodeError> {
 
 /// The OR of the TCP flags seen during the aggregation interval.
 fn tcp_flags(bits: i64) -> String {
-    let names = [(1, "FIN"), (2, "SYN"), (4, "RST"), (8, "PSH"), (16, "ACK"), (32, "URG")];
-    let set: Vec<&str> = names.iter().filter(|(b, _)| bits & b != 0).map(|(_, n)| *n).collect();
+    let names = [
+        (1, "FIN"),
+        (2, "SYN"),
+        (4, "RST"),
+        (8, "PSH"),
+        (16, "ACK"),
+        (32, "URG"),
+    ];
+    let set: Vec<&str> = names
+        .iter()
+        .filter(|(b, _)| bits & b != 0)
+        .map(|(_, n)| *n)
+        .collect();
     if set.is_empty() {
         bits.to_string()
     } else {

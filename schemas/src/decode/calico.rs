@@ -11,11 +11,14 @@ pub(crate) fn decode(record: &[u8], options: &DecodeOptions) -> Result<FlowRecor
     let flow = json::parse_object(record)?;
     let start_time = epoch_or_rfc3339(&flow, "start_time")?;
     let end_time = epoch_or_rfc3339(&flow, "end_time")?;
-    let event_time = start_time.or(end_time).ok_or(DecodeError::Missing("start_time"))?;
+    let event_time = start_time
+        .or(end_time)
+        .ok_or(DecodeError::Missing("start_time"))?;
     let src_namespace = endpoint_text(&flow, "source_namespace")?;
     let dst_namespace = endpoint_text(&flow, "dest_namespace")?;
     // Aggregated logs replace the pod name by "-" and keep a `*` pattern in *_name_aggr.
-    let src_pod = endpoint_text(&flow, "source_name")?.or(endpoint_text(&flow, "source_name_aggr")?);
+    let src_pod =
+        endpoint_text(&flow, "source_name")?.or(endpoint_text(&flow, "source_name_aggr")?);
     let dst_pod = endpoint_text(&flow, "dest_name")?.or(endpoint_text(&flow, "dest_name_aggr")?);
     let reporter = text(&flow, "reporter")?;
     let sum = |a: &'static str, b: &'static str| -> Result<Option<i64>, DecodeError> {
@@ -91,9 +94,9 @@ fn endpoint_text(flow: &Value, key: &'static str) -> Result<Option<String>, Deco
 /// Epoch seconds (number or string) or an RFC 3339 string.
 fn epoch_or_rfc3339(flow: &Value, key: &'static str) -> Result<Option<i64>, DecodeError> {
     match at(flow, key) {
-        Some(Value::String(s)) if s.parse::<i64>().is_err() => {
-            parse_timestamp(s).map(Some).map_err(|r| DecodeError::invalid(key, r))
-        }
+        Some(Value::String(s)) if s.parse::<i64>().is_err() => parse_timestamp(s)
+            .map(Some)
+            .map_err(|r| DecodeError::invalid(key, r)),
         _ => int(flow, key)?
             .map(|s| from_epoch_seconds(s).map_err(|r| DecodeError::invalid(key, r)))
             .transpose(),
@@ -104,10 +107,17 @@ fn epoch_or_rfc3339(flow: &Value, key: &'static str) -> Result<Option<i64>, Deco
 fn labels(flow: &Value, key: &'static str) -> Result<Vec<String>, DecodeError> {
     match at(flow, key) {
         None => Ok(Vec::new()),
-        Some(Value::Object(map)) if map.contains_key("labels") => json::text_list(&Value::Object(map.clone()), "labels"),
+        Some(Value::Object(map)) if map.contains_key("labels") => {
+            json::text_list(&Value::Object(map.clone()), "labels")
+        }
         Some(Value::Object(map)) => Ok(map
             .iter()
-            .map(|(k, v)| format!("{k}={}", v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
+            .map(|(k, v)| {
+                format!(
+                    "{k}={}",
+                    v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+                )
+            })
             .collect()),
         Some(Value::Array(_)) => json::text_list(flow, key),
         Some(Value::String(s)) if s == "-" || s.is_empty() => Ok(Vec::new()),

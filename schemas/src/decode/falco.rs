@@ -9,7 +9,15 @@ use crate::rows::RuntimeEvent;
 use crate::time::{from_epoch_nanos, parse_timestamp};
 
 const PRIORITIES: [&str; 9] = [
-    "emergency", "alert", "critical", "error", "warning", "notice", "informational", "info", "debug",
+    "emergency",
+    "alert",
+    "critical",
+    "error",
+    "warning",
+    "notice",
+    "informational",
+    "info",
+    "debug",
 ];
 
 pub(crate) fn is_priority(word: &str) -> bool {
@@ -55,15 +63,20 @@ fn decode_json(record: &[u8], options: &DecodeOptions) -> Result<RuntimeEvent, D
             })
             .ok_or(DecodeError::Missing("time"))?,
     };
-    let image = field("container.image.repository").map(|repo| match field("container.image.tag") {
-        Some(tag) => format!("{repo}:{tag}"),
-        None => repo,
-    });
+    let image =
+        field("container.image.repository").map(|repo| match field("container.image.tag") {
+            Some(tag) => format!("{repo}:{tag}"),
+            None => repo,
+        });
     let binary = field("proc.exepath").or_else(|| field("proc.name"));
     let arguments = field("proc.args").or_else(|| {
         let cmdline = field("proc.cmdline")?;
         let name = field("proc.name").unwrap_or_default();
-        Some(cmdline.strip_prefix(&name).map_or(cmdline.clone(), |r| r.trim_start().to_owned()))
+        Some(
+            cmdline
+                .strip_prefix(&name)
+                .map_or(cmdline.clone(), |r| r.trim_start().to_owned()),
+        )
     });
     let file_path = field("fd.name").filter(|n| n.starts_with('/'));
     let port_of = |key: &str| field_int(key).and_then(|p| i32::try_from(p).ok());
@@ -93,7 +106,8 @@ fn decode_json(record: &[u8], options: &DecodeOptions) -> Result<RuntimeEvent, D
         output: text(&alert, "output")?,
         tags: text_list(&alert, "tags")?,
         event_source: text(&alert, "source")?,
-        output_fields: (!fields.as_object().is_some_and(|f| f.is_empty())).then(|| fields.to_string()),
+        output_fields: (!fields.as_object().is_some_and(|f| f.is_empty()))
+            .then(|| fields.to_string()),
         user_name: field("user.name"),
         uid: field_int("user.uid"),
         runtime_format: "falco".to_owned(),
@@ -102,13 +116,21 @@ fn decode_json(record: &[u8], options: &DecodeOptions) -> Result<RuntimeEvent, D
 }
 
 fn decode_text(line: &str, options: &DecodeOptions) -> Result<RuntimeEvent, DecodeError> {
-    let (time, rest) = line
-        .split_once(": ")
-        .ok_or_else(|| DecodeError::unrecognized("not '<time>: <Priority> <output>'"))?;
+    let (time, rest) = line.split_once(": ").ok_or_else(|| {
+        DecodeError::unrecognized(
+            "neither Falco JSON nor Falco text ('<time>: <Priority> <output>')",
+        )
+    })?;
     let event_time = parse_timestamp(time).map_err(|r| DecodeError::invalid("time", r))?;
     let (priority, output) = rest.split_once(' ').unwrap_or((rest, ""));
     if !is_priority(priority) {
-        return Err(DecodeError::invalid("priority", format!("'{}' is not a Falco priority", crate::time::shorten(priority))));
+        return Err(DecodeError::invalid(
+            "priority",
+            format!(
+                "'{}' is not a Falco priority",
+                crate::time::shorten(priority)
+            ),
+        ));
     }
     Ok(RuntimeEvent {
         event_time,

@@ -16,7 +16,8 @@ pub(crate) fn decode(record: &[u8], options: &DecodeOptions) -> Result<FlowRecor
     let start_time = json::time(p, "start_time")?;
     let event_time = match start_time {
         Some(t) => t,
-        None => json::time(&entry, "timestamp")?.ok_or(DecodeError::Missing("jsonPayload.start_time"))?,
+        None => json::time(&entry, "timestamp")?
+            .ok_or(DecodeError::Missing("jsonPayload.start_time"))?,
     };
     let reporter = text(p, "reporter")?;
     let src_namespace = text(p, "src_gke_details.pod.pod_namespace")?;
@@ -52,7 +53,9 @@ pub(crate) fn decode(record: &[u8], options: &DecodeOptions) -> Result<FlowRecor
             .or(text(p, "src_gke_details.cluster.cluster_name")?)
             .or(text(p, "dest_gke_details.cluster.cluster_name")?)
             .or_else(|| options.cluster.clone()),
-        namespace: namespace.or_else(|| src_namespace.clone()).or_else(|| dst_namespace.clone()),
+        namespace: namespace
+            .or_else(|| src_namespace.clone())
+            .or_else(|| dst_namespace.clone()),
         pod: pod.or_else(|| src_pod.clone()).or_else(|| dst_pod.clone()),
         node: text(p, side.vm)?,
         src_ip: ip(p, "connection.src_ip")?,

@@ -24,7 +24,10 @@ pub(crate) fn at<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
     (!cur.is_null()).then_some(cur)
 }
 
-pub(crate) fn object<'a>(v: &'a Value, path: &'static str) -> Result<Option<&'a Map<String, Value>>, DecodeError> {
+pub(crate) fn object<'a>(
+    v: &'a Value,
+    path: &'static str,
+) -> Result<Option<&'a Map<String, Value>>, DecodeError> {
     match at(v, path) {
         None => Ok(None),
         Some(Value::Object(o)) => Ok(Some(o)),
@@ -52,11 +55,12 @@ pub(crate) fn int(v: &Value, path: &'static str) -> Result<Option<i64>, DecodeEr
             .map(Some)
             .ok_or_else(|| DecodeError::invalid(path, format!("{n} is not a 64-bit integer"))),
         Some(Value::String(s)) if s.is_empty() || s == "-" => Ok(None),
-        Some(Value::String(s)) => s
-            .trim()
-            .parse::<i64>()
-            .map(Some)
-            .map_err(|_| DecodeError::invalid(path, format!("'{}' is not an integer", crate::time::shorten(s)))),
+        Some(Value::String(s)) => s.trim().parse::<i64>().map(Some).map_err(|_| {
+            DecodeError::invalid(
+                path,
+                format!("'{}' is not an integer", crate::time::shorten(s)),
+            )
+        }),
         Some(other) => Err(wrong_type(path, "an integer", other)),
     }
 }
@@ -94,7 +98,9 @@ pub(crate) fn text_list(v: &Value, path: &'static str) -> Result<Vec<String>, De
 pub(crate) fn time(v: &Value, path: &'static str) -> Result<Option<i64>, DecodeError> {
     match at(v, path) {
         None => Ok(None),
-        Some(Value::String(s)) => parse_timestamp(s).map(Some).map_err(|r| DecodeError::invalid(path, r)),
+        Some(Value::String(s)) => parse_timestamp(s)
+            .map(Some)
+            .map_err(|r| DecodeError::invalid(path, r)),
         Some(other) => Err(wrong_type(path, "an RFC 3339 timestamp", other)),
     }
 }

@@ -163,11 +163,17 @@ impl Decoder {
                 audit::decode(record, o, &mut out);
                 Decoded::Audit(out)
             }
-            SourceFormat::AwsVpcFlow => Decoded::Flows(aws_vpc::decode(record, &mut self.aws_fields, o)),
-            SourceFormat::GcpVpcFlow => Decoded::Flows(Output::one(record, gcp_vpc::decode(record, o))),
+            SourceFormat::AwsVpcFlow => {
+                Decoded::Flows(aws_vpc::decode(record, &mut self.aws_fields, o))
+            }
+            SourceFormat::GcpVpcFlow => {
+                Decoded::Flows(Output::one(record, gcp_vpc::decode(record, o)))
+            }
             SourceFormat::Hubble => Decoded::Flows(Output::one(record, hubble::decode(record, o))),
             SourceFormat::Calico => Decoded::Flows(Output::one(record, calico::decode(record, o))),
-            SourceFormat::Tetragon => Decoded::Runtime(Output::one(record, tetragon::decode(record, o))),
+            SourceFormat::Tetragon => {
+                Decoded::Runtime(Output::one(record, tetragon::decode(record, o)))
+            }
             SourceFormat::Falco => Decoded::Runtime(Output::one(record, falco::decode(record, o))),
         }
     }

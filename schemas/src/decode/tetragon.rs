@@ -40,7 +40,10 @@ pub(crate) fn decode(record: &[u8], options: &DecodeOptions) -> Result<RuntimeEv
         None => Vec::new(),
     };
     let container_id = text(process, "pod.container.id")?
-        .map(|id| id.split_once("://").map_or(id.clone(), |(_, rest)| rest.to_owned()))
+        .map(|id| {
+            id.split_once("://")
+                .map_or(id.clone(), |(_, rest)| rest.to_owned())
+        })
         .or(text(process, "docker")?);
     let args = at(body, "args");
     let (file_path, sock) = match args {
@@ -101,7 +104,9 @@ pub(crate) fn decode(record: &[u8], options: &DecodeOptions) -> Result<RuntimeEv
 /// The first file or path argument, made absolute: Tetragon writes `etc/passwd`.
 fn first_path(args: &[Value]) -> Option<String> {
     args.iter().find_map(|arg| {
-        let path = at(arg, "file_arg.path").or_else(|| at(arg, "path_arg.path"))?.as_str()?;
+        let path = at(arg, "file_arg.path")
+            .or_else(|| at(arg, "path_arg.path"))?
+            .as_str()?;
         Some(if path.starts_with('/') {
             path.to_owned()
         } else {
@@ -110,7 +115,13 @@ fn first_path(args: &[Value]) -> Option<String> {
     })
 }
 
-type Endpoints = (Option<String>, Option<String>, Option<i32>, Option<i32>, Option<String>);
+type Endpoints = (
+    Option<String>,
+    Option<String>,
+    Option<i32>,
+    Option<i32>,
+    Option<String>,
+);
 
 /// The first socket argument of a kprobe (`tcp_connect`, `tcp_sendmsg`, …).
 fn first_sock(args: &[Value]) -> Result<Option<Endpoints>, DecodeError> {

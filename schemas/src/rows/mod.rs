@@ -11,7 +11,9 @@ pub mod runtime;
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Date32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::array::{
+    ArrayRef, Date32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
 use arrow::compute::{cast, lexsort_to_indices, take_record_batch, SortColumn};
 use arrow::datatypes::DataType;
 use arrow::error::ArrowError;
