@@ -43,10 +43,12 @@ fn lake() -> &'static str {
                     .unwrap()
                     .block_on(async move {
                         let lake = Lake::open(&build).unwrap();
-                        let mut inputs: Vec<PathBuf> = std::fs::read_dir(samples())
-                            .unwrap()
-                            .map(|e| e.unwrap().path())
-                            .filter(|p| p.extension().is_some_and(|e| e != "tsv"))
+                        let manifest =
+                            std::fs::read_to_string(samples().join("MANIFEST.tsv")).unwrap();
+                        let mut inputs: Vec<PathBuf> = manifest
+                            .lines()
+                            .skip(1)
+                            .map(|l| samples().join(l.split('\t').next().unwrap()))
                             .collect();
                         inputs.push(fixtures().join("k8s-audit/falco/exec_pod.json"));
                         inputs.push(
