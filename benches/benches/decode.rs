@@ -34,7 +34,11 @@ fn to_arrow(c: &mut Criterion) {
             _ => Vec::new(),
         })
         .collect();
-    let provenance = Provenance { source: "bench".into(), offset: 0, ingested_at: 0 };
+    let provenance = Provenance {
+        source: "bench".into(),
+        offset: 0,
+        ingested_at: 0,
+    };
     let mut group = c.benchmark_group("to_arrow");
     group.throughput(Throughput::Elements(rows.len() as u64));
     group.bench_function("k8s_audit", |b| {

@@ -10,8 +10,17 @@ pub fn records(n: u64) -> Vec<(SourceFormat, Vec<Vec<u8>>)> {
     let seed = kubetrail_samples::SEED;
     let collect = |lines: &mut dyn Iterator<Item = String>| lines.map(String::into_bytes).collect();
     vec![
-        (SourceFormat::K8sAudit, collect(&mut kubetrail_samples::volume::audit_lines(n, seed, 1))),
-        (SourceFormat::Hubble, collect(&mut kubetrail_samples::volume::flow_lines(n, seed, 1))),
-        (SourceFormat::Tetragon, collect(&mut kubetrail_samples::volume::runtime_lines(n, seed, 1))),
+        (
+            SourceFormat::K8sAudit,
+            collect(&mut kubetrail_samples::volume::audit_lines(n, seed, 1)),
+        ),
+        (
+            SourceFormat::Hubble,
+            collect(&mut kubetrail_samples::volume::flow_lines(n, seed, 1)),
+        ),
+        (
+            SourceFormat::Tetragon,
+            collect(&mut kubetrail_samples::volume::runtime_lines(n, seed, 1)),
+        ),
     ]
 }

@@ -233,7 +233,7 @@ mod bad_input {
             good(1).into_bytes(),                        // 1 good
             b"".to_vec(),                                // 2 blank
             format!("{}\r", good(2)).into_bytes(),       // 3 good, CRLF
-            good(3)[..60].as_bytes().to_vec(),           // 4 truncated
+            good(3).as_bytes()[..60].to_vec(),           // 4 truncated
             GOOD.replace("200", "\"200\"").into_bytes(), // 5 wrong type
             GOOD.replace("\"verb\"", "\"newField\":[1],\"verb\"")
                 .replace("\"ID\"", "\"unknown-field\"")

@@ -57,14 +57,7 @@ impl LakeSession {
         crate::udf::register(&mut ctx)?;
         let mut tables = Vec::new();
         for table in Table::ALL {
-            tables.push(register_table(&ctx, &root, table.name(), Some(table.schema())).await?);
-        }
-        // Tables other crates write (alerts): registered when present.
-        for name in ["alerts"] {
-            let info = register_table(&ctx, &root, name, None).await?;
-            if info.version.is_some() {
-                tables.push(info);
-            }
+            tables.push(register_table(&ctx, &root, table.name(), table.schema()).await?);
         }
         views::register(&ctx).await?;
         Ok(LakeSession { ctx, root, tables })
@@ -107,7 +100,7 @@ async fn register_table(
     ctx: &SessionContext,
     root: &Url,
     name: &str,
-    schema: Option<arrow::datatypes::SchemaRef>,
+    schema: arrow::datatypes::SchemaRef,
 ) -> Result<TableInfo, QueryError> {
     let url = root
         .join(&format!("{name}/"))
@@ -150,12 +143,10 @@ async fn register_table(
 fn register_empty(
     ctx: &SessionContext,
     name: &str,
-    schema: Option<arrow::datatypes::SchemaRef>,
+    schema: arrow::datatypes::SchemaRef,
 ) -> Result<TableInfo, QueryError> {
-    if let Some(schema) = schema {
-        let empty = MemTable::try_new(schema, vec![vec![]])?;
-        ctx.register_table(name, Arc::new(empty))?;
-    }
+    let empty = MemTable::try_new(schema, vec![vec![]])?;
+    ctx.register_table(name, Arc::new(empty))?;
     Ok(TableInfo {
         name: name.to_owned(),
         version: None,

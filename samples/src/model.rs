@@ -29,6 +29,40 @@ pub struct ApiCall {
     pub attack_step: Option<&'static str>,
 }
 
+impl ApiCall {
+    /// A `get pods` at cluster scope, answered 200 and logged at Metadata level; callers
+    /// change what differs.
+    pub fn new(
+        time: Micros,
+        audit_id: String,
+        user: &str,
+        groups: &[&str],
+        source_ip: &str,
+        user_agent: &str,
+    ) -> ApiCall {
+        ApiCall {
+            time,
+            audit_id,
+            user: user.to_owned(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            source_ip: source_ip.to_owned(),
+            user_agent: user_agent.to_owned(),
+            verb: "get",
+            resource: "pods",
+            subresource: None,
+            api_group: "",
+            namespace: None,
+            name: None,
+            code: 200,
+            level: "Metadata",
+            stage: "ResponseComplete",
+            request_object: None,
+            response_object: None,
+            attack_step: None,
+        }
+    }
+}
+
 /// One end of a flow.
 #[derive(Debug, Clone, Default)]
 pub struct Endpoint {

@@ -292,31 +292,24 @@ pub fn vpc_flow_line(f: &Flow) -> String {
 }
 
 /// An interface with no traffic in the window, and one whose records were skipped.
-pub fn vpc_status_lines(t: Micros) -> [String; 2] {
+pub fn vpc_status_lines(t: Micros) -> Vec<String> {
     let node = &NODES[2];
     let s = t / 1_000_000;
-    [
-        format!(
-            "5 {} {} - - - - - - - {s} {} - NODATA {} {} {} - - - - {} -",
-            cluster::ACCOUNT,
-            node.eni,
-            s + 60,
-            cluster::VPC,
-            cluster::SUBNET,
-            node.instance,
-            cluster::REGION
-        ),
-        format!(
-            "5 {} {} - - - - - - - {s} {} - SKIPDATA {} {} {} - - - - {} -",
-            cluster::ACCOUNT,
-            node.eni,
-            s + 60,
-            cluster::VPC,
-            cluster::SUBNET,
-            node.instance,
-            cluster::REGION
-        ),
-    ]
+    ["NODATA", "SKIPDATA"]
+        .iter()
+        .map(|status| {
+            format!(
+                "5 {} {} - - - - - - - {s} {} - {status} {} {} {} - - - - {} -",
+                cluster::ACCOUNT,
+                node.eni,
+                s + 60,
+                cluster::VPC,
+                cluster::SUBNET,
+                node.instance,
+                cluster::REGION
+            )
+        })
+        .collect()
 }
 
 /// A GCP VPC flow log entry as Cloud Logging exports it (64-bit numbers as strings).
@@ -517,7 +510,7 @@ fn base64_like(text: &str) -> String {
             out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
         }
     }
-    while out.len() % 4 != 0 {
+    while !out.len().is_multiple_of(4) {
         out.push('=');
     }
     out

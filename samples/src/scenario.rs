@@ -79,26 +79,7 @@ fn call(
     agent: &str,
     rng: &mut Rng,
 ) -> ApiCall {
-    ApiCall {
-        time,
-        audit_id: rng.uuid(),
-        user: user.to_owned(),
-        groups: groups.iter().map(|g| g.to_string()).collect(),
-        source_ip: ip.to_owned(),
-        user_agent: agent.to_owned(),
-        verb: "get",
-        resource: "pods",
-        subresource: None,
-        api_group: "",
-        namespace: None,
-        name: None,
-        code: 200,
-        level: "Metadata",
-        stage: "ResponseComplete",
-        request_object: None,
-        response_object: None,
-        attack_step: None,
-    }
+    ApiCall::new(time, rng.uuid(), user, groups, ip, agent)
 }
 
 fn pod_endpoint(i: usize) -> Endpoint {
@@ -299,7 +280,8 @@ fn background(s: &mut Scenario, rng: &mut Rng, t0: Micros) {
         dns.protocol = "UDP";
         dns.dns_query = Some("api.partner-bank.example.".to_owned());
         s.flows.push(dns);
-        let partner = world(*rng.pick(&cluster::PARTNER_IPS));
+        let partner_ip = *rng.pick(&cluster::PARTNER_IPS[..]);
+        let partner = world(partner_ip);
         let bytes = 9_000 + rng.below(40_000) as i64;
         let f = flow(t + 4 * SECOND, pod_endpoint(3), partner, 443, bytes, 1, rng);
         s.flows.push(f);

@@ -12,11 +12,17 @@ use crate::scenario::start_time;
 
 const DAY: i64 = 86_400_000_000;
 
+/// The first event's time and the gap between events, for `n` events over `days` days
+/// ending where the scenario starts.
+fn spread(n: u64, days: i64) -> (i64, i64) {
+    let span = days.max(1) * DAY;
+    (start_time() - span, span / n.max(1) as i64)
+}
+
 /// `n` audit events (native JSON lines) over `days` days from the scenario's start.
 pub fn audit_lines(n: u64, seed: u64, days: i64) -> impl Iterator<Item = String> {
     let mut rng = Rng::new(seed);
-    let step = (days.max(1) * DAY) / n.max(1) as i64;
-    let t0 = start_time() - days.max(1) * DAY;
+    let (t0, step) = spread(n, days);
     (0..n).map(move |i| {
         let time = t0 + i as i64 * step;
         render::audit_event(&random_call(&mut rng, time)).to_string()
@@ -25,26 +31,7 @@ pub fn audit_lines(n: u64, seed: u64, days: i64) -> impl Iterator<Item = String>
 
 fn random_call(rng: &mut Rng, time: i64) -> ApiCall {
     let roll = rng.below(100);
-    let mut c = ApiCall {
-        time,
-        audit_id: rng.uuid(),
-        user: String::new(),
-        groups: vec!["system:authenticated".into()],
-        source_ip: String::new(),
-        user_agent: String::new(),
-        verb: "get",
-        resource: "pods",
-        subresource: None,
-        api_group: "",
-        namespace: None,
-        name: None,
-        code: 200,
-        level: "Metadata",
-        stage: "ResponseComplete",
-        request_object: None,
-        response_object: None,
-        attack_step: None,
-    };
+    let mut c = ApiCall::new(time, rng.uuid(), "", &["system:authenticated"], "", "");
     if roll < 45 {
         let node = rng.pick(&NODES);
         c.user = format!("system:node:{}", node.name);
@@ -150,8 +137,7 @@ fn random_call(rng: &mut Rng, time: i64) -> ApiCall {
 /// `n` Hubble flows (JSON lines) between the cluster's pods and the world.
 pub fn flow_lines(n: u64, seed: u64, days: i64) -> impl Iterator<Item = String> {
     let mut rng = Rng::new(seed);
-    let step = (days.max(1) * DAY) / n.max(1) as i64;
-    let t0 = start_time() - days.max(1) * DAY;
+    let (t0, step) = spread(n, days);
     (0..n).map(move |i| {
         let src = rng.below(PODS.len() as u64) as usize;
         let dst = if rng.chance(0.1) {
@@ -204,8 +190,7 @@ pub fn flow_lines(n: u64, seed: u64, days: i64) -> impl Iterator<Item = String> 
 /// `n` Tetragon events (JSON lines): execs and exits of ordinary workload processes.
 pub fn runtime_lines(n: u64, seed: u64, days: i64) -> impl Iterator<Item = String> {
     let mut rng = Rng::new(seed);
-    let step = (days.max(1) * DAY) / n.max(1) as i64;
-    let t0 = start_time() - days.max(1) * DAY;
+    let (t0, step) = spread(n, days);
     (0..n).map(move |i| {
         let pod = rng.below(PODS.len() as u64) as usize;
         let (binary, args) = *rng.pick(&[

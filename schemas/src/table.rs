@@ -124,12 +124,28 @@ pub(crate) fn text_list(name: &str) -> Field {
     Field::new_list(name, Field::new("element", DataType::Utf8, true), true)
 }
 
-/// `event_time` and `event_date`, first in every table.
-pub(crate) fn time_fields() -> Vec<Field> {
-    vec![
+/// The columns every event table starts with, so joins and timelines across streams are
+/// direct: time, day, cluster, namespace, pod, node, source address, and for the streams
+/// that have one, the destination and ports.
+pub(crate) fn shared_fields(with_destination: bool) -> Vec<Field> {
+    let mut fields = vec![
         Field::new(TIME_COLUMN, timestamp_type(), false),
         Field::new(PARTITION_COLUMN, DataType::Date32, false),
-    ]
+        text("cluster"),
+        text("namespace"),
+        text("pod"),
+        text("node"),
+        text("src_ip"),
+    ];
+    if with_destination {
+        fields.extend([
+            text("dst_ip"),
+            int32("src_port"),
+            int32("dst_port"),
+            text("protocol"),
+        ]);
+    }
+    fields
 }
 
 /// Where a row came from: `kafka:<topic>/<partition>` or `file:<path>`, the Kafka offset or

@@ -23,7 +23,7 @@ pub enum LakeError {
     #[error("table {table}: {error}")]
     Delta {
         table: String,
-        error: DeltaTableError,
+        error: Box<DeltaTableError>,
     },
     #[error("table {table}: {message}")]
     Arrow { table: String, message: String },
@@ -35,7 +35,7 @@ impl LakeError {
     pub(crate) fn delta(table: impl ToString, source: DeltaTableError) -> Self {
         LakeError::Delta {
             table: table.to_string(),
-            error: source,
+            error: Box::new(source),
         }
     }
 }

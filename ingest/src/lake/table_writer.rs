@@ -118,7 +118,7 @@ impl TableWriter {
             .with_actions(actions)
             .build(Some(snapshot), self.delta.log_store(), operation)
             .await
-            .map_err(|e| LakeError::delta(self.table, e.into()))?;
+            .map_err(|e| LakeError::delta(self.table, e))?;
         let version = finalized.version();
         self.delta
             .update_state()

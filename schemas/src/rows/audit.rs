@@ -4,7 +4,7 @@ use arrow::datatypes::Field;
 use serde::Serialize;
 
 use super::{is_none, EventRow};
-use crate::table::{int32, text, text_list, time_fields, ts, Table};
+use crate::table::{int32, shared_fields, text, text_list, ts, Table};
 
 /// One Kubernetes API-server audit event, whatever wrapper it arrived in.
 #[derive(Debug, Default, Clone, PartialEq, Serialize)]
@@ -93,13 +93,8 @@ impl EventRow for AuditEvent {
 }
 
 pub(crate) fn fields() -> Vec<Field> {
-    let mut f = time_fields();
+    let mut f = shared_fields(false);
     f.extend([
-        text("cluster"),
-        text("namespace"),
-        text("pod"),
-        text("node"),
-        text("src_ip"),
         text("audit_id"),
         text("stage"),
         text("level"),

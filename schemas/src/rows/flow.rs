@@ -4,7 +4,7 @@ use arrow::datatypes::Field;
 use serde::Serialize;
 
 use super::{is_none, EventRow};
-use crate::table::{boolean, int, int32, text, text_list, time_fields, ts, Table};
+use crate::table::{boolean, int, int32, shared_fields, text, text_list, ts, Table};
 
 /// One network flow record from VPC flow logs, Hubble or Calico.
 #[derive(Debug, Default, Clone, PartialEq, Serialize)]
@@ -112,17 +112,8 @@ impl EventRow for FlowRecord {
 }
 
 pub(crate) fn fields() -> Vec<Field> {
-    let mut f = time_fields();
+    let mut f = shared_fields(true);
     f.extend([
-        text("cluster"),
-        text("namespace"),
-        text("pod"),
-        text("node"),
-        text("src_ip"),
-        text("dst_ip"),
-        int32("src_port"),
-        int32("dst_port"),
-        text("protocol"),
         int("bytes"),
         int("packets"),
         text("action"),

@@ -4,7 +4,7 @@ use arrow::datatypes::Field;
 use serde::Serialize;
 
 use super::{is_none, EventRow};
-use crate::table::{int, int32, text, text_list, time_fields, ts, Table};
+use crate::table::{int, shared_fields, text, text_list, ts, Table};
 
 /// One Tetragon event or Falco alert.
 #[derive(Debug, Default, Clone, PartialEq, Serialize)]
@@ -108,17 +108,8 @@ impl EventRow for RuntimeEvent {
 }
 
 pub(crate) fn fields() -> Vec<Field> {
-    let mut f = time_fields();
+    let mut f = shared_fields(true);
     f.extend([
-        text("cluster"),
-        text("namespace"),
-        text("pod"),
-        text("node"),
-        text("src_ip"),
-        text("dst_ip"),
-        int32("src_port"),
-        int32("dst_port"),
-        text("protocol"),
         text("event_type"),
         text("binary"),
         text("arguments"),
