@@ -10,6 +10,8 @@ struct Bar(ProgressBar);
 
 impl Progress for Bar {
     fn start(&self, name: &str, total_bytes: Option<u64>) {
+        // One bar serves every input in turn.
+        self.0.reset();
         match total_bytes {
             Some(total) => {
                 self.0.set_length(total);

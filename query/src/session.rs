@@ -8,6 +8,7 @@ use arrow::array::RecordBatch;
 use datafusion::common::config::Dialect;
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
+use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use deltalake::DeltaTable;
 use kubetrail_schemas::Table;
@@ -75,9 +76,11 @@ impl LakeSession {
         &self.tables
     }
 
-    /// Plans one SQL statement.
+    /// Plans one SQL statement. Evidence is read-only: `INSERT`, `COPY` and other DML are
+    /// refused (session-local views and tables are allowed; they change nothing on disk).
     pub async fn sql(&self, sql: &str) -> Result<DataFrame, QueryError> {
-        Ok(self.ctx.sql(sql).await?)
+        let options = SQLOptions::new().with_allow_dml(false);
+        Ok(self.ctx.sql_with_options(sql, options).await?)
     }
 
     /// Runs one SQL statement and collects its result.

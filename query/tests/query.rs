@@ -292,6 +292,22 @@ mod errors_and_shell {
     }
 
     #[tokio::test]
+    async fn evidence_cannot_be_changed_through_sql() {
+        let s = session().await;
+        let before = one(&s, "SELECT count(*) FROM runtime_events").await;
+        for dml in [
+            "INSERT INTO runtime_events SELECT * FROM runtime_events",
+            "COPY (SELECT 1) TO '/tmp/kubetrail-copy-test.csv'",
+        ] {
+            let e = s.query(dml).await.unwrap_err().to_string();
+            assert!(e.contains("DML not supported"), "{dml}: {e}");
+        }
+        assert_eq!(one(&s, "SELECT count(*) FROM runtime_events").await, before);
+        // Session-local views are fine: they change nothing on disk.
+        s.query("CREATE VIEW mine AS SELECT 1 AS x").await.unwrap();
+    }
+
+    #[tokio::test]
     async fn the_shell_runs_commands_and_statements_and_survives_errors() {
         let s = session().await;
         let mut shell = Shell::new(&s);
