@@ -30,6 +30,64 @@ pub enum Command {
     Demo(DemoCmd),
     /// Write the native-format sample files (or, with --events, benchmark volumes).
     Samples(SamplesCmd),
+    /// Maintain the lake: compact, vacuum, drop old partitions.
+    #[command(subcommand)]
+    Lake(LakeCmd),
+}
+
+#[derive(Subcommand)]
+pub enum LakeCmd {
+    /// Compact each day's small files into files sorted by time.
+    Optimize {
+        #[command(flatten)]
+        lake: LakeArgs,
+        /// Only this table (default: every table).
+        #[arg(long)]
+        table: Option<String>,
+        /// Only this day (YYYY-MM-DD).
+        #[arg(long)]
+        date: Option<chrono::NaiveDate>,
+    },
+    /// Delete files no table version younger than --retain needs.
+    Vacuum {
+        #[command(flatten)]
+        lake: LakeArgs,
+        #[arg(long)]
+        table: Option<String>,
+        /// How long replaced files stay readable (time travel), e.g. 168h or 7d.
+        #[arg(long, default_value = "168h", value_parser = parse_duration)]
+        retain: std::time::Duration,
+    },
+    /// Drop whole days older than --older-than (files go at the next vacuum).
+    Retention {
+        #[command(flatten)]
+        lake: LakeArgs,
+        #[arg(long)]
+        table: Option<String>,
+        /// e.g. 400d.
+        #[arg(long, value_parser = parse_duration)]
+        older_than: std::time::Duration,
+    },
+}
+
+/// `90s`, `15m`, `168h`, `400d`.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration like 168h or 7d"))?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => return Err(format!("'{text}': the unit must be s, m, h or d")),
+    };
+    Ok(std::time::Duration::from_secs(n * seconds))
 }
 
 #[derive(Args, Clone)]

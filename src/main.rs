@@ -6,6 +6,7 @@
 mod cli;
 mod demo;
 mod ingest;
+mod lake;
 mod progress;
 mod query;
 
@@ -42,6 +43,7 @@ async fn main() -> ExitCode {
         Command::Tables(cmd) => query::tables(cmd).await,
         Command::Demo(cmd) => demo::run(cmd).await,
         Command::Samples(cmd) => samples(cmd),
+        Command::Lake(cmd) => lake::run(cmd).await,
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

@@ -230,3 +230,51 @@ fn samples_are_written_with_a_manifest() {
     let audit = std::fs::read_to_string(dir.path().join("volume/audit.jsonl")).unwrap();
     assert_eq!(audit.lines().count(), 1000);
 }
+
+#[test]
+fn lake_maintenance_verbs() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let lake = lake.to_str().unwrap();
+    for file in ["falco.jsonl", "tetragon.jsonl"] {
+        run(kubetrail()
+            .args(["ingest", "file", "--lake", lake])
+            .arg(samples().join(file)));
+    }
+    let (code, out, err) = run(kubetrail().args([
+        "lake",
+        "optimize",
+        "--lake",
+        lake,
+        "--table",
+        "runtime_events",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("runtime_events   1 partition(s): 2 files -> 1"),
+        "{out}"
+    );
+    let (code, out, _) =
+        run(kubetrail().args(["lake", "vacuum", "--lake", lake, "--retain", "0h"]));
+    assert_eq!(code, 0);
+    assert!(out.contains("runtime_events   2 file(s) deleted"), "{out}");
+    let (code, out, _) =
+        run(kubetrail().args(["lake", "retention", "--lake", lake, "--older-than", "400d"]));
+    assert_eq!(code, 0);
+    assert!(out.contains("runtime_events   0 file(s)"), "{out}");
+    let (_, out, _) = run(kubetrail().args([
+        "sql",
+        "--lake",
+        lake,
+        "--format",
+        "csv",
+        "SELECT count(*) AS n FROM runtime_events",
+    ]));
+    assert_eq!(out, "n\n53\n");
+    let (code, _, err) =
+        run(kubetrail().args(["lake", "vacuum", "--lake", lake, "--retain", "a week"]));
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) =
+        run(kubetrail().args(["lake", "optimize", "--lake", lake, "--table", "nope"]));
+    assert_eq!((code, err.lines().count()), (1, 1), "{err}");
+}

@@ -369,3 +369,133 @@ mod bad_input {
         assert!(err.contains("/no/such/file.json"), "{err}");
     }
 }
+
+mod maintenance {
+    use super::*;
+    use kubetrail_ingest::lake::maintenance::{drop_before, optimize, vacuum};
+
+    fn sorted(mut v: Vec<String>) -> Vec<String> {
+        v.sort();
+        v
+    }
+
+    fn files_on_disk(dir: &Path) -> usize {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "parquet")
+            })
+            .count()
+    }
+
+    #[tokio::test]
+    async fn optimize_compacts_small_files_into_one_sorted_file_and_vacuum_removes_the_old_ones() {
+        let (dir, lake) = new_lake();
+        let small = FileIngest {
+            limits: BatchLimits {
+                max_rows: 7,
+                max_bytes: 1 << 30,
+            },
+            ..FileIngest::default()
+        };
+        ingest(&lake, &samples().join("hubble.jsonl"), &small).await;
+        ingest(&lake, &samples().join("calico-flow.jsonl"), &small).await;
+        let before = read_table(&lake, Table::NetworkFlows).await;
+        let summaries_before = sorted(strings(&before, "summary"));
+        let partition = dir.path().join("lake/network_flows/event_date=2026-11-20");
+        let files_before = table(&lake, Table::NetworkFlows)
+            .await
+            .unwrap()
+            .get_file_uris()
+            .unwrap()
+            .count();
+        assert!(files_before > 60, "{files_before}");
+
+        let report = optimize(&lake, Table::NetworkFlows, None).await.unwrap();
+        assert_eq!(
+            (
+                report.partitions,
+                report.files_removed as usize,
+                report.files_added
+            ),
+            (1, files_before, 1)
+        );
+        let after = read_table(&lake, Table::NetworkFlows).await;
+        assert_eq!(after.iter().map(|b| b.num_rows()).sum::<usize>(), 457);
+        assert_eq!(sorted(strings(&after, "summary")), summaries_before);
+        let times: Vec<i64> = after
+            .iter()
+            .flat_map(|b| {
+                let t = arrow::compute::cast(
+                    b.column_by_name("event_time").unwrap(),
+                    &arrow::datatypes::DataType::Int64,
+                )
+                .unwrap();
+                t.as_primitive::<arrow::datatypes::Int64Type>()
+                    .values()
+                    .to_vec()
+            })
+            .collect();
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "not sorted by time");
+        // A second run has nothing to do.
+        assert_eq!(
+            optimize(&lake, Table::NetworkFlows, None)
+                .await
+                .unwrap()
+                .partitions,
+            0
+        );
+
+        assert_eq!(files_on_disk(&partition), files_before + 1);
+        let deleted = vacuum(&lake, Table::NetworkFlows, std::time::Duration::ZERO)
+            .await
+            .unwrap();
+        assert_eq!(deleted, files_before);
+        assert_eq!(files_on_disk(&partition), 1);
+        assert_eq!(row_count(&lake, Table::NetworkFlows).await, 457);
+    }
+
+    #[tokio::test]
+    async fn retention_drops_whole_old_partitions_only() {
+        let (dir, lake) = new_lake();
+        let fixtures =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/k8s-audit/falco");
+        ingest(
+            &lake,
+            &fixtures.join("exec_pod.json"),
+            &FileIngest::default(),
+        )
+        .await; // 2018-10-26
+        ingest(
+            &lake,
+            &samples().join("gke-audit.jsonl"),
+            &FileIngest::default(),
+        )
+        .await; // 2026-11-20
+        let cutoff = chrono::NaiveDate::from_ymd_opt(2020, 1, 1).unwrap();
+        assert_eq!(
+            drop_before(&lake, Table::K8sAudit, cutoff).await.unwrap(),
+            1
+        );
+        assert_eq!(row_count(&lake, Table::K8sAudit).await, 15);
+        assert_eq!(
+            drop_before(&lake, Table::K8sAudit, cutoff).await.unwrap(),
+            0
+        );
+        // Nothing is lost until vacuum: the old version still has its file.
+        assert!(dir
+            .path()
+            .join("lake/k8s_audit/event_date=2018-10-26")
+            .is_dir());
+        assert_eq!(
+            drop_before(&lake, Table::RuntimeEvents, cutoff)
+                .await
+                .unwrap(),
+            0
+        );
+    }
+}

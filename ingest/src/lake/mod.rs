@@ -1,5 +1,6 @@
 //! The lake: one Delta table per family under a root directory (or object-store URL).
 
+pub mod maintenance;
 mod table_writer;
 
 use std::collections::HashMap;

@@ -134,7 +134,8 @@ impl TableWriter {
     }
 }
 
-fn writer_properties() -> WriterProperties {
+/// zstd, and the sort order recorded in the file metadata.
+pub(crate) fn writer_properties() -> WriterProperties {
     let level = ZstdLevel::try_new(3).unwrap_or_default();
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(level))

@@ -1,0 +1,133 @@
+//! Keeping the lake fast and bounded: compacting small files, removing files no version
+//! needs any more, and dropping whole partitions past retention.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use deltalake::datafusion::prelude::{col, lit};
+use deltalake::datafusion::scalar::ScalarValue;
+use deltalake::operations::optimize::OptimizeType;
+use deltalake::operations::vacuum::VacuumMode;
+use deltalake::{FilterOp, FilterValue};
+use kubetrail_schemas::table::{PARTITION_COLUMN, TIME_COLUMN};
+use kubetrail_schemas::Table;
+
+use super::table_writer::writer_properties;
+use super::{Lake, LakeError};
+
+/// What `optimize` did to one table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OptimizeReport {
+    pub partitions: u64,
+    pub files_removed: u64,
+    pub files_added: u64,
+}
+
+/// Rewrites every partition of `table` that has more than one file (or just `date`'s) into
+/// files sorted by `event_time`. Readers keep seeing the old files until the new ones are
+/// committed, in one commit per partition, so a query running meanwhile sees one version or
+/// the other, never a mix.
+pub async fn optimize(
+    lake: &Lake,
+    table: Table,
+    date: Option<NaiveDate>,
+) -> Result<OptimizeReport, LakeError> {
+    let mut report = OptimizeReport::default();
+    let Some(delta) = lake.open_table(table.name()).await? else {
+        return Ok(report);
+    };
+    let files = files_per_partition(&delta).map_err(|e| LakeError::delta(table, e))?;
+    let wanted = date.map(|d| d.format("%Y-%m-%d").to_string());
+    let mut current = delta;
+    for (day, count) in files {
+        if count < 2 || wanted.as_ref().is_some_and(|w| *w != day) {
+            continue;
+        }
+        let filters = [(
+            PARTITION_COLUMN,
+            FilterOp::Eq,
+            FilterValue::Scalar(day.as_str()),
+        )];
+        // Z-order on one column is a sort by that column.
+        let (optimized, metrics) = current
+            .optimize()
+            .with_type(OptimizeType::ZOrder(vec![TIME_COLUMN.to_owned()]))
+            .with_filters(&filters)
+            .with_writer_properties(writer_properties())
+            .await
+            .map_err(|e| LakeError::delta(table, e))?;
+        current = optimized;
+        report.partitions += 1;
+        report.files_removed += metrics.num_files_removed;
+        report.files_added += metrics.num_files_added;
+    }
+    Ok(report)
+}
+
+/// Deletes data files that no table version younger than `retain` references, including
+/// files staged by an ingest that died or discarded them. Returns how many were deleted.
+pub async fn vacuum(lake: &Lake, table: Table, retain: Duration) -> Result<usize, LakeError> {
+    let Some(delta) = lake.open_table(table.name()).await? else {
+        return Ok(0);
+    };
+    let retain = chrono::Duration::from_std(retain)
+        .map_err(|e| LakeError::Location(table.to_string(), format!("retention period: {e}")))?;
+    let (_, metrics) = delta
+        .vacuum()
+        .with_retention_period(retain)
+        // The operator chose the period; Delta's 7-day floor would refuse shorter ones.
+        .with_enforce_retention_duration(false)
+        .with_mode(VacuumMode::Full)
+        .await
+        .map_err(|e| LakeError::delta(table, e))?;
+    Ok(metrics.files_deleted.len())
+}
+
+/// Removes every partition whose day is before `cutoff`. Whole files go; nothing is
+/// rewritten. Returns how many files were removed.
+pub async fn drop_before(lake: &Lake, table: Table, cutoff: NaiveDate) -> Result<usize, LakeError> {
+    let Some(delta) = lake.open_table(table.name()).await? else {
+        return Ok(0);
+    };
+    let before = files_per_partition(&delta).map_err(|e| LakeError::delta(table, e))?;
+    let cutoff_text = cutoff.format("%Y-%m-%d").to_string();
+    let doomed: usize = before
+        .iter()
+        .filter(|(day, _)| day.as_str() < cutoff_text.as_str())
+        .map(|(_, n)| n)
+        .sum();
+    if doomed == 0 {
+        return Ok(0);
+    }
+    delta
+        .delete()
+        .with_predicate(
+            col(PARTITION_COLUMN).lt(lit(ScalarValue::Date32(Some(days_since_epoch(cutoff))))),
+        )
+        .await
+        .map_err(|e| LakeError::delta(table, e))?;
+    Ok(doomed)
+}
+
+fn days_since_epoch(day: NaiveDate) -> i32 {
+    (day - chrono::DateTime::UNIX_EPOCH.date_naive()).num_days() as i32
+}
+
+/// Files per `event_date`, read from the paths of the current version's files
+/// (`…/event_date=YYYY-MM-DD/part-….parquet`).
+fn files_per_partition(
+    delta: &deltalake::DeltaTable,
+) -> Result<BTreeMap<String, usize>, deltalake::DeltaTableError> {
+    let prefix = format!("{PARTITION_COLUMN}=");
+    let mut counts = BTreeMap::new();
+    for uri in delta.get_file_uris()? {
+        let day = uri
+            .split('/')
+            .find_map(|segment| segment.strip_prefix(&prefix))
+            .unwrap_or_default()
+            .to_owned();
+        *counts.entry(day).or_insert(0) += 1;
+    }
+    Ok(counts)
+}

@@ -1,0 +1,61 @@
+//! `kubetrail lake optimize | vacuum | retention`.
+
+use kubetrail_ingest::lake::maintenance::{drop_before, optimize, vacuum};
+use kubetrail_ingest::Lake;
+use kubetrail_schemas::Table;
+
+use crate::cli::LakeCmd;
+use crate::Outcome;
+
+fn tables(only: Option<&str>) -> anyhow::Result<Vec<Table>> {
+    match only {
+        Some(name) => Ok(vec![name.parse().map_err(anyhow::Error::msg)?]),
+        None => Ok(Table::ALL.to_vec()),
+    }
+}
+
+pub async fn run(cmd: LakeCmd) -> anyhow::Result<Outcome> {
+    match cmd {
+        LakeCmd::Optimize { lake, table, date } => {
+            let lake = Lake::open(&lake.lake)?;
+            for t in tables(table.as_deref())? {
+                let r = optimize(&lake, t, date).await?;
+                println!(
+                    "{:<16} {} partition(s): {} files -> {}",
+                    t.name(),
+                    r.partitions,
+                    r.files_removed,
+                    r.files_added
+                );
+            }
+        }
+        LakeCmd::Vacuum {
+            lake,
+            table,
+            retain,
+        } => {
+            let lake = Lake::open(&lake.lake)?;
+            for t in tables(table.as_deref())? {
+                let deleted = vacuum(&lake, t, retain).await?;
+                println!("{:<16} {deleted} file(s) deleted", t.name());
+            }
+        }
+        LakeCmd::Retention {
+            lake,
+            table,
+            older_than,
+        } => {
+            let lake = Lake::open(&lake.lake)?;
+            let age = chrono::Duration::from_std(older_than)?;
+            let cutoff = (chrono::Utc::now() - age).date_naive();
+            for t in tables(table.as_deref())? {
+                let removed = drop_before(&lake, t, cutoff).await?;
+                println!(
+                    "{:<16} {removed} file(s) before {cutoff} removed from the table",
+                    t.name()
+                );
+            }
+        }
+    }
+    Ok(Outcome::Ok)
+}
