@@ -106,6 +106,31 @@ mod round_trip {
     }
 
     #[tokio::test]
+    async fn pretty_printed_objects_and_json_arrays_are_records_too() {
+        let (dir, lake) = new_lake();
+        let fixtures =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/runtime/tetragon");
+        let mut rows = 0;
+        for entry in std::fs::read_dir(&fixtures).unwrap() {
+            let report = ingest(&lake, &entry.unwrap().path(), &FileIngest::default()).await;
+            assert_eq!(report.format, Some(SourceFormat::Tetragon));
+            assert_eq!(report.dead_letters(), 0, "{}", report.source);
+            rows += report.rows[&Table::RuntimeEvents];
+        }
+        assert_eq!(rows, 27);
+        let alerts: Vec<serde_json::Value> = std::fs::read_to_string(samples().join("falco.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let array = dir.path().join("alerts.json");
+        std::fs::write(&array, serde_json::to_string_pretty(&alerts).unwrap()).unwrap();
+        let report = ingest(&lake, &array, &FileIngest::default()).await;
+        assert_eq!((report.records, report.rows[&Table::RuntimeEvents]), (7, 7));
+        assert_eq!(row_count(&lake, Table::RuntimeEvents).await, 34);
+    }
+
+    #[tokio::test]
     async fn files_are_partitioned_by_day_sorted_by_time_and_zstd() {
         let (dir, lake) = new_lake();
         ingest(
