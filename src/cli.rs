@@ -11,6 +11,9 @@ use clap::{Args, Parser, Subcommand};
     about = "Forensic data pipeline for Kubernetes: audit logs, network flows and runtime events in a Delta lake, with SQL on top"
 )]
 pub struct Cli {
+    /// Settings file (default: ./kubetrail.toml when present).
+    #[arg(long, global = true, env = "KUBETRAIL_CONFIG")]
+    pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -92,9 +95,9 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 
 #[derive(Args, Clone)]
 pub struct LakeArgs {
-    /// Lake directory.
-    #[arg(long, env = "KUBETRAIL_LAKE", default_value = "./kubetrail-lake")]
-    pub lake: String,
+    /// Lake directory [default: the config file's `lake`, else ./kubetrail-lake].
+    #[arg(long, env = "KUBETRAIL_LAKE")]
+    pub lake: Option<String>,
 }
 
 #[derive(Subcommand)]

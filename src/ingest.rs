@@ -6,12 +6,15 @@ use anyhow::Context;
 use kubetrail_ingest::{ingest_file, FileIngest, InputPath, InputReport, Lake};
 use kubetrail_schemas::{DecodeOptions, Redactor, SourceFormat, Table};
 
+use kubetrail_ingest::BatchLimits;
+
 use crate::cli::{IngestCmd, IngestFileCmd};
+use crate::config::Config;
 use crate::{progress, Outcome};
 
-pub async fn run(cmd: IngestCmd) -> anyhow::Result<Outcome> {
+pub async fn run(cmd: IngestCmd, config: &Config) -> anyhow::Result<Outcome> {
     match cmd {
-        IngestCmd::File(cmd) => file(cmd).await,
+        IngestCmd::File(cmd) => file(cmd, config).await,
     }
 }
 
@@ -24,19 +27,33 @@ pub fn redactor(lake: &Lake, extra_paths: &[String]) -> anyhow::Result<Redactor>
     Ok(Redactor::new(&key, extra_paths))
 }
 
-async fn file(cmd: IngestFileCmd) -> anyhow::Result<Outcome> {
+async fn file(cmd: IngestFileCmd, config: &Config) -> anyhow::Result<Outcome> {
     let format = match cmd.format.as_str() {
         "auto" => None,
         other => Some(other.parse::<SourceFormat>().map_err(anyhow::Error::msg)?),
     };
-    let lake = Lake::open(&cmd.lake.lake)?;
+    let lake = Lake::open(&config.lake(cmd.lake.lake.as_deref()))?;
+    let mut redact_paths = config.redaction.paths.clone();
+    redact_paths.extend(cmd.redact_paths.iter().cloned());
+    let defaults = FileIngest::default();
+    let mib = |n: usize| n << 20;
     let options = FileIngest {
         format,
         decode: DecodeOptions {
-            cluster: cmd.cluster.clone(),
-            redactor: redactor(&lake, &cmd.redact_paths)?,
+            cluster: cmd.cluster.clone().or_else(|| config.cluster.clone()),
+            redactor: redactor(&lake, &redact_paths)?,
         },
-        ..FileIngest::default()
+        limits: BatchLimits {
+            max_rows: config.ingest.batch_rows.unwrap_or(defaults.limits.max_rows),
+            max_bytes: config
+                .ingest
+                .batch_mib
+                .map_or(defaults.limits.max_bytes, mib),
+        },
+        max_record_bytes: config
+            .ingest
+            .max_record_mib
+            .map_or(defaults.max_record_bytes, mib),
     };
     let progress = progress::for_terminal(cmd.quiet);
     let mut totals: BTreeMap<Table, u64> = BTreeMap::new();

@@ -5,6 +5,7 @@ use kubetrail_ingest::Lake;
 use kubetrail_schemas::Table;
 
 use crate::cli::LakeCmd;
+use crate::config::Config;
 use crate::Outcome;
 
 fn tables(only: Option<&str>) -> anyhow::Result<Vec<Table>> {
@@ -14,10 +15,10 @@ fn tables(only: Option<&str>) -> anyhow::Result<Vec<Table>> {
     }
 }
 
-pub async fn run(cmd: LakeCmd) -> anyhow::Result<Outcome> {
+pub async fn run(cmd: LakeCmd, config: &Config) -> anyhow::Result<Outcome> {
     match cmd {
         LakeCmd::Optimize { lake, table, date } => {
-            let lake = Lake::open(&lake.lake)?;
+            let lake = Lake::open(&config.lake(lake.lake.as_deref()))?;
             for t in tables(table.as_deref())? {
                 let r = optimize(&lake, t, date).await?;
                 println!(
@@ -34,7 +35,7 @@ pub async fn run(cmd: LakeCmd) -> anyhow::Result<Outcome> {
             table,
             retain,
         } => {
-            let lake = Lake::open(&lake.lake)?;
+            let lake = Lake::open(&config.lake(lake.lake.as_deref()))?;
             for t in tables(table.as_deref())? {
                 let deleted = vacuum(&lake, t, retain).await?;
                 println!("{:<16} {deleted} file(s) deleted", t.name());
@@ -45,7 +46,7 @@ pub async fn run(cmd: LakeCmd) -> anyhow::Result<Outcome> {
             table,
             older_than,
         } => {
-            let lake = Lake::open(&lake.lake)?;
+            let lake = Lake::open(&config.lake(lake.lake.as_deref()))?;
             let age = chrono::Duration::from_std(older_than)?;
             let cutoff = (chrono::Utc::now() - age).date_naive();
             for t in tables(table.as_deref())? {

@@ -4,6 +4,7 @@
 //! some input records were rejected into `dead_letters`.
 
 mod cli;
+mod config;
 mod demo;
 mod ingest;
 mod lake;
@@ -36,14 +37,17 @@ async fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let result = match cli.command {
-        Command::Ingest(cmd) => ingest::run(cmd).await,
-        Command::Sql(cmd) => query::sql(cmd).await,
-        Command::Shell(cmd) => query::shell(cmd).await,
-        Command::Tables(cmd) => query::tables(cmd).await,
-        Command::Demo(cmd) => demo::run(cmd).await,
-        Command::Samples(cmd) => samples(cmd),
-        Command::Lake(cmd) => lake::run(cmd).await,
+    let result = match config::Config::load(cli.config.as_deref()) {
+        Ok(config) => match cli.command {
+            Command::Ingest(cmd) => ingest::run(cmd, &config).await,
+            Command::Sql(cmd) => query::sql(cmd, &config).await,
+            Command::Shell(cmd) => query::shell(cmd, &config).await,
+            Command::Tables(cmd) => query::tables(cmd, &config).await,
+            Command::Demo(cmd) => demo::run(cmd).await,
+            Command::Samples(cmd) => samples(cmd),
+            Command::Lake(cmd) => lake::run(cmd, &config).await,
+        },
+        Err(e) => Err(e),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

@@ -7,9 +7,10 @@ use chrono::DateTime;
 use kubetrail_query::{summarize, write_batches, LakeSession, OutputFormat};
 
 use crate::cli::{LakeArgs, SqlCmd};
+use crate::config::Config;
 use crate::Outcome;
 
-pub async fn sql(cmd: SqlCmd) -> anyhow::Result<Outcome> {
+pub async fn sql(cmd: SqlCmd, config: &Config) -> anyhow::Result<Outcome> {
     let format: OutputFormat = cmd.format.parse().map_err(anyhow::Error::msg)?;
     if format == OutputFormat::Parquet
         && cmd.output.is_none()
@@ -17,7 +18,7 @@ pub async fn sql(cmd: SqlCmd) -> anyhow::Result<Outcome> {
     {
         anyhow::bail!("parquet output needs --output FILE (or a pipe)");
     }
-    let session = LakeSession::open(&cmd.lake.lake).await?;
+    let session = LakeSession::open(&config.lake(cmd.lake.lake.as_deref())).await?;
     let batches = session.query(&cmd.sql).await?;
     let mut out: Box<dyn Write + Send> = match &cmd.output {
         Some(path) => {
@@ -32,16 +33,16 @@ pub async fn sql(cmd: SqlCmd) -> anyhow::Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
-pub async fn shell(cmd: LakeArgs) -> anyhow::Result<Outcome> {
-    let session = LakeSession::open(&cmd.lake).await?;
+pub async fn shell(cmd: LakeArgs, config: &Config) -> anyhow::Result<Outcome> {
+    let session = LakeSession::open(&config.lake(cmd.lake.as_deref())).await?;
     let history =
         std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".kubetrail_history"));
     kubetrail_query::shell::run(&session, history).await?;
     Ok(Outcome::Ok)
 }
 
-pub async fn tables(cmd: LakeArgs) -> anyhow::Result<Outcome> {
-    let session = LakeSession::open(&cmd.lake).await?;
+pub async fn tables(cmd: LakeArgs, config: &Config) -> anyhow::Result<Outcome> {
+    let session = LakeSession::open(&config.lake(cmd.lake.as_deref())).await?;
     println!(
         "{:<16} {:>12} {:>7}  {:<27} {:<27}",
         "table", "rows", "files", "first event", "last event"

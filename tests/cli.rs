@@ -278,3 +278,46 @@ fn lake_maintenance_verbs() {
         run(kubetrail().args(["lake", "optimize", "--lake", lake, "--table", "nope"]));
     assert_eq!((code, err.lines().count()), (1, 1), "{err}");
 }
+
+#[test]
+fn the_config_file_sits_under_env_and_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("kubetrail.toml"),
+        "lake = \"from-config\"\ncluster = \"config-cluster\"\n[redaction]\npaths = [\"spec.hostPID\"]\n",
+    )
+    .unwrap();
+    let audit = samples().join("k8s-audit.jsonl");
+    // ./kubetrail.toml is read from the working directory.
+    let (code, _, err) = run(kubetrail()
+        .current_dir(dir.path())
+        .args(["ingest", "file"])
+        .arg(&audit));
+    assert_eq!(code, 0, "{err}");
+    let (_, out, _) = run(kubetrail().current_dir(dir.path()).args([
+        "sql",
+        "--format",
+        "csv",
+        "SELECT DISTINCT cluster, json_get_str(request_object, 'spec', 'hostPID') LIKE '[REDACTED%' AS hidden FROM k8s_audit WHERE name = 'kube-proxy-debug' AND subresource IS NULL",
+    ]));
+    assert_eq!(out, "cluster,hidden\nconfig-cluster,true\n");
+    // The environment wins over the file, and the flag over both.
+    let (code, _, err) = run(kubetrail()
+        .current_dir(dir.path())
+        .env("KUBETRAIL_LAKE", "elsewhere")
+        .args(["tables"]));
+    assert_eq!(code, 1);
+    assert!(err.contains("no lake at elsewhere"), "{err}");
+    let (code, _, err) = run(kubetrail()
+        .current_dir(dir.path())
+        .env("KUBETRAIL_LAKE", "elsewhere")
+        .args(["tables", "--lake", "from-config"]));
+    assert_eq!(code, 0, "{err}");
+    std::fs::write(dir.path().join("bad.toml"), "lake = 5\n").unwrap();
+    let (code, _, err) = run(kubetrail()
+        .current_dir(dir.path())
+        .args(["--config", "bad.toml", "tables"]));
+    assert_eq!(code, 1);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("bad.toml"), "{err}");
+}

@@ -1,0 +1,102 @@
+//! `kubetrail.toml`: settings shared by every verb. Flags win over `KUBETRAIL_*` variables,
+//! which win over the file, which wins over built-in defaults.
+//!
+//! ```toml
+//! lake = "/var/lib/kubetrail/lake"
+//! cluster = "prod-eu1"
+//!
+//! [redaction]
+//! paths = ["spec.containers.*.env.*.value"]
+//!
+//! [ingest]
+//! batch_rows = 250000
+//! batch_mib = 128
+//! max_record_mib = 64
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+/// The file looked for in the working directory when no `--config` is given.
+pub const DEFAULT_FILE: &str = "kubetrail.toml";
+/// Where the lake is when nothing says otherwise.
+pub const DEFAULT_LAKE: &str = "./kubetrail-lake";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub lake: Option<String>,
+    pub cluster: Option<String>,
+    #[serde(default)]
+    pub redaction: Redaction,
+    #[serde(default)]
+    pub ingest: IngestSettings,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Redaction {
+    /// Extra JSON paths redacted in every audit request/response object.
+    #[serde(default)]
+    pub paths: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestSettings {
+    pub batch_rows: Option<usize>,
+    pub batch_mib: Option<usize>,
+    pub max_record_mib: Option<usize>,
+}
+
+impl Config {
+    /// Reads `explicit` (which must exist), else `./kubetrail.toml` if there is one.
+    pub fn load(explicit: Option<&Path>) -> anyhow::Result<Config> {
+        let path: PathBuf = match explicit {
+            Some(p) => p.to_owned(),
+            None if Path::new(DEFAULT_FILE).is_file() => PathBuf::from(DEFAULT_FILE),
+            None => return Ok(Config::default()),
+        };
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))
+    }
+
+    /// The lake: the flag or `KUBETRAIL_LAKE`, else the file's, else `./kubetrail-lake`.
+    pub fn lake(&self, flag: Option<&str>) -> String {
+        flag.map(str::to_owned)
+            .or_else(|| self.lake.clone())
+            .unwrap_or_else(|| DEFAULT_LAKE.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_parse_and_mistakes_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.toml");
+        std::fs::write(&good, "lake = \"/l\"\ncluster = \"c\"\n[redaction]\npaths = [\"a.b\"]\n[ingest]\nbatch_rows = 10\n").unwrap();
+        let c = Config::load(Some(&good)).unwrap();
+        assert_eq!(c.lake(None), "/l");
+        assert_eq!(c.lake(Some("/flag")), "/flag");
+        assert_eq!(
+            (
+                c.cluster.as_deref(),
+                c.redaction.paths.len(),
+                c.ingest.batch_rows
+            ),
+            (Some("c"), 1, Some(10))
+        );
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, "lakes = \"/l\"\n").unwrap();
+        let e = Config::load(Some(&bad)).unwrap_err().to_string();
+        assert!(e.contains("bad.toml") && e.contains("lakes"), "{e}");
+        assert!(Config::load(Some(&dir.path().join("missing.toml"))).is_err());
+        assert_eq!(Config::default().lake(None), DEFAULT_LAKE);
+    }
+}
