@@ -380,25 +380,18 @@ fn native_event(
     let subresource = object_ref
         .as_ref()
         .and_then(|o| o.subresource.as_deref().map(str::to_owned));
-    let heads = [env.request_object, env.response_object].map(|o| o.and_then(object_head));
-    let name = object_ref
-        .as_ref()
-        .and_then(|o| o.name.as_deref().map(str::to_owned))
-        .or_else(|| heads.iter().flatten().find_map(|h| h.1.clone()));
-    let is_secret = resource.as_deref() == Some("secrets")
-        || heads
-            .iter()
-            .flatten()
-            .any(|h| h.0.as_deref().is_some_and(is_secret_kind));
-    let redactor = &options.redactor;
-    let request_object = env
-        .request_object
-        .map(|o| redacted(o, is_secret, redactor))
-        .transpose()?;
-    let response_object = env
-        .response_object
-        .map(|o| redacted(o, is_secret, redactor))
-        .transpose()?;
+    let Objects {
+        name,
+        request: request_object,
+        response: response_object,
+    } = objects(
+        resource.as_deref(),
+        object_ref
+            .as_ref()
+            .and_then(|o| o.name.as_deref().map(str::to_owned)),
+        [env.request_object, env.response_object],
+        &options.redactor,
+    )?;
 
     let (user_name, user_uid, user_groups) = match env.user {
         Some(u) => (
@@ -519,24 +512,16 @@ fn gke_event(
         .and_then(|r| r.labels.as_ref())
         .and_then(|l| l.get("cluster_name"))
         .map(|c| c.to_string());
-    let heads = [p.request, p.response].map(|o| o.and_then(object_head));
-    let name = path
-        .name
-        .clone()
-        .or_else(|| heads.iter().flatten().find_map(|h| h.1.clone()));
-    let is_secret = path.resource.as_deref() == Some("secrets")
-        || heads
-            .iter()
-            .flatten()
-            .any(|h| h.0.as_deref().is_some_and(is_secret_kind));
-    let request_object = p
-        .request
-        .map(|o| redacted(o, is_secret, &options.redactor))
-        .transpose()?;
-    let response_object = p
-        .response
-        .map(|o| redacted(o, is_secret, &options.redactor))
-        .transpose()?;
+    let Objects {
+        name,
+        request: request_object,
+        response: response_object,
+    } = objects(
+        path.resource.as_deref(),
+        path.name.clone(),
+        [p.request, p.response],
+        &options.redactor,
+    )?;
     let user_name = p
         .authentication_info
         .and_then(|a| a.principal_email)
@@ -695,6 +680,42 @@ fn aks_cluster(resource_id: &str) -> Option<&str> {
         .split('/')
         .next()
         .filter(|c| !c.is_empty())
+}
+
+/// What an event says about the object it is about.
+struct Objects {
+    /// The reference's name, else the request or response object's `metadata.name`.
+    name: Option<String>,
+    /// JSON text of the request and response objects, secrets redacted.
+    request: Option<String>,
+    response: Option<String>,
+}
+
+/// Looks into the request and response objects only when the reference does not say
+/// everything (no name, or no resource): parsing them costs more than the rest of the event.
+fn objects(
+    resource: Option<&str>,
+    name: Option<String>,
+    [request, response]: [Option<&RawValue>; 2],
+    redactor: &Redactor,
+) -> Result<Objects, DecodeError> {
+    let heads = if name.is_none() || resource.is_none() {
+        [request, response].map(|o| o.and_then(object_head))
+    } else {
+        [None, None]
+    };
+    let name = name.or_else(|| heads.iter().flatten().find_map(|h| h.1.clone()));
+    let is_secret = resource == Some("secrets")
+        || heads
+            .iter()
+            .flatten()
+            .any(|h| h.0.as_deref().is_some_and(is_secret_kind));
+    let text = |o: Option<&RawValue>| o.map(|o| redacted(o, is_secret, redactor)).transpose();
+    Ok(Objects {
+        name,
+        request: text(request)?,
+        response: text(response)?,
+    })
 }
 
 fn object_head(raw: &RawValue) -> Option<(Option<String>, Option<String>)> {
