@@ -79,7 +79,8 @@ pub fn file_marker(sha256: &str) -> String {
     format!("kubetrail/file/{sha256}")
 }
 
-struct Decoded {
+/// What the reading side learnt about the input.
+struct ReadSummary {
     format: Option<SourceFormat>,
     records: u64,
 }
@@ -107,7 +108,7 @@ pub async fn ingest_file(
         };
         writer.stage(batch).await?;
     }
-    let (decoded, hash) = worker
+    let (read, hash) = worker
         .await
         .map_err(|e| IngestError::Worker(e.to_string()))??;
     let (sha256, bytes) = hash.finish();
@@ -117,8 +118,8 @@ pub async fn ingest_file(
     };
     let mut report = InputReport {
         source: path.source(),
-        format: decoded.format,
-        records: decoded.records,
+        format: read.format,
+        records: read.records,
         bytes,
         sha256,
         ..InputReport::default()
@@ -144,7 +145,7 @@ fn decode_input(
     options: &FileIngest,
     progress: Arc<dyn Progress>,
     tx: mpsc::Sender<(Table, RecordBatch)>,
-) -> Result<(Decoded, input::ContentHash), IngestError> {
+) -> Result<(ReadSummary, input::ContentHash), IngestError> {
     let opened = input::open(path, progress.clone())?;
     let source: Arc<str> = Arc::from(path.source());
     let ingested_at = chrono::Utc::now().timestamp_micros();
@@ -197,7 +198,7 @@ fn decode_input(
     send(batches.take_all()?)?;
     progress.finish();
     Ok((
-        Decoded {
+        ReadSummary {
             format: decoder.map(|d| d.format()),
             records,
         },
