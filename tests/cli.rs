@@ -150,6 +150,7 @@ fn errors_are_one_line_and_non_zero() {
             "ingest", "file", "--lake", lake, "--format", "syslog", "x.log",
         ],
         vec!["ingest", "file", "--lake", lake, "/no/such/file.json"],
+        vec!["ingest", "file", "--lake", lake, "/tmp"],
     ];
     for args in cases {
         let (code, out, err) = run(kubetrail().args(&args));

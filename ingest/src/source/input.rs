@@ -94,7 +94,14 @@ pub fn open(path: &InputPath, progress: Arc<dyn Progress>) -> io::Result<OpenInp
         InputPath::Stdin => (Box::new(io::stdin()), None),
         InputPath::File(p) => {
             let file = File::open(p).map_err(|e| with_path(p, e))?;
-            let len = file.metadata().ok().map(|m| m.len());
+            let metadata = file.metadata().map_err(|e| with_path(p, e))?;
+            if metadata.is_dir() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{} is a directory (pass the files in it)", p.display()),
+                ));
+            }
+            let len = Some(metadata.len());
             (Box::new(file), len)
         }
     };
