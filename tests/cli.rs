@@ -16,17 +16,21 @@ fn samples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/data")
 }
 
-fn run(cmd: &mut Command) -> (i32, String, String) {
+fn outcome(output: Output) -> (i32, String, String) {
     let Output {
         status,
         stdout,
         stderr,
-    } = cmd.output().unwrap();
+    } = output;
     (
         status.code().unwrap_or(-1),
         String::from_utf8_lossy(&stdout).into_owned(),
         String::from_utf8_lossy(&stderr).into_owned(),
     )
+}
+
+fn run(cmd: &mut Command) -> (i32, String, String) {
+    outcome(cmd.output().unwrap())
 }
 
 fn with_stdin(cmd: &mut Command, input: &[u8]) -> (i32, String, String) {
@@ -37,16 +41,7 @@ fn with_stdin(cmd: &mut Command, input: &[u8]) -> (i32, String, String) {
         .spawn()
         .unwrap();
     child.stdin.take().unwrap().write_all(input).unwrap();
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = child.wait_with_output().unwrap();
-    (
-        status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&stdout).into_owned(),
-        String::from_utf8_lossy(&stderr).into_owned(),
-    )
+    outcome(child.wait_with_output().unwrap())
 }
 
 #[test]
