@@ -18,6 +18,13 @@ fn samples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/data")
 }
 
+/// A temporary directory and the path of a lake inside it (not created yet).
+fn temp_lake() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake").to_string_lossy().into_owned();
+    (dir, lake)
+}
+
 fn outcome(output: Output) -> (i32, String, String) {
     let Output {
         status,
@@ -48,9 +55,8 @@ fn with_stdin(cmd: &mut Command, input: &[u8]) -> (i32, String, String) {
 
 #[test]
 fn ingest_query_and_reingest() {
-    let dir = tempfile::tempdir().unwrap();
-    let lake = dir.path().join("lake");
-    let lake = lake.to_str().unwrap();
+    let (dir, lake) = temp_lake();
+    let lake = lake.as_str();
     let audit = samples().join("k8s-audit.jsonl");
     let (code, out, err) = run(kubetrail()
         .args(["ingest", "file", "--lake", lake])
@@ -98,9 +104,8 @@ fn ingest_query_and_reingest() {
 
 #[test]
 fn stdin_gzip_and_rejected_records_set_the_exit_code() {
-    let dir = tempfile::tempdir().unwrap();
-    let lake = dir.path().join("lake");
-    let lake = lake.to_str().unwrap();
+    let (_dir, lake) = temp_lake();
+    let lake = lake.as_str();
     let mut input = std::fs::read(samples().join("falco.jsonl")).unwrap();
     input.extend_from_slice(
         b"{\"rule\": \"x\", \"priority\": \"Error\", \"output\": 1}\nnot json\n",
@@ -138,9 +143,8 @@ fn stdin_gzip_and_rejected_records_set_the_exit_code() {
 
 #[test]
 fn errors_are_one_line_and_non_zero() {
-    let dir = tempfile::tempdir().unwrap();
-    let lake = dir.path().join("lake");
-    let lake = lake.to_str().unwrap();
+    let (_dir, lake) = temp_lake();
+    let lake = lake.as_str();
     let cases: Vec<Vec<&str>> = vec![
         vec!["sql", "--lake", "/no/such/lake", "SELECT 1"],
         vec![
@@ -169,9 +173,8 @@ fn errors_are_one_line_and_non_zero() {
 
 #[test]
 fn the_shell_reads_statements_from_a_pipe() {
-    let dir = tempfile::tempdir().unwrap();
-    let lake = dir.path().join("lake");
-    let lake = lake.to_str().unwrap();
+    let (dir, lake) = temp_lake();
+    let lake = lake.as_str();
     run(kubetrail()
         .args(["ingest", "file", "--lake", lake])
         .arg(samples().join("tetragon.jsonl")));
@@ -231,9 +234,8 @@ fn samples_are_written_with_a_manifest() {
 
 #[test]
 fn lake_maintenance_verbs() {
-    let dir = tempfile::tempdir().unwrap();
-    let lake = dir.path().join("lake");
-    let lake = lake.to_str().unwrap();
+    let (_dir, lake) = temp_lake();
+    let lake = lake.as_str();
     for file in ["falco.jsonl", "tetragon.jsonl"] {
         run(kubetrail()
             .args(["ingest", "file", "--lake", lake])
