@@ -36,6 +36,8 @@ pub enum Command {
     /// Maintain the lake: compact, vacuum, drop old partitions.
     #[command(subcommand)]
     Lake(LakeCmd),
+    /// Send native-format files to a Kafka topic, one record per event.
+    Produce(ProduceCmd),
 }
 
 #[derive(Subcommand)]
@@ -73,7 +75,7 @@ pub enum LakeCmd {
     },
 }
 
-/// `90s`, `15m`, `168h`, `400d`.
+/// `500ms`, `90s`, `15m`, `168h`, `400d`.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let text = text.trim();
     let split = text
@@ -83,14 +85,25 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let n: u64 = number
         .parse()
         .map_err(|_| format!("'{text}' is not a duration like 168h or 7d"))?;
-    let seconds = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3_600,
-        "d" => 86_400,
-        _ => return Err(format!("'{text}': the unit must be s, m, h or d")),
+    let millis = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(format!("'{text}': the unit must be ms, s, m, h or d")),
     };
-    Ok(std::time::Duration::from_secs(n * seconds))
+    n.checked_mul(millis)
+        .map(std::time::Duration::from_millis)
+        .ok_or_else(|| format!("'{text}' is too long"))
+}
+
+/// `key=value`, for librdkafka settings.
+pub fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.trim().to_owned())),
+        _ => Err(format!("'{text}' is not KEY=VALUE")),
+    }
 }
 
 #[derive(Args, Clone)]
@@ -104,6 +117,66 @@ pub struct LakeArgs {
 pub enum IngestCmd {
     /// Ingest files (plain or gzip) or stdin (`-`).
     File(IngestFileCmd),
+    /// Consume Kafka topics into the lake, each record exactly once, until SIGINT/SIGTERM.
+    Kafka(IngestKafkaCmd),
+}
+
+#[derive(Args)]
+pub struct IngestKafkaCmd {
+    #[command(flatten)]
+    pub lake: LakeArgs,
+    /// Bootstrap brokers, HOST:PORT[,HOST:PORT...] [default: the config file's kafka.brokers].
+    #[arg(long, env = "KUBETRAIL_BROKERS")]
+    pub brokers: Option<String>,
+    /// Consumer group; ingesters sharing it split the partitions [default: kubetrail].
+    #[arg(long, env = "KUBETRAIL_GROUP")]
+    pub group: Option<String>,
+    /// A topic and the format of its records: NAME=FORMAT or NAME=auto (repeatable).
+    #[arg(long = "topic")]
+    pub topics: Vec<kubetrail_ingest::TopicSpec>,
+    /// Cluster name for records that do not carry one.
+    #[arg(long, env = "KUBETRAIL_CLUSTER")]
+    pub cluster: Option<String>,
+    /// Extra JSON path to redact in audit request/response objects (repeatable).
+    #[arg(long = "redact-path")]
+    pub redact_paths: Vec<String>,
+    /// Longest a record waits before it is committed [default: 5s].
+    #[arg(long, value_parser = parse_duration)]
+    pub linger: Option<std::time::Duration>,
+    /// Serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9898.
+    #[arg(long)]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Stop once every assigned partition is read to its end.
+    #[arg(long)]
+    pub until_caught_up: bool,
+    /// Do not compact closed days' small files while running.
+    #[arg(long)]
+    pub no_compaction: bool,
+    /// A librdkafka setting, KEY=VALUE (repeatable), e.g. security.protocol=SSL.
+    #[arg(long = "kafka-option", value_parser = parse_key_value)]
+    pub kafka_options: Vec<(String, String)>,
+}
+
+#[derive(Args)]
+pub struct ProduceCmd {
+    /// Bootstrap brokers, HOST:PORT[,HOST:PORT...].
+    #[arg(long, env = "KUBETRAIL_BROKERS")]
+    pub brokers: String,
+    #[arg(long)]
+    pub topic: String,
+    /// Records per second (default: as fast as the brokers take them).
+    #[arg(long)]
+    pub rate: Option<u32>,
+    /// Key records by their file, so one file's records stay in order in one partition
+    /// (VPC flow logs need their header first); default: spread over all partitions.
+    #[arg(long)]
+    pub key_by_file: bool,
+    /// A librdkafka setting, KEY=VALUE (repeatable).
+    #[arg(long = "kafka-option", value_parser = parse_key_value)]
+    pub kafka_options: Vec<(String, String)>,
+    /// Files (plain or gzip) in any format `ingest file` reads; `-` reads standard input.
+    #[arg(required = true)]
+    pub paths: Vec<String>,
 }
 
 #[derive(Args)]

@@ -12,6 +12,16 @@
 //! batch_rows = 250000
 //! batch_mib = 128
 //! max_record_mib = 64
+//!
+//! [kafka]
+//! brokers = "127.0.0.1:9092"
+//! group = "kubetrail"
+//! topics = ["k8s-audit=k8s-audit", "hubble-flows=hubble", "tetragon=tetragon"]
+//! linger = "5s"
+//! metrics_addr = "127.0.0.1:9898"
+//! compact_closed_days = true
+//! [kafka.options]
+//! "security.protocol" = "SSL"
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -33,6 +43,24 @@ pub struct Config {
     pub redaction: Redaction,
     #[serde(default)]
     pub ingest: IngestSettings,
+    #[serde(default)]
+    pub kafka: KafkaSettings,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSettings {
+    pub brokers: Option<String>,
+    pub group: Option<String>,
+    /// `NAME=FORMAT` entries, as `--topic` takes them.
+    #[serde(default)]
+    pub topics: Vec<String>,
+    pub linger: Option<String>,
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    pub compact_closed_days: Option<bool>,
+    /// librdkafka settings.
+    #[serde(default)]
+    pub options: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

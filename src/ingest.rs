@@ -1,20 +1,23 @@
-//! `kubetrail ingest file`.
+//! `kubetrail ingest file | kafka`.
 
 use std::collections::BTreeMap;
 
 use anyhow::Context;
-use kubetrail_ingest::{ingest_file, FileIngest, InputPath, InputReport, Lake};
+use kubetrail_ingest::{
+    ingest_file, ingest_kafka, FileIngest, IngestMetrics, InputPath, InputReport, KafkaIngest, Lake,
+};
 use kubetrail_schemas::{DecodeOptions, Redactor, SourceFormat, Table};
 
 use kubetrail_ingest::BatchLimits;
 
-use crate::cli::{IngestCmd, IngestFileCmd};
+use crate::cli::{parse_duration, IngestCmd, IngestFileCmd, IngestKafkaCmd};
 use crate::config::Config;
 use crate::{progress, Outcome};
 
 pub async fn run(cmd: IngestCmd, config: &Config) -> anyhow::Result<Outcome> {
     match cmd {
         IngestCmd::File(cmd) => file(cmd, config).await,
+        IngestCmd::Kafka(cmd) => kafka(cmd, config).await,
     }
 }
 
@@ -27,33 +30,47 @@ pub fn redactor(lake: &Lake, extra_paths: &[String]) -> anyhow::Result<Redactor>
     Ok(Redactor::new(&key, extra_paths))
 }
 
+/// Decoding options shared by every source: cluster name and redaction.
+fn decode_options(
+    lake: &Lake,
+    cluster: Option<String>,
+    extra_paths: &[String],
+    config: &Config,
+) -> anyhow::Result<DecodeOptions> {
+    let mut redact_paths = config.redaction.paths.clone();
+    redact_paths.extend(extra_paths.iter().cloned());
+    Ok(DecodeOptions {
+        cluster: cluster.or_else(|| config.cluster.clone()),
+        redactor: redactor(lake, &redact_paths)?,
+    })
+}
+
+fn mib(n: usize) -> usize {
+    n << 20
+}
+
+fn batch_limits(config: &Config) -> BatchLimits {
+    let defaults = BatchLimits::default();
+    BatchLimits {
+        max_rows: config.ingest.batch_rows.unwrap_or(defaults.max_rows),
+        max_bytes: config.ingest.batch_mib.map_or(defaults.max_bytes, mib),
+    }
+}
+
 async fn file(cmd: IngestFileCmd, config: &Config) -> anyhow::Result<Outcome> {
     let format = match cmd.format.as_str() {
         "auto" => None,
         other => Some(other.parse::<SourceFormat>().map_err(anyhow::Error::msg)?),
     };
     let lake = Lake::open(&config.lake(cmd.lake.lake.as_deref()))?;
-    let mut redact_paths = config.redaction.paths.clone();
-    redact_paths.extend(cmd.redact_paths.iter().cloned());
-    let defaults = FileIngest::default();
-    let mib = |n: usize| n << 20;
     let options = FileIngest {
         format,
-        decode: DecodeOptions {
-            cluster: cmd.cluster.clone().or_else(|| config.cluster.clone()),
-            redactor: redactor(&lake, &redact_paths)?,
-        },
-        limits: BatchLimits {
-            max_rows: config.ingest.batch_rows.unwrap_or(defaults.limits.max_rows),
-            max_bytes: config
-                .ingest
-                .batch_mib
-                .map_or(defaults.limits.max_bytes, mib),
-        },
+        decode: decode_options(&lake, cmd.cluster.clone(), &cmd.redact_paths, config)?,
+        limits: batch_limits(config),
         max_record_bytes: config
             .ingest
             .max_record_mib
-            .map_or(defaults.max_record_bytes, mib),
+            .map_or(FileIngest::default().max_record_bytes, mib),
     };
     let progress = progress::for_terminal(cmd.quiet);
     let mut totals: BTreeMap<Table, u64> = BTreeMap::new();
@@ -72,6 +89,84 @@ async fn file(cmd: IngestFileCmd, config: &Config) -> anyhow::Result<Outcome> {
     } else {
         Outcome::Ok
     })
+}
+
+async fn kafka(cmd: IngestKafkaCmd, config: &Config) -> anyhow::Result<Outcome> {
+    let settings = &config.kafka;
+    let brokers = cmd
+        .brokers
+        .clone()
+        .or_else(|| settings.brokers.clone())
+        .context("no brokers: pass --brokers HOST:PORT or set kafka.brokers")?;
+    let group = cmd
+        .group
+        .clone()
+        .or_else(|| settings.group.clone())
+        .unwrap_or_else(|| "kubetrail".to_owned());
+    let mut topics = cmd.topics.clone();
+    if topics.is_empty() {
+        for t in &settings.topics {
+            topics.push(t.parse().map_err(anyhow::Error::msg)?);
+        }
+    }
+    anyhow::ensure!(
+        !topics.is_empty(),
+        "no topic to read: pass --topic NAME=FORMAT (or set kafka.topics)"
+    );
+    let lake = Lake::open(&config.lake(cmd.lake.lake.as_deref()))?;
+    let mut options = KafkaIngest::new(&brokers, &group, topics);
+    options.decode = decode_options(&lake, cmd.cluster.clone(), &cmd.redact_paths, config)?;
+    options.limits = batch_limits(config);
+    if let Some(linger) = cmd.linger {
+        options.linger = linger;
+    } else if let Some(text) = &settings.linger {
+        options.linger = parse_duration(text).map_err(|e| anyhow::anyhow!("kafka.linger: {e}"))?;
+    }
+    options.until_caught_up = cmd.until_caught_up;
+    if cmd.no_compaction || settings.compact_closed_days == Some(false) {
+        options.compact_every = None;
+    }
+    options.client_options = settings
+        .options
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .chain(cmd.kafka_options.iter().cloned())
+        .collect();
+    let metrics = IngestMetrics::new();
+    if let Some(addr) = cmd.metrics_addr.or(settings.metrics_addr) {
+        let bound = kubetrail_ingest::metrics::serve(addr, metrics.clone()).await?;
+        eprintln!("metrics at http://{bound}/metrics");
+    }
+    let report = ingest_kafka(&lake, options, metrics, shutdown_signal()).await?;
+    println!(
+        "{} records read, {} commits",
+        report.records, report.commits
+    );
+    print_totals(&report.rows);
+    Ok(Outcome::Ok)
+}
+
+/// SIGINT or SIGTERM: the ingester flushes, commits and exits 0.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 pub fn describe(r: &InputReport) -> String {

@@ -1,6 +1,6 @@
 //! `kubetrail lake optimize | vacuum | retention`.
 
-use kubetrail_ingest::lake::maintenance::{drop_before, optimize, vacuum};
+use kubetrail_ingest::lake::maintenance::{drop_before, optimize, vacuum, Days};
 use kubetrail_ingest::Lake;
 use kubetrail_schemas::Table;
 
@@ -20,7 +20,8 @@ pub async fn run(cmd: LakeCmd, config: &Config) -> anyhow::Result<Outcome> {
         LakeCmd::Optimize { lake, table, date } => {
             let lake = Lake::open(&config.lake(lake.lake.as_deref()))?;
             for t in tables(table.as_deref())? {
-                let r = optimize(&lake, t, date).await?;
+                let days = date.map_or(Days::All, Days::On);
+                let r = optimize(&lake, t, days).await?;
                 println!(
                     "{:<16} {} partition(s): {} files -> {}",
                     t.name(),

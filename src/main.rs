@@ -8,6 +8,7 @@ mod config;
 mod demo;
 mod ingest;
 mod lake;
+mod produce;
 mod progress;
 mod query;
 
@@ -46,6 +47,7 @@ async fn main() -> ExitCode {
             Command::Demo(cmd) => demo::run(cmd).await,
             Command::Samples(cmd) => samples(cmd),
             Command::Lake(cmd) => lake::run(cmd, &config).await,
+            Command::Produce(cmd) => produce::run(cmd).await,
         },
         Err(e) => Err(e),
     };

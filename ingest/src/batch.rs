@@ -57,23 +57,45 @@ impl TableBatches {
         provenance: &Provenance,
         raw_len: usize,
     ) -> Result<Vec<(Table, RecordBatch)>, ArrowError> {
+        self.add_where(decoded, format, provenance, raw_len, |_| true)
+    }
+
+    /// Like [`TableBatches::add`], keeping only the rows of the tables `keep` accepts: a
+    /// replayed Kafka record adds nothing to tables that already hold it.
+    pub fn add_where(
+        &mut self,
+        decoded: Decoded,
+        format: &str,
+        provenance: &Provenance,
+        raw_len: usize,
+        keep: impl Fn(Table) -> bool,
+    ) -> Result<Vec<(Table, RecordBatch)>, ArrowError> {
         let rejected = match decoded {
             Decoded::Audit(out) => {
-                self.count(Table::K8sAudit, out.rows.len());
-                self.audit.extend(out.rows, provenance, raw_len);
+                if keep(Table::K8sAudit) {
+                    self.count(Table::K8sAudit, out.rows.len());
+                    self.audit.extend(out.rows, provenance, raw_len);
+                }
                 out.rejected
             }
             Decoded::Flows(out) => {
-                self.count(Table::NetworkFlows, out.rows.len());
-                self.flows.extend(out.rows, provenance, raw_len);
+                if keep(Table::NetworkFlows) {
+                    self.count(Table::NetworkFlows, out.rows.len());
+                    self.flows.extend(out.rows, provenance, raw_len);
+                }
                 out.rejected
             }
             Decoded::Runtime(out) => {
-                self.count(Table::RuntimeEvents, out.rows.len());
-                self.runtime.extend(out.rows, provenance, raw_len);
+                if keep(Table::RuntimeEvents) {
+                    self.count(Table::RuntimeEvents, out.rows.len());
+                    self.runtime.extend(out.rows, provenance, raw_len);
+                }
                 out.rejected
             }
         };
+        if !keep(Table::DeadLetters) {
+            return self.take(false);
+        }
         for r in rejected {
             self.add_dead_letter(
                 DeadLetter {
@@ -90,6 +112,11 @@ impl TableBatches {
     pub fn add_dead_letter(&mut self, letter: DeadLetter, provenance: &Provenance) {
         self.count(Table::DeadLetters, 1);
         self.dead.push(letter, provenance);
+    }
+
+    /// The batches of the tables that reached a limit.
+    pub fn take_full(&mut self) -> Result<Vec<(Table, RecordBatch)>, ArrowError> {
+        self.take(false)
     }
 
     /// Every remaining row, as batches.

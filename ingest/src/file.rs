@@ -11,26 +11,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::error::ArrowError;
 use kubetrail_schemas::{DeadLetter, DecodeOptions, Decoder, Provenance, SourceFormat, Table};
-use thiserror::Error;
 use tokio::sync::mpsc;
 
 use crate::batch::{BatchLimits, TableBatches};
-use crate::lake::{CommitMarker, Lake, LakeError, TableWriter};
+use crate::error::IngestError;
+use crate::lake::{CommitMarker, Lake, TableWriter};
 use crate::source::{input, InputPath, Progress, RecordReader, DEFAULT_MAX_RECORD_BYTES};
-
-#[derive(Debug, Error)]
-pub enum IngestError {
-    #[error(transparent)]
-    Lake(#[from] LakeError),
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
-    #[error("building a batch: {0}")]
-    Arrow(#[from] ArrowError),
-    #[error("decoding stopped: {0}")]
-    Worker(String),
-}
 
 /// How to ingest files.
 #[derive(Debug, Clone)]

@@ -397,7 +397,7 @@ mod bad_input {
 
 mod maintenance {
     use super::*;
-    use kubetrail_ingest::lake::maintenance::{drop_before, optimize, vacuum};
+    use kubetrail_ingest::lake::maintenance::{drop_before, optimize, vacuum, Days};
 
     fn sorted(mut v: Vec<String>) -> Vec<String> {
         v.sort();
@@ -417,12 +417,12 @@ mod maintenance {
             .count()
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn optimize_compacts_small_files_into_one_sorted_file_and_vacuum_removes_the_old_ones() {
         let (dir, lake) = new_lake();
         let small = FileIngest {
             limits: BatchLimits {
-                max_rows: 7,
+                max_rows: 2,
                 max_bytes: 1 << 30,
             },
             ..FileIngest::default()
@@ -438,9 +438,26 @@ mod maintenance {
             .get_file_uris()
             .unwrap()
             .count();
-        assert!(files_before > 60, "{files_before}");
+        assert!(files_before > 200, "{files_before}");
 
-        let report = optimize(&lake, Table::NetworkFlows, None).await.unwrap();
+        // A reader polling throughout sees every row at every version, never a mix.
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = {
+            let (lake, done) = (lake.clone(), done.clone());
+            tokio::spawn(async move {
+                let mut reads = 0;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) || reads == 0 {
+                    assert_eq!(row_count(&lake, Table::NetworkFlows).await, 457);
+                    reads += 1;
+                }
+                reads
+            })
+        };
+        let report = optimize(&lake, Table::NetworkFlows, Days::All)
+            .await
+            .unwrap();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(reader.await.unwrap() > 0);
         assert_eq!(
             (
                 report.partitions,
@@ -468,7 +485,7 @@ mod maintenance {
         assert!(times.windows(2).all(|w| w[0] <= w[1]), "not sorted by time");
         // A second run has nothing to do.
         assert_eq!(
-            optimize(&lake, Table::NetworkFlows, None)
+            optimize(&lake, Table::NetworkFlows, Days::All)
                 .await
                 .unwrap()
                 .partitions,
@@ -522,5 +539,321 @@ mod maintenance {
                 .unwrap(),
             0
         );
+    }
+}
+
+/// `ingest kafka` against librdkafka's in-process cluster (real protocol, loopback ports).
+mod kafka {
+    use super::*;
+    use std::collections::HashSet;
+    use std::time::{Duration, Instant};
+
+    use kubetrail_ingest::kafka::embedded::EmbeddedKafka;
+    use kubetrail_ingest::kafka::{produce, Produce, ProduceReport};
+    use kubetrail_ingest::{ingest_kafka, IngestMetrics, KafkaIngest, KafkaReport, TopicSpec};
+    use tokio::sync::oneshot;
+
+    fn options(brokers: &str, group: &str, topics: &[(&str, Option<SourceFormat>)]) -> KafkaIngest {
+        let topics = topics
+            .iter()
+            .map(|(name, format)| TopicSpec {
+                name: (*name).to_owned(),
+                format: *format,
+            })
+            .collect();
+        let mut o = KafkaIngest::new(brokers, group, topics);
+        o.linger = Duration::from_millis(300);
+        o.compact_every = None;
+        o.client_options = vec![
+            ("session.timeout.ms".into(), "6000".into()),
+            ("heartbeat.interval.ms".into(), "500".into()),
+        ];
+        o
+    }
+
+    async fn send(
+        brokers: &str,
+        topic: &str,
+        paths: &[PathBuf],
+        rate: Option<u32>,
+    ) -> ProduceReport {
+        let options = Produce {
+            brokers: brokers.to_owned(),
+            topic: topic.to_owned(),
+            rate,
+            key_by_file: false,
+            client_options: Vec::new(),
+        };
+        let paths: Vec<InputPath> = paths.iter().cloned().map(InputPath::File).collect();
+        tokio::task::spawn_blocking(move || produce(&options, &paths))
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    async fn until_caught_up(lake: &Lake, mut options: KafkaIngest) -> KafkaReport {
+        options.until_caught_up = true;
+        ingest_kafka(lake, options, IngestMetrics::new(), std::future::pending())
+            .await
+            .unwrap()
+    }
+
+    /// Rows of a table, and how many distinct (partition, offset) pairs they come from.
+    async fn rows_and_distinct(lake: &Lake, t: Table) -> (usize, usize) {
+        let batches = read_table(lake, t).await;
+        let keys: HashSet<(String, String)> = strings(&batches, "_source")
+            .into_iter()
+            .zip(strings(&batches, "_offset"))
+            .collect();
+        (batches.iter().map(|b| b.num_rows()).sum(), keys.len())
+    }
+
+    async fn wait_for_rows(lake: &Lake, t: Table, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while row_count(lake, t).await < n {
+            assert!(Instant::now() < deadline, "{t} never reached {n} rows");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn three_topics_of_three_partitions_land_exactly_once_and_a_rerun_adds_nothing() {
+        let kafka = EmbeddedKafka::start(3, &[("audit", 3), ("flows", 3), ("runtime", 3)]).unwrap();
+        let brokers = kafka.bootstrap_servers();
+        let sent = send(
+            &brokers,
+            "audit",
+            &[samples().join("k8s-audit.jsonl")],
+            None,
+        )
+        .await;
+        assert_eq!(sent.records, 466);
+        send(&brokers, "flows", &[samples().join("hubble.jsonl")], None).await;
+        // One auto topic carrying two formats, told apart record by record.
+        send(
+            &brokers,
+            "runtime",
+            &[
+                samples().join("tetragon.jsonl"),
+                samples().join("falco.jsonl"),
+            ],
+            None,
+        )
+        .await;
+        let (_dir, lake) = new_lake();
+        let topics = [
+            ("audit", Some(SourceFormat::K8sAudit)),
+            ("flows", Some(SourceFormat::Hubble)),
+            ("runtime", None),
+        ];
+        let report = until_caught_up(&lake, options(&brokers, "g1", &topics)).await;
+        assert_eq!(report.records, 466 + 427 + 53);
+        assert_eq!(rows_and_distinct(&lake, Table::K8sAudit).await, (466, 466));
+        assert_eq!(
+            rows_and_distinct(&lake, Table::NetworkFlows).await,
+            (427, 427)
+        );
+        assert_eq!(
+            rows_and_distinct(&lake, Table::RuntimeEvents).await,
+            (53, 53)
+        );
+        assert_eq!(row_count(&lake, Table::DeadLetters).await, 0);
+        let sources: HashSet<String> =
+            strings(&read_table(&lake, Table::K8sAudit).await, "_source")
+                .into_iter()
+                .collect();
+        assert_eq!(
+            sources.len(),
+            3,
+            "records spread over the 3 partitions: {sources:?}"
+        );
+        assert!(sources.contains("kafka:audit/0"), "{sources:?}");
+
+        // Every table holds every partition's marker at its last offset.
+        let mut audit = lake.open_table("k8s_audit").await.unwrap().unwrap();
+        audit.update_state().await.unwrap();
+        let snapshot = audit.snapshot().unwrap();
+        let mut last = 0;
+        for p in 0..3 {
+            let v = snapshot
+                .transaction_version(
+                    audit.log_store().as_ref(),
+                    &format!("kubetrail/g1/audit/{p}"),
+                )
+                .await
+                .unwrap();
+            last += v.expect("marker") + 1;
+        }
+        assert_eq!(last, 466, "the markers' offsets account for every record");
+
+        // Restarting the group reads nothing twice.
+        let again = until_caught_up(&lake, options(&brokers, "g1", &topics)).await;
+        assert_eq!(again.records, 0);
+        assert_eq!(rows_and_distinct(&lake, Table::K8sAudit).await, (466, 466));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_ingesters_in_one_group_write_each_record_once_between_them() {
+        let kafka = EmbeddedKafka::start(1, &[("audit", 3)]).unwrap();
+        let brokers = kafka.bootstrap_servers();
+        let file = samples().join("k8s-audit.jsonl");
+        send(&brokers, "audit", &[file.clone(), file.clone(), file], None).await;
+        let (_dir, lake) = new_lake();
+        let topics = [("audit", Some(SourceFormat::K8sAudit))];
+        let (a, b) = tokio::join!(
+            until_caught_up(&lake, options(&brokers, "pair", &topics)),
+            until_caught_up(&lake, options(&brokers, "pair", &topics)),
+        );
+        assert_eq!(
+            rows_and_distinct(&lake, Table::K8sAudit).await,
+            (1398, 1398)
+        );
+        let written = |r: &KafkaReport| r.rows.get(&Table::K8sAudit).copied().unwrap_or(0);
+        assert_eq!(written(&a) + written(&b), 1398);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn members_joining_and_leaving_mid_stream_lose_and_repeat_nothing() {
+        let kafka = EmbeddedKafka::start(1, &[("audit", 3)]).unwrap();
+        let brokers = kafka.bootstrap_servers();
+        let (_dir, lake) = new_lake();
+        let topics = [("audit", Some(SourceFormat::K8sAudit))];
+        let start = |stop: oneshot::Receiver<()>| {
+            let (lake, options) = (lake.clone(), options(&brokers, "rebalance", &topics));
+            tokio::spawn(async move {
+                ingest_kafka(&lake, options, IngestMetrics::new(), async {
+                    let _ = stop.await;
+                })
+                .await
+                .unwrap()
+            })
+        };
+        let (stop_a, a_stop) = oneshot::channel();
+        let a = start(a_stop);
+        let file = samples().join("k8s-audit.jsonl");
+        let producing = {
+            let brokers = brokers.clone();
+            tokio::spawn(async move {
+                send(
+                    &brokers,
+                    "audit",
+                    &[file.clone(), file.clone(), file.clone(), file],
+                    Some(250),
+                )
+                .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let (stop_b, b_stop) = oneshot::channel();
+        let b = start(b_stop);
+        tokio::time::sleep(Duration::from_millis(4500)).await;
+        // B leaves while records still stream: its partitions go back to A.
+        stop_b.send(()).unwrap();
+        let b = b.await.unwrap();
+        assert_eq!(producing.await.unwrap().records, 1864);
+        wait_for_rows(&lake, Table::K8sAudit, 1864).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        stop_a.send(()).unwrap();
+        let a = a.await.unwrap();
+        assert_eq!(
+            rows_and_distinct(&lake, Table::K8sAudit).await,
+            (1864, 1864)
+        );
+        assert!(a.commits > 0, "A committed nothing");
+        assert!(
+            b.records > 0,
+            "B never got a partition: no rebalance happened"
+        );
+        let total = a.rows.get(&Table::K8sAudit).copied().unwrap_or(0)
+            + b.rows.get(&Table::K8sAudit).copied().unwrap_or(0);
+        assert_eq!(total, 1864);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bad_records_become_dead_letters_and_the_stream_goes_on() {
+        let kafka = EmbeddedKafka::start(1, &[("audit", 3), ("mixed", 1)]).unwrap();
+        let brokers = kafka.bootstrap_servers();
+        let dir = tempfile::tempdir().unwrap();
+        let good: Vec<String> = std::fs::read_to_string(samples().join("k8s-audit.jsonl"))
+            .unwrap()
+            .lines()
+            .take(4)
+            .map(str::to_owned)
+            .collect();
+        let lines = [
+            good[0].as_str(),
+            "{\"kind\":\"Event\",\"apiVersion\":\"audit.k8s.io/v1\",\"verb\":",
+            good[1].as_str(),
+            "garbage that is not JSON",
+            "{\"kind\":\"Event\",\"apiVersion\":\"audit.k8s.io/v1\",\"verb\":\"get\"}",
+            good[2].as_str(),
+            "[1, 2, 3]",
+            good[3].as_str(),
+        ];
+        let path = dir.path().join("mixed.jsonl");
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        send(&brokers, "audit", std::slice::from_ref(&path), None).await;
+        let unknown = dir.path().join("unknown.txt");
+        std::fs::write(&unknown, "hello, this is no format at all\n").unwrap();
+        send(&brokers, "mixed", &[unknown], None).await;
+        let (_dir, lake) = new_lake();
+        let topics = [("audit", Some(SourceFormat::K8sAudit)), ("mixed", None)];
+        let report = until_caught_up(&lake, options(&brokers, "bad", &topics)).await;
+        assert_eq!(report.records, 9);
+        assert_eq!(row_count(&lake, Table::K8sAudit).await, 4);
+        let dead = read_table(&lake, Table::DeadLetters).await;
+        let reasons = strings(&dead, "reason");
+        assert_eq!(reasons.len(), 5, "{reasons:?}");
+        assert!(
+            reasons.iter().any(|r| r.contains("format not recognised")),
+            "{reasons:?}"
+        );
+        let sources = strings(&dead, "_source");
+        assert!(
+            sources.iter().all(|s| s.starts_with("kafka:")),
+            "{sources:?}"
+        );
+        let raw = strings(&dead, "raw_preview");
+        assert!(
+            raw.iter().any(|r| r.contains("garbage that is not JSON")),
+            "{raw:?}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_broker_that_goes_away_and_returns_costs_no_record() {
+        let kafka = EmbeddedKafka::start(1, &[("audit", 3)]).unwrap();
+        let brokers = kafka.bootstrap_servers();
+        let file = samples().join("k8s-audit.jsonl");
+        send(&brokers, "audit", std::slice::from_ref(&file), None).await;
+        let (_dir, lake) = new_lake();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let ingester = {
+            let (lake, options) = (
+                lake.clone(),
+                options(
+                    &brokers,
+                    "outage",
+                    &[("audit", Some(SourceFormat::K8sAudit))],
+                ),
+            );
+            tokio::spawn(async move {
+                ingest_kafka(&lake, options, IngestMetrics::new(), async {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap()
+            })
+        };
+        wait_for_rows(&lake, Table::K8sAudit, 466).await;
+        kafka.broker_down(1).unwrap();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        kafka.broker_up(1).unwrap();
+        send(&brokers, "audit", &[file], None).await;
+        wait_for_rows(&lake, Table::K8sAudit, 932).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        stop.send(()).unwrap();
+        ingester.await.unwrap();
+        assert_eq!(rows_and_distinct(&lake, Table::K8sAudit).await, (932, 932));
     }
 }

@@ -369,7 +369,7 @@ mod maintenance {
         let optimizing = kubetrail_ingest::lake::maintenance::optimize(
             &lake,
             kubetrail_schemas::Table::NetworkFlows,
-            None,
+            kubetrail_ingest::lake::maintenance::Days::All,
         );
         let (report, during) = tokio::join!(optimizing, column(&reader, sql));
         assert_eq!(report.unwrap().files_added, 1);

@@ -24,24 +24,40 @@ pub struct OptimizeReport {
     pub files_added: u64,
 }
 
-/// Rewrites every partition of `table` that has more than one file (or just `date`'s) into
-/// files sorted by `event_time`. Readers keep seeing the old files until the new ones are
+/// Which `event_date` partitions an operation covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Days {
+    All,
+    On(NaiveDate),
+    /// Days before this one: partitions no longer written to (the ingester's own
+    /// compaction, which leaves today and yesterday to late events).
+    Before(NaiveDate),
+}
+
+impl Days {
+    fn includes(self, day: &str) -> bool {
+        let text = |d: NaiveDate| d.format("%Y-%m-%d").to_string();
+        match self {
+            Days::All => true,
+            Days::On(d) => day == text(d),
+            Days::Before(d) => day < text(d).as_str(),
+        }
+    }
+}
+
+/// Rewrites every partition of `table` in `days` that has more than one file into files
+/// sorted by `event_time`. Readers keep seeing the old files until the new ones are
 /// committed, in one commit per partition, so a query running meanwhile sees one version or
 /// the other, never a mix.
-pub async fn optimize(
-    lake: &Lake,
-    table: Table,
-    date: Option<NaiveDate>,
-) -> Result<OptimizeReport, LakeError> {
+pub async fn optimize(lake: &Lake, table: Table, days: Days) -> Result<OptimizeReport, LakeError> {
     let mut report = OptimizeReport::default();
     let Some(delta) = lake.open_table(table.name()).await? else {
         return Ok(report);
     };
     let files = files_per_partition(&delta).map_err(|e| LakeError::delta(table, e))?;
-    let wanted = date.map(|d| d.format("%Y-%m-%d").to_string());
     let mut current = delta;
     for (day, count) in files {
-        if count < 2 || wanted.as_ref().is_some_and(|w| *w != day) {
+        if count < 2 || !days.includes(&day) {
             continue;
         }
         let filters = [(

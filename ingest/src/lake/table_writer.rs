@@ -77,6 +77,16 @@ impl TableWriter {
 
     /// The version a marker's app id holds in the table, if any.
     pub async fn marker_version(&mut self, app_id: &str) -> Result<Option<i64>, LakeError> {
+        let mut versions = self.marker_versions(&[app_id.to_owned()]).await?;
+        Ok(versions.pop().flatten())
+    }
+
+    /// The versions several app ids hold, read from the table's latest snapshot, which
+    /// the next [`TableWriter::commit`] builds on.
+    pub async fn marker_versions(
+        &mut self,
+        app_ids: &[String],
+    ) -> Result<Vec<Option<i64>>, LakeError> {
         self.delta
             .update_state()
             .await
@@ -85,10 +95,16 @@ impl TableWriter {
             .delta
             .snapshot()
             .map_err(|e| LakeError::delta(self.table, e))?;
-        snapshot
-            .transaction_version(self.delta.log_store().as_ref(), app_id)
-            .await
-            .map_err(|e| LakeError::delta(self.table, e))
+        let mut versions = Vec::with_capacity(app_ids.len());
+        for app_id in app_ids {
+            versions.push(
+                snapshot
+                    .transaction_version(self.delta.log_store().as_ref(), app_id)
+                    .await
+                    .map_err(|e| LakeError::delta(self.table, e))?,
+            );
+        }
+        Ok(versions)
     }
 
     /// Commits everything staged with the markers, atomically. With nothing staged, commits

@@ -1,0 +1,634 @@
+//! The consumer thread: polls Kafka, decodes, batches, and drives the writer.
+//!
+//! It is a plain thread, not a task: decoding is CPU work that must stay off the async
+//! reactor, and librdkafka's rebalance callbacks run inside `poll` on this thread, where
+//! they may block until the writer has committed what the revoked partitions gave us.
+//! Every hand-over to the writer is a bounded channel, so a slow lake stops the polling
+//! (and librdkafka's own prefetch queue is capped) instead of growing memory.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use arrow::array::RecordBatch;
+use kubetrail_schemas::{DeadLetter, Decoder, Provenance, SourceFormat, Table};
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientConfig, ClientContext, Message, Offset, Statistics, TopicPartitionList};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, error, info, warn};
+
+use super::position::{PartitionId, TableOffsets};
+use super::writer::{MarkerUpdate, WriteError, WriterRequest};
+use super::{KafkaIngest, KafkaReport};
+use crate::batch::TableBatches;
+use crate::error::IngestError;
+use crate::metrics::IngestMetrics;
+
+/// How often an idle ingester asks the brokers whether it has caught up.
+const CAUGHT_UP_CHECK: Duration = Duration::from_millis(500);
+
+/// Runs until `stop` is set, the assigned partitions are caught up (when asked to stop
+/// there), or an error; flushes and commits everything it took in before returning.
+pub(crate) fn consume(
+    options: KafkaIngest,
+    writer: mpsc::Sender<WriterRequest>,
+    stop: Arc<AtomicBool>,
+    metrics: Arc<IngestMetrics>,
+) -> Result<KafkaReport, IngestError> {
+    let state = Arc::new(Mutex::new(IngestState::new(
+        &options,
+        writer,
+        metrics.clone(),
+    )));
+    let context = IngestContext {
+        state: state.clone(),
+        metrics: metrics.clone(),
+        last_warning: Mutex::new(None),
+    };
+    let consumer: BaseConsumer<IngestContext> = client_config(&options)
+        .create_with_context(context)
+        .map_err(|e| IngestError::Kafka(format!("cannot create the Kafka consumer: {e}")))?;
+    let topics: Vec<&str> = options.topics.iter().map(|t| t.name.as_str()).collect();
+    consumer
+        .subscribe(&topics)
+        .map_err(|e| IngestError::Kafka(format!("cannot subscribe to {topics:?}: {e}")))?;
+    info!(group = %options.group, topics = ?topics, "consuming");
+
+    let outcome = poll_until_done(&consumer, &state, &options, &stop);
+    let outcome = outcome.and_then(|()| {
+        let mut s = lock(&state);
+        s.flush(true)?;
+        commit_advisory(&consumer, &s, CommitMode::Sync);
+        Ok(())
+    });
+    if outcome.is_err() {
+        // Nothing more may be committed by this ingester: another one resumes from the
+        // lake's markers.
+        lock(&state).failed = true;
+    }
+    // Leaves the group; the revoke callback that runs now finds nothing left to flush.
+    drop(consumer);
+    outcome?;
+    let s = lock(&state);
+    Ok(s.report.clone())
+}
+
+fn poll_until_done(
+    consumer: &BaseConsumer<IngestContext>,
+    state: &Mutex<IngestState>,
+    options: &KafkaIngest,
+    stop: &AtomicBool,
+) -> Result<(), IngestError> {
+    let mut backoff = Duration::ZERO;
+    let mut last_check = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        if let Some(e) = lock(state).failure.take() {
+            return Err(e);
+        }
+        let idle = match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(message)) => {
+                backoff = Duration::ZERO;
+                let mut s = lock(state);
+                if s.take(&message)? {
+                    commit_advisory(consumer, &s, CommitMode::Async);
+                }
+                false
+            }
+            Some(Err(e)) => {
+                // librdkafka reconnects by itself; we only slow down and say so.
+                backoff = (backoff * 2).clamp(Duration::from_millis(100), Duration::from_secs(5));
+                consumer.context().warn_limited(&format!(
+                    "Kafka: {e}; retrying in {} ms",
+                    backoff.as_millis()
+                ));
+                std::thread::sleep(backoff);
+                true
+            }
+            None => true,
+        };
+        {
+            let mut s = lock(state);
+            if s.linger_due() {
+                s.flush(false)?;
+                commit_advisory(consumer, &s, CommitMode::Async);
+            }
+        }
+        if options.until_caught_up && idle && last_check.elapsed() >= CAUGHT_UP_CHECK {
+            last_check = Instant::now();
+            if caught_up(consumer, state)? {
+                info!("caught up with every assigned partition");
+                return Ok(());
+            }
+        }
+    }
+    info!("stopping: flushing what was read");
+    Ok(())
+}
+
+/// Every assigned partition has been read to its end (as of now).
+fn caught_up(
+    consumer: &BaseConsumer<IngestContext>,
+    state: &Mutex<IngestState>,
+) -> Result<bool, IngestError> {
+    let next: Vec<(PartitionId, Option<i64>)> = {
+        let s = lock(state);
+        if !s.assigned_once {
+            return Ok(false);
+        }
+        s.partitions
+            .iter()
+            .map(|(id, p)| (id.clone(), p.next))
+            .collect()
+    };
+    for (id, next) in next {
+        let Ok((low, high)) =
+            consumer.fetch_watermarks(&id.topic, id.partition, Duration::from_secs(5))
+        else {
+            return Ok(false);
+        };
+        let done = match next {
+            Some(n) => n >= high,
+            None => high <= low,
+        };
+        if !done {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Tells Kafka where the lake stands, for lag monitoring and tools; reading never starts
+/// from these (the lake's markers decide), so a failed commit here costs nothing.
+fn commit_advisory(consumer: &BaseConsumer<IngestContext>, state: &IngestState, mode: CommitMode) {
+    let mut tpl = TopicPartitionList::new();
+    for (id, p) in &state.partitions {
+        if let Some(next) = p.lake.resume_at() {
+            let _ = tpl.add_partition_offset(&id.topic, id.partition, Offset::Offset(next));
+        }
+    }
+    if tpl.count() > 0 {
+        if let Err(e) = consumer.commit(&tpl, mode) {
+            debug!("advisory offset commit: {e}");
+        }
+    }
+}
+
+fn client_config(options: &KafkaIngest) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &options.brokers)
+        .set("group.id", &options.group)
+        .set("client.id", "kubetrail")
+        // Offsets live in the lake; Kafka's committed offsets are only written for lag.
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        // A partition the lake has nothing of is read from its first record: nothing lost.
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        // librdkafka prefetches up to 64 MiB per consumer by default; 16 MiB keeps the
+        // ingester's memory flat while the lake writer is the bottleneck.
+        .set("queued.max.messages.kbytes", "16384")
+        .set("statistics.interval.ms", "5000")
+        .set_log_level(RDKafkaLogLevel::Warning);
+    for (key, value) in &options.client_options {
+        config.set(key, value);
+    }
+    config
+}
+
+fn lock(state: &Mutex<IngestState>) -> MutexGuard<'_, IngestState> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One assigned partition.
+#[derive(Debug)]
+struct Position {
+    source: Arc<str>,
+    /// What each table holds of it (committed by anyone, read at assignment).
+    lake: TableOffsets,
+    /// The last offset taken in by this ingester (buffered, staged or committed).
+    last: Option<i64>,
+    /// The next offset expected; `None` while reading from the earliest record.
+    next: Option<i64>,
+}
+
+impl Position {
+    /// The marker `table` needs to record everything taken in, if it lags.
+    fn marker_for(&self, table: Table) -> Option<(Option<i64>, i64)> {
+        let last = self.last?;
+        let held = self.lake.get(table);
+        (held.is_none_or(|h| h < last)).then_some((held, last))
+    }
+}
+
+/// Everything the consumer thread and its rebalance callbacks share.
+struct IngestState {
+    group: String,
+    formats: HashMap<String, Option<SourceFormat>>,
+    decode: kubetrail_schemas::DecodeOptions,
+    linger: Duration,
+    marker_interval: Duration,
+    writer: mpsc::Sender<WriterRequest>,
+    metrics: Arc<IngestMetrics>,
+    batches: TableBatches,
+    partitions: BTreeMap<PartitionId, Position>,
+    decoders: HashMap<(PartitionId, SourceFormat), Decoder>,
+    /// When the oldest record not yet committed was taken in.
+    oldest_pending: Option<Instant>,
+    last_heartbeat: Instant,
+    assigned_once: bool,
+    /// An error met inside a rebalance callback, for the poll loop to return.
+    failure: Option<IngestError>,
+    /// After a failure nothing more is committed, not even by the closing revoke.
+    failed: bool,
+    report: KafkaReport,
+}
+
+impl IngestState {
+    fn new(
+        options: &KafkaIngest,
+        writer: mpsc::Sender<WriterRequest>,
+        metrics: Arc<IngestMetrics>,
+    ) -> Self {
+        IngestState {
+            group: options.group.clone(),
+            formats: options
+                .topics
+                .iter()
+                .map(|t| (t.name.clone(), t.format))
+                .collect(),
+            decode: options.decode.clone(),
+            linger: options.linger,
+            marker_interval: options.marker_interval,
+            writer,
+            metrics,
+            batches: TableBatches::new(options.limits),
+            partitions: BTreeMap::new(),
+            decoders: HashMap::new(),
+            oldest_pending: None,
+            last_heartbeat: Instant::now(),
+            assigned_once: false,
+            failure: None,
+            failed: false,
+            report: KafkaReport::default(),
+        }
+    }
+
+    /// Takes in one record. Returns whether something was committed.
+    fn take(&mut self, message: &impl Message) -> Result<bool, IngestError> {
+        let id = PartitionId::new(message.topic(), message.partition());
+        let offset = message.offset();
+        self.metrics.record_in(message.topic());
+        let Some(position) = self.partitions.get_mut(&id) else {
+            // Left over from a partition revoked meanwhile: its new owner reads it.
+            return Ok(false);
+        };
+        if position.last.is_some_and(|last| offset <= last) {
+            return Ok(false);
+        }
+        self.report.records += 1;
+        self.oldest_pending.get_or_insert_with(Instant::now);
+        let provenance = Provenance {
+            source: position.source.clone(),
+            offset,
+            ingested_at: chrono::Utc::now().timestamp_micros(),
+        };
+        let held = position.lake.clone();
+        position.last = Some(offset);
+        position.next = Some(offset + 1);
+        let keep = |t: Table| !held.holds(t, offset);
+
+        let configured = self.formats.get(message.topic()).copied().flatten();
+        let payload = message.payload().unwrap_or_default();
+        let format = configured.or_else(|| SourceFormat::sniff(payload));
+        let full = match (payload.is_empty(), format) {
+            (true, _) => self.dead_letter(
+                configured,
+                "the record has no value",
+                payload,
+                &provenance,
+                keep,
+            ),
+            (false, None) => self.dead_letter(
+                None,
+                "format not recognised (give the topic a format: --topic NAME=FORMAT)",
+                payload,
+                &provenance,
+                keep,
+            ),
+            (false, Some(format)) => {
+                let decode = &self.decode;
+                let decoder = self
+                    .decoders
+                    .entry((id, format))
+                    .or_insert_with(|| Decoder::new(format, decode.clone()));
+                let decoded = decoder.decode(payload);
+                self.batches
+                    .add_where(decoded, format.name(), &provenance, payload.len(), keep)?
+            }
+        };
+        if full.is_empty() {
+            return Ok(false);
+        }
+        // A full table is written and committed now; the others wait for their own turn.
+        let tables: BTreeSet<Table> = full.iter().map(|(t, _)| *t).collect();
+        for (table, batch) in full {
+            self.stage(table, batch)?;
+        }
+        for table in tables {
+            self.commit_table(table)?;
+        }
+        Ok(true)
+    }
+
+    fn dead_letter(
+        &mut self,
+        format: Option<SourceFormat>,
+        reason: &str,
+        payload: &[u8],
+        provenance: &Provenance,
+        keep: impl Fn(Table) -> bool,
+    ) -> Vec<(Table, RecordBatch)> {
+        if keep(Table::DeadLetters) {
+            let letter = DeadLetter {
+                format: format.map_or("auto", |f| f.name()).to_owned(),
+                reason: reason.to_owned(),
+                raw: payload.to_vec(),
+            };
+            self.batches.add_dead_letter(letter, provenance);
+        }
+        self.batches.take_full().unwrap_or_else(|e| {
+            // Building a batch of dead letters only fails on a bug; keep the rows buffered.
+            error!("building dead-letter batch: {e}");
+            Vec::new()
+        })
+    }
+
+    fn linger_due(&self) -> bool {
+        self.oldest_pending
+            .is_some_and(|t| t.elapsed() >= self.linger)
+    }
+
+    /// Writes out every buffered row and moves the markers of the tables that got rows.
+    /// Tables that got none are given the markers too when they have none yet, when
+    /// `force` is set (revocation, shutdown), or once per marker interval; between those,
+    /// a crash makes the next owner re-read at most a marker interval of records, which
+    /// the per-table markers then keep from being written twice.
+    fn flush(&mut self, force: bool) -> Result<(), IngestError> {
+        if self.failed {
+            return Ok(());
+        }
+        let mut tables = BTreeSet::new();
+        for (table, batch) in self.batches.take_all()? {
+            self.stage(table, batch)?;
+            tables.insert(table);
+        }
+        let heartbeat = force || self.last_heartbeat.elapsed() >= self.marker_interval;
+        for table in Table::ALL {
+            let lagging = self.partitions.values().filter_map(|p| p.marker_for(table));
+            let (any, first) = lagging.fold((false, false), |(_, first), (held, _)| {
+                (true, first || held.is_none())
+            });
+            if any && (heartbeat || first) {
+                tables.insert(table);
+            }
+        }
+        for table in tables {
+            self.commit_table(table)?;
+        }
+        if heartbeat {
+            self.last_heartbeat = Instant::now();
+        }
+        self.oldest_pending = None;
+        Ok(())
+    }
+
+    fn stage(&mut self, table: Table, batch: RecordBatch) -> Result<(), IngestError> {
+        self.writer
+            .blocking_send(WriterRequest::Stage(table, batch))
+            .map_err(|_| IngestError::Worker("the lake writer stopped".into()))
+    }
+
+    fn commit_table(&mut self, table: Table) -> Result<(), IngestError> {
+        let mut markers = Vec::new();
+        let mut moved = Vec::new();
+        for (id, p) in &self.partitions {
+            if let Some((expected, version)) = p.marker_for(table) {
+                markers.push(MarkerUpdate {
+                    app_id: id.marker_app_id(&self.group),
+                    expected,
+                    version,
+                });
+                moved.push((id.clone(), version));
+            }
+        }
+        let (reply, answer) = oneshot::channel();
+        self.writer
+            .blocking_send(WriterRequest::Commit {
+                table,
+                markers,
+                reply,
+            })
+            .map_err(|_| IngestError::Worker("the lake writer stopped".into()))?;
+        let (version, rows) = answer
+            .blocking_recv()
+            .map_err(|_| IngestError::Worker("the lake writer stopped".into()))?
+            .map_err(IngestError::from)?;
+        for (id, offset) in moved {
+            if let Some(p) = self.partitions.get_mut(&id) {
+                p.lake.set(table, offset);
+            }
+        }
+        *self.report.rows.entry(table).or_default() += rows;
+        self.report.commits += 1;
+        debug!(%table, version, rows, "committed");
+        Ok(())
+    }
+
+    /// Reads where the lake stands for newly assigned partitions and points `tpl` there.
+    fn assign(&mut self, tpl: &mut TopicPartitionList) -> Result<(), IngestError> {
+        let ids: Vec<PartitionId> = tpl
+            .elements()
+            .iter()
+            .map(|e| PartitionId::new(e.topic(), e.partition()))
+            .collect();
+        let app_ids = ids.iter().map(|id| id.marker_app_id(&self.group)).collect();
+        let (reply, answer) = oneshot::channel();
+        self.writer
+            .blocking_send(WriterRequest::Markers { app_ids, reply })
+            .map_err(|_| IngestError::Worker("the lake writer stopped".into()))?;
+        let per_table = answer
+            .blocking_recv()
+            .map_err(|_| IngestError::Worker("the lake writer stopped".into()))?
+            .map_err(IngestError::from)?;
+        for (i, id) in ids.into_iter().enumerate() {
+            let mut lake = TableOffsets::default();
+            for (table, versions) in &per_table {
+                if let Some(Some(v)) = versions.get(i) {
+                    lake.set(*table, *v);
+                }
+            }
+            let resume = lake.resume_at();
+            let offset = resume.map_or(Offset::Beginning, Offset::Offset);
+            tpl.set_partition_offset(&id.topic, id.partition, offset)
+                .map_err(|e| IngestError::Kafka(format!("seeking {id}: {e}")))?;
+            match resume {
+                Some(at) => {
+                    info!(partition = %id, "assigned; the lake holds it up to offset {}", at - 1)
+                }
+                None => {
+                    info!(partition = %id, "assigned; new to the lake, reading from the beginning")
+                }
+            }
+            self.partitions.insert(
+                id.clone(),
+                Position {
+                    source: Arc::from(id.source()),
+                    lake,
+                    last: None,
+                    next: resume,
+                },
+            );
+        }
+        self.assigned_once = true;
+        Ok(())
+    }
+
+    /// Forgets partitions given up (after [`IngestState::flush`] committed their rows).
+    fn forget(&mut self, tpl: &TopicPartitionList) {
+        for e in tpl.elements() {
+            let id = PartitionId::new(e.topic(), e.partition());
+            self.partitions.remove(&id);
+            self.decoders.retain(|(p, _), _| *p != id);
+            self.metrics.forget_partition(e.topic(), e.partition());
+            info!(partition = %id, "revoked");
+        }
+    }
+}
+
+impl From<WriteError> for IngestError {
+    fn from(e: WriteError) -> Self {
+        IngestError::Kafka(e.to_string())
+    }
+}
+
+/// librdkafka's callbacks: rebalances, statistics, errors and logs.
+struct IngestContext {
+    state: Arc<Mutex<IngestState>>,
+    metrics: Arc<IngestMetrics>,
+    last_warning: Mutex<Option<Instant>>,
+}
+
+impl IngestContext {
+    /// A broker that stays away would otherwise log several lines a second.
+    fn warn_limited(&self, message: &str) {
+        self.metrics.broker_error();
+        let mut last = self
+            .last_warning
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(30)) {
+            warn!("{message}");
+            *last = Some(Instant::now());
+        } else {
+            debug!("{message}");
+        }
+    }
+}
+
+impl ClientContext for IngestContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => error!(target: "librdkafka", "{facility}: {message}"),
+            RDKafkaLogLevel::Warning => {
+                self.warn_limited(&format!("librdkafka {facility}: {message}"))
+            }
+            _ => debug!(target: "librdkafka", "{facility}: {message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.warn_limited(&format!("Kafka: {error}: {reason}"));
+    }
+
+    fn stats(&self, statistics: Statistics) {
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                // -1 is librdkafka's internal "unassigned" partition; lag is -1 until known.
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    self.metrics.lag(topic, *partition, p.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for IngestContext {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let mut state = lock(&self.state);
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let assigned = if state.failed {
+                    Err(IngestError::Kafka("the ingester has stopped".into()))
+                } else {
+                    state.assign(tpl)
+                };
+                let result = match assigned {
+                    Ok(()) if cooperative => consumer.incremental_assign(tpl),
+                    Ok(()) => consumer.assign(tpl),
+                    Err(e) => {
+                        // Without the lake's positions reading could not be exactly once:
+                        // take nothing and let the poll loop report the error.
+                        error!("cannot take the assigned partitions: {e}");
+                        state.failure.get_or_insert(e);
+                        state.failed = true;
+                        if cooperative {
+                            Ok(())
+                        } else {
+                            consumer.unassign()
+                        }
+                    }
+                };
+                if let Err(e) = result {
+                    error!("assigning partitions: {e}");
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                // Everything taken in from these partitions is committed before they go.
+                if let Err(e) = state.flush(true) {
+                    error!("flushing before giving partitions up: {e}");
+                    state.failure.get_or_insert(e);
+                    state.failed = true;
+                } else {
+                    commit_advisory(consumer, &state, CommitMode::Sync);
+                }
+                state.forget(tpl);
+                let result = if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                };
+                if let Err(e) = result {
+                    error!("unassigning partitions: {e}");
+                }
+            }
+            other => error!("rebalance failed: {other:?}"),
+        }
+    }
+}

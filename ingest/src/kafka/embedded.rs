@@ -1,0 +1,43 @@
+//! An in-process Kafka cluster (librdkafka's mock cluster) for the demo and the tests:
+//! real brokers speaking the Kafka protocol on loopback ports, with nothing to install.
+
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
+
+use crate::error::IngestError;
+
+pub struct EmbeddedKafka {
+    cluster: MockCluster<'static, DefaultProducerContext>,
+}
+
+impl EmbeddedKafka {
+    /// Starts `brokers` brokers with the given topics and partition counts.
+    pub fn start(brokers: i32, topics: &[(&str, i32)]) -> Result<Self, IngestError> {
+        let cluster = MockCluster::new(brokers)
+            .map_err(|e| IngestError::Kafka(format!("starting the embedded Kafka cluster: {e}")))?;
+        for (name, partitions) in topics {
+            cluster
+                .create_topic(name, *partitions, 1)
+                .map_err(|e| IngestError::Kafka(format!("creating topic '{name}': {e}")))?;
+        }
+        Ok(EmbeddedKafka { cluster })
+    }
+
+    /// `host:port,...` for `bootstrap.servers`.
+    pub fn bootstrap_servers(&self) -> String {
+        self.cluster.bootstrap_servers()
+    }
+
+    /// Takes a broker down (connections refused) until [`EmbeddedKafka::broker_up`].
+    pub fn broker_down(&self, broker_id: i32) -> Result<(), IngestError> {
+        self.cluster
+            .broker_down(broker_id)
+            .map_err(|e| IngestError::Kafka(e.to_string()))
+    }
+
+    pub fn broker_up(&self, broker_id: i32) -> Result<(), IngestError> {
+        self.cluster
+            .broker_up(broker_id)
+            .map_err(|e| IngestError::Kafka(e.to_string()))
+    }
+}

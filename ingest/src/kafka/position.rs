@@ -1,0 +1,102 @@
+//! Where each Kafka partition stands in the lake.
+//!
+//! Every table commit carries, for each partition it covers, the application transaction
+//! `kubetrail/<group>/<topic>/<partition>` whose version is the last offset the table has
+//! taken in (rows or not). Tables are committed one by one, so after a crash they may
+//! disagree: reading resumes at the oldest of them, and a replayed record adds rows only to
+//! the tables that do not already hold its offset.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use kubetrail_schemas::Table;
+
+/// One partition of one topic.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PartitionId {
+    pub topic: Arc<str>,
+    pub partition: i32,
+}
+
+impl PartitionId {
+    pub fn new(topic: &str, partition: i32) -> Self {
+        PartitionId {
+            topic: Arc::from(topic),
+            partition,
+        }
+    }
+
+    /// The app id of the marker this partition's commits carry for a consumer group.
+    pub fn marker_app_id(&self, group: &str) -> String {
+        format!("kubetrail/{group}/{}/{}", self.topic, self.partition)
+    }
+
+    /// The `_source` of its rows.
+    pub fn source(&self) -> String {
+        format!("kafka:{}/{}", self.topic, self.partition)
+    }
+}
+
+impl fmt::Display for PartitionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.topic, self.partition)
+    }
+}
+
+/// The last offset of one partition each table holds; a table missing here holds none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableOffsets(BTreeMap<Table, i64>);
+
+impl TableOffsets {
+    pub fn get(&self, table: Table) -> Option<i64> {
+        self.0.get(&table).copied()
+    }
+
+    pub fn set(&mut self, table: Table, offset: i64) {
+        self.0.insert(table, offset);
+    }
+
+    /// Whether `table` already holds what the record at `offset` gives it.
+    pub fn holds(&self, table: Table, offset: i64) -> bool {
+        self.get(table).is_some_and(|last| offset <= last)
+    }
+
+    /// The first offset some table still lacks; `None` when a table holds nothing of the
+    /// partition yet, so reading must start from the earliest record Kafka keeps.
+    pub fn resume_at(&self) -> Option<i64> {
+        Table::ALL
+            .iter()
+            .map(|t| self.get(*t).map(|last| last + 1))
+            .collect::<Option<Vec<i64>>>()
+            .and_then(|next| next.into_iter().min())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resumes_at_the_oldest_table_and_filters_per_table() {
+        let mut at = TableOffsets::default();
+        assert_eq!(at.resume_at(), None);
+        for t in Table::ALL {
+            at.set(t, 99);
+        }
+        assert_eq!(at.resume_at(), Some(100));
+        // A crash between two table commits: audit got to 149, dead letters stayed at 99.
+        at.set(Table::K8sAudit, 149);
+        assert_eq!(at.resume_at(), Some(100));
+        assert!(at.holds(Table::K8sAudit, 120));
+        assert!(!at.holds(Table::DeadLetters, 120));
+        assert!(!at.holds(Table::K8sAudit, 150));
+    }
+
+    #[test]
+    fn app_ids_name_group_topic_and_partition() {
+        let p = PartitionId::new("k8s-audit", 2);
+        assert_eq!(p.marker_app_id("kt"), "kubetrail/kt/k8s-audit/2");
+        assert_eq!(p.source(), "kafka:k8s-audit/2");
+    }
+}

@@ -1,0 +1,185 @@
+//! The async half of the Kafka ingester: writes the batches the consumer thread hands
+//! over and commits them with their partition markers when asked.
+//!
+//! It owns one [`TableWriter`] per table. Requests arrive over one bounded channel in the
+//! order the consumer made them, so a commit always covers every batch sent before it.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use arrow::array::RecordBatch;
+use kubetrail_schemas::Table;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::lake::{CommitMarker, Lake, LakeError, TableWriter};
+use crate::metrics::IngestMetrics;
+
+/// A partition marker to move forward in one commit.
+#[derive(Debug, Clone)]
+pub(crate) struct MarkerUpdate {
+    pub app_id: String,
+    /// What this ingester believes the table holds now; anything else means another
+    /// ingester wrote the partition meanwhile.
+    pub expected: Option<i64>,
+    pub version: i64,
+}
+
+/// Per table, the versions of the app ids asked for, in the order asked.
+pub(crate) type MarkersByTable = BTreeMap<Table, Vec<Option<i64>>>;
+
+#[derive(Debug)]
+pub(crate) enum WriterRequest {
+    Stage(Table, RecordBatch),
+    Commit {
+        table: Table,
+        markers: Vec<MarkerUpdate>,
+        reply: oneshot::Sender<Result<(u64, u64), WriteError>>,
+    },
+    /// The marker versions of these app ids in every table.
+    Markers {
+        app_ids: Vec<String>,
+        reply: oneshot::Sender<Result<MarkersByTable, WriteError>>,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+    #[error(
+        "table {table}: marker {app_id} is at {found:?}, expected {expected:?}: another ingester \
+         wrote this partition (a consumer that lost its assignment must not commit)"
+    )]
+    Fenced {
+        table: Table,
+        app_id: String,
+        expected: Option<i64>,
+        found: Option<i64>,
+    },
+    #[error("an earlier batch of table {0} failed to write: {1}")]
+    Poisoned(Table, String),
+}
+
+/// Serves requests until the consumer side drops its sender.
+pub(crate) async fn serve(
+    lake: Lake,
+    mut requests: mpsc::Receiver<WriterRequest>,
+    metrics: Arc<IngestMetrics>,
+) {
+    let mut writers: BTreeMap<Table, TableWriter> = BTreeMap::new();
+    // A failed stage leaves the table's staged set incomplete: its next commit must fail
+    // rather than publish a partial batch under an advancing marker.
+    let mut poisoned: BTreeMap<Table, String> = BTreeMap::new();
+    while let Some(request) = requests.recv().await {
+        match request {
+            WriterRequest::Stage(table, batch) => {
+                metrics.batch(batch.num_rows());
+                let staged = match writer_for(&lake, &mut writers, table).await {
+                    Ok(w) => w.stage(batch).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = staged {
+                    poisoned.insert(table, e.to_string());
+                }
+            }
+            WriterRequest::Commit {
+                table,
+                markers,
+                reply,
+            } => {
+                let started = Instant::now();
+                let result = match poisoned.remove(&table) {
+                    Some(reason) => {
+                        if let Some(w) = writers.get_mut(&table) {
+                            w.discard();
+                        }
+                        Err(WriteError::Poisoned(table, reason))
+                    }
+                    None => commit(&lake, &mut writers, table, &markers).await,
+                };
+                if let Ok((_, rows)) = &result {
+                    metrics.committed(table, *rows, started.elapsed());
+                }
+                if let Ok((version, rows)) = &result {
+                    tracing::info!(
+                        %table,
+                        rows,
+                        version,
+                        partitions = markers.len(),
+                        ms = started.elapsed().as_millis() as u64,
+                        "committed"
+                    );
+                }
+                let _ = reply.send(result);
+            }
+            WriterRequest::Markers { app_ids, reply } => {
+                let mut all = BTreeMap::new();
+                let mut failed = None;
+                for table in Table::ALL {
+                    match writer_for(&lake, &mut writers, table).await {
+                        Ok(w) => match w.marker_versions(&app_ids).await {
+                            Ok(v) => {
+                                all.insert(table, v);
+                            }
+                            Err(e) => failed = Some(e),
+                        },
+                        Err(e) => failed = Some(e),
+                    }
+                }
+                let _ = reply.send(match failed {
+                    Some(e) => Err(e.into()),
+                    None => Ok(all),
+                });
+            }
+        }
+    }
+}
+
+async fn writer_for<'a>(
+    lake: &Lake,
+    writers: &'a mut BTreeMap<Table, TableWriter>,
+    table: Table,
+) -> Result<&'a mut TableWriter, LakeError> {
+    Ok(match writers.entry(table) {
+        std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+        std::collections::btree_map::Entry::Vacant(e) => {
+            e.insert(TableWriter::open(lake, table).await?)
+        }
+    })
+}
+
+/// Checks that the markers are where this ingester left them, then commits the staged
+/// files with the new versions. The check and the commit read the same snapshot, and
+/// Delta refuses the commit if another one touching the same app ids lands in between.
+async fn commit(
+    lake: &Lake,
+    writers: &mut BTreeMap<Table, TableWriter>,
+    table: Table,
+    markers: &[MarkerUpdate],
+) -> Result<(u64, u64), WriteError> {
+    let writer = writer_for(lake, writers, table).await?;
+    let app_ids: Vec<String> = markers.iter().map(|m| m.app_id.clone()).collect();
+    let found = writer.marker_versions(&app_ids).await?;
+    for (m, found) in markers.iter().zip(found) {
+        if found != m.expected {
+            writer.discard();
+            return Err(WriteError::Fenced {
+                table,
+                app_id: m.app_id.clone(),
+                expected: m.expected,
+                found,
+            });
+        }
+    }
+    let rows = writer.staged_rows() as u64;
+    let new: Vec<CommitMarker> = markers
+        .iter()
+        .map(|m| CommitMarker {
+            app_id: m.app_id.clone(),
+            version: m.version,
+        })
+        .collect();
+    let version = writer.commit(&new).await?;
+    Ok((version, rows))
+}
