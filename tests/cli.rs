@@ -321,3 +321,189 @@ fn the_config_file_sits_under_env_and_flags() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("bad.toml"), "{err}");
 }
+
+#[test]
+fn kafka_verbs_refuse_bad_arguments_in_one_line() {
+    let (_dir, lake) = temp_lake();
+    let (code, _, err) =
+        run(kubetrail().args(["ingest", "kafka", "--lake", &lake, "--topic", "a"]));
+    assert_eq!(code, 1);
+    assert!(err.contains("no brokers"), "{err}");
+    let (code, _, err) = run(kubetrail().args([
+        "ingest",
+        "kafka",
+        "--lake",
+        &lake,
+        "--brokers",
+        "127.0.0.1:1",
+    ]));
+    assert_eq!(code, 1);
+    assert!(err.contains("no topic"), "{err}");
+    let (code, _, err) = run(kubetrail().args([
+        "ingest",
+        "kafka",
+        "--brokers",
+        "127.0.0.1:1",
+        "--topic",
+        "audit=nonsense",
+    ]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("nonsense"), "{err}");
+    let (code, _, err) = run(kubetrail().args([
+        "ingest",
+        "kafka",
+        "--brokers",
+        "127.0.0.1:1",
+        "--topic",
+        "a",
+        "--linger",
+        "soon",
+    ]));
+    assert_eq!(code, 2, "{err}");
+}
+
+/// A tansu broker on 127.0.0.1, started by the project's script and stopped by its PID
+/// when dropped.
+struct Broker {
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Broker {
+    fn script() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka-broker")
+    }
+
+    /// `None` (with the reason on stderr) where no broker can be had on this machine.
+    fn start(dir: &Path) -> Option<Broker> {
+        let (code, out, err) = run(Command::new(Self::script()).arg("start").arg(dir));
+        if code != 0 {
+            eprintln!(
+                "SKIPPED: no Kafka-protocol broker on this machine: {}",
+                err.trim()
+            );
+            return None;
+        }
+        Some(Broker {
+            dir: dir.to_owned(),
+            port: out.trim().parse().expect("the script prints the port"),
+        })
+    }
+
+    fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn topic(&self, name: &str, partitions: u32) {
+        let (code, _, err) = run(Command::new(Self::script())
+            .arg("topic")
+            .arg(&self.dir)
+            .arg(name)
+            .arg(partitions.to_string()));
+        assert_eq!(code, 0, "{err}");
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = Command::new(Self::script())
+            .arg("stop")
+            .arg(&self.dir)
+            .status();
+    }
+}
+
+/// The core promise: an ingester SIGKILLed at random moments while 100k records stream,
+/// then restarted, leaves exactly 100k rows, none twice, none missing.
+#[test]
+fn an_ingester_killed_at_random_moments_lands_every_record_exactly_once() {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    const EVENTS: u64 = 100_000;
+    let dir = tempfile::tempdir().unwrap();
+    let Some(broker) = Broker::start(&dir.path().join("broker")) else {
+        return;
+    };
+    broker.topic("audit", 3);
+    let events = dir.path().join("audit.jsonl");
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&events).unwrap());
+    for line in kubetrail_samples::volume::audit_lines(EVENTS, 7, 1) {
+        writeln!(file, "{line}").unwrap();
+    }
+    file.flush().unwrap();
+    drop(file);
+    let lake = dir.path().join("lake").to_string_lossy().into_owned();
+    let brokers = broker.brokers();
+    let producer = kubetrail()
+        .args([
+            "produce",
+            "--brokers",
+            &brokers,
+            "--topic",
+            "audit",
+            "--rate",
+            "8000",
+        ])
+        .arg(&events)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ingester = || {
+        let mut c = kubetrail();
+        c.args(["ingest", "kafka", "--lake", &lake, "--brokers", &brokers])
+            .args([
+                "--group",
+                "crash",
+                "--topic",
+                "audit=k8s-audit",
+                "--linger",
+                "300ms",
+            ])
+            .args([
+                "--no-compaction",
+                "--kafka-option",
+                "session.timeout.ms=6000",
+            ]);
+        c
+    };
+    let mut seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64
+        | 1;
+    eprintln!("kill schedule seed: {seed}");
+    for round in 0..4 {
+        let mut child = ingester()
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let alive = Duration::from_millis(2_000 + seed % 7_000);
+        std::thread::sleep(alive);
+        child.kill().unwrap(); // SIGKILL: no flush, no commit, no goodbye to the group
+        child.wait().unwrap();
+        eprintln!("round {round}: killed after {alive:?}");
+    }
+    let produced = producer.wait_with_output().unwrap();
+    assert!(
+        produced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&produced.stderr)
+    );
+    let (code, out, err) = run(ingester().arg("--until-caught-up"));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("rows written"), "{out}");
+    let (code, out, err) = run(kubetrail().args([
+        "sql",
+        "--lake",
+        &lake,
+        "--format",
+        "csv",
+        "SELECT count(*) AS n, count(DISTINCT _source || '/' || CAST(_offset AS VARCHAR)) AS distinct_records FROM k8s_audit",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().nth(1), Some("100000,100000"), "{out}");
+}
