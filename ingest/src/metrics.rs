@@ -232,3 +232,50 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<IngestMetrics>) -> std::io::Re
     });
     Ok(bound)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn scrapes_see_every_series_and_other_paths_are_404() {
+        let metrics = IngestMetrics::new();
+        metrics.record_in("audit");
+        metrics.record_in("audit");
+        metrics.committed(Table::K8sAudit, 120, Duration::from_millis(40));
+        metrics.committed(Table::DeadLetters, 3, Duration::from_millis(20));
+        metrics.batch(120);
+        metrics.lag("audit", 2, 17);
+        let addr = serve("127.0.0.1:0".parse().unwrap(), metrics.clone())
+            .await
+            .unwrap();
+        let get = |path: &'static str| async move {
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+                .await
+                .unwrap();
+            let mut body = String::new();
+            s.read_to_string(&mut body).await.unwrap();
+            body
+        };
+        let page = get("/metrics").await;
+        for line in [
+            "HTTP/1.1 200 OK",
+            "kubetrail_records_total{topic=\"audit\"} 2",
+            "kubetrail_rows_written_total{table=\"k8s_audit\"} 120",
+            "kubetrail_dead_letters_total 3",
+            "kubetrail_commits_total{table=\"k8s_audit\"} 1",
+            "kubetrail_commit_seconds_bucket{le=\"0.05\"} 2",
+            "kubetrail_commit_seconds_count 2",
+            "kubetrail_batch_rows_bucket{le=\"100\"} 0",
+            "kubetrail_batch_rows_bucket{le=\"1000\"} 1",
+            "kubetrail_consumer_lag{topic=\"audit\",partition=\"2\"} 17",
+        ] {
+            assert!(page.contains(line), "missing {line}:\n{page}");
+        }
+        assert!(get("/other").await.starts_with("HTTP/1.1 404"));
+        // A port already taken is an error at start, naming the address.
+        let e = serve(addr, metrics).await.unwrap_err().to_string();
+        assert!(e.contains(&addr.to_string()), "{e}");
+    }
+}
