@@ -507,3 +507,74 @@ fn an_ingester_killed_at_random_moments_lands_every_record_exactly_once() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.lines().nth(1), Some("100000,100000"), "{out}");
 }
+
+/// `produce` and `ingest kafka` as a responder runs them, against the in-process cluster:
+/// metrics served while it runs, SIGTERM flushes, commits and exits 0.
+#[test]
+fn ingest_kafka_serves_metrics_and_exits_cleanly_on_sigterm() {
+    use kubetrail_ingest::kafka::embedded::EmbeddedKafka;
+    use std::io::Read;
+    use std::time::{Duration, Instant};
+    let kafka = EmbeddedKafka::start(1, &[("audit", 3)]).unwrap();
+    let brokers = kafka.bootstrap_servers();
+    let (code, out, err) = run(kubetrail()
+        .args(["produce", "--brokers", &brokers, "--topic", "audit"])
+        .arg(samples().join("k8s-audit.jsonl")));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("466 records"), "{out}");
+    let (_dir, lake) = temp_lake();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics_addr = format!("127.0.0.1:{port}");
+    let child = kubetrail()
+        .args(["ingest", "kafka", "--lake", &lake, "--brokers", &brokers])
+        .args(["--topic", "audit=k8s-audit", "--linger", "200ms"])
+        .args(["--metrics-addr", &metrics_addr])
+        .args(["--kafka-option", "session.timeout.ms=6000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let page = loop {
+        assert!(
+            Instant::now() < deadline,
+            "the ingester never wrote 466 rows"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        let Ok(mut s) = std::net::TcpStream::connect(&metrics_addr) else {
+            continue;
+        };
+        s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+        let mut page = String::new();
+        s.read_to_string(&mut page).unwrap();
+        if page.contains("kubetrail_rows_written_total{table=\"k8s_audit\"} 466") {
+            break page;
+        }
+    };
+    assert!(
+        page.contains("kubetrail_records_total{topic=\"audit\"} 466"),
+        "{page}"
+    );
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (code, out, err) = outcome(child.wait_with_output().unwrap());
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("k8s_audit               466"), "{out}");
+    let (code, out, err) = run(kubetrail().args([
+        "sql",
+        "--lake",
+        &lake,
+        "--format",
+        "csv",
+        "SELECT count(*) FROM k8s_audit",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().nth(1), Some("466"), "{out}");
+}
