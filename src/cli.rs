@@ -146,7 +146,7 @@ pub struct IngestKafkaCmd {
     /// Serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9898.
     #[arg(long)]
     pub metrics_addr: Option<std::net::SocketAddr>,
-    /// Stop once every assigned partition is read to its end.
+    /// Stop once the lake holds every record the topics had.
     #[arg(long)]
     pub until_caught_up: bool,
     /// Do not compact closed days' small files while running.

@@ -29,10 +29,10 @@ use crate::error::IngestError;
 use crate::metrics::IngestMetrics;
 
 /// How often an idle ingester asks the brokers whether it has caught up.
-const CAUGHT_UP_CHECK: Duration = Duration::from_millis(500);
+const CAUGHT_UP_CHECK: Duration = Duration::from_secs(1);
 
-/// Runs until `stop` is set, the assigned partitions are caught up (when asked to stop
-/// there), or an error; flushes and commits everything it took in before returning.
+/// Runs until `stop` is set, until the lake holds every record of the topics (when asked
+/// to stop there), or until an error; commits everything it took in before returning.
 pub(crate) fn consume(
     options: KafkaIngest,
     writer: mpsc::Sender<WriterRequest>,
@@ -120,7 +120,7 @@ fn poll_until_done(
         if options.until_caught_up && idle && last_check.elapsed() >= CAUGHT_UP_CHECK {
             last_check = Instant::now();
             if caught_up(consumer, state)? {
-                info!("caught up with every assigned partition");
+                info!("caught up: the lake holds every record the topics had");
                 return Ok(());
             }
         }
@@ -129,36 +129,63 @@ fn poll_until_done(
     Ok(())
 }
 
-/// Every assigned partition has been read to its end (as of now).
+/// The lake holds every record the topics had when asked: this ingester's partitions
+/// read to their end, and every other partition committed to its end by whoever owns it.
+/// Judging by the lake rather than by this member's assignment matters when members die:
+/// the group may still count a killed member, and its partitions must not be forgotten.
 fn caught_up(
     consumer: &BaseConsumer<IngestContext>,
     state: &Mutex<IngestState>,
 ) -> Result<bool, IngestError> {
-    let next: Vec<(PartitionId, Option<i64>)> = {
+    let timeout = Duration::from_secs(5);
+    let (topics, mine): (Vec<String>, BTreeMap<PartitionId, Option<i64>>) = {
         let s = lock(state);
-        if !s.assigned_once {
+        if !s.assigned_once || s.oldest_pending.is_some() {
             return Ok(false);
         }
-        s.partitions
+        let mine = s
+            .partitions
             .iter()
             .map(|(id, p)| (id.clone(), p.next))
-            .collect()
+            .collect();
+        (s.formats.keys().cloned().collect(), mine)
     };
-    for (id, next) in next {
-        let Ok((low, high)) =
-            consumer.fetch_watermarks(&id.topic, id.partition, Duration::from_secs(5))
-        else {
+    let mut others = Vec::new();
+    let mut ends = BTreeMap::new();
+    for topic in &topics {
+        let Ok(metadata) = consumer.fetch_metadata(Some(topic), timeout) else {
             return Ok(false);
         };
-        let done = match next {
-            Some(n) => n >= high,
-            None => high <= low,
-        };
-        if !done {
+        for t in metadata.topics() {
+            for p in t.partitions() {
+                let id = PartitionId::new(t.name(), p.id());
+                let Ok(end) = consumer.fetch_watermarks(t.name(), p.id(), timeout) else {
+                    return Ok(false);
+                };
+                if !mine.contains_key(&id) {
+                    others.push(id.clone());
+                }
+                ends.insert(id, end);
+            }
+        }
+    }
+    let read_to = |next: Option<i64>, (low, high): (i64, i64)| match next {
+        Some(n) => n >= high,
+        None => high <= low,
+    };
+    for (id, next) in &mine {
+        if !ends.get(id).is_some_and(|end| read_to(*next, *end)) {
             return Ok(false);
         }
     }
-    Ok(true)
+    if others.is_empty() {
+        return Ok(true);
+    }
+    let held = lock(state).lake_offsets(&others)?;
+    Ok(others.iter().zip(held).all(|(id, lake)| {
+        ends.get(id)
+            .is_some_and(|end| read_to(lake.resume_at(), *end))
+    }))
 }
 
 /// Tells Kafka where the lake stands, for lag monitoring and tools; reading never starts
@@ -449,13 +476,8 @@ impl IngestState {
         Ok(())
     }
 
-    /// Reads where the lake stands for newly assigned partitions and points `tpl` there.
-    fn assign(&mut self, tpl: &mut TopicPartitionList) -> Result<(), IngestError> {
-        let ids: Vec<PartitionId> = tpl
-            .elements()
-            .iter()
-            .map(|e| PartitionId::new(e.topic(), e.partition()))
-            .collect();
+    /// What the lake's tables hold of each partition, read now.
+    fn lake_offsets(&self, ids: &[PartitionId]) -> Result<Vec<TableOffsets>, IngestError> {
         let app_ids = ids.iter().map(|id| id.marker_app_id(&self.group)).collect();
         let (reply, answer) = oneshot::channel();
         self.writer
@@ -465,13 +487,28 @@ impl IngestState {
             .blocking_recv()
             .map_err(|_| IngestError::Worker("the lake writer stopped".into()))?
             .map_err(IngestError::from)?;
-        for (i, id) in ids.into_iter().enumerate() {
-            let mut lake = TableOffsets::default();
-            for (table, versions) in &per_table {
-                if let Some(Some(v)) = versions.get(i) {
-                    lake.set(*table, *v);
+        Ok((0..ids.len())
+            .map(|i| {
+                let mut lake = TableOffsets::default();
+                for (table, versions) in &per_table {
+                    if let Some(Some(v)) = versions.get(i) {
+                        lake.set(*table, *v);
+                    }
                 }
-            }
+                lake
+            })
+            .collect())
+    }
+
+    /// Reads where the lake stands for newly assigned partitions and points `tpl` there.
+    fn assign(&mut self, tpl: &mut TopicPartitionList) -> Result<(), IngestError> {
+        let ids: Vec<PartitionId> = tpl
+            .elements()
+            .iter()
+            .map(|e| PartitionId::new(e.topic(), e.partition()))
+            .collect();
+        let held = self.lake_offsets(&ids)?;
+        for (id, lake) in ids.into_iter().zip(held) {
             let resume = lake.resume_at();
             let offset = resume.map_or(Offset::Beginning, Offset::Offset);
             tpl.set_partition_offset(&id.topic, id.partition, offset)

@@ -79,8 +79,8 @@ pub struct KafkaIngest {
     /// How often tables that receive no rows still have their markers moved forward,
     /// which bounds what the next owner re-reads after a crash.
     pub marker_interval: Duration,
-    /// Stop once every assigned partition has been read to its end (batch runs, the
-    /// demo, tests) instead of waiting for more.
+    /// Stop once the lake holds every record the topics had (batch runs, the demo,
+    /// tests) instead of waiting for more.
     pub until_caught_up: bool,
     /// librdkafka settings over ours (security, timeouts...).
     pub client_options: Vec<(String, String)>,
