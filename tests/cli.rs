@@ -362,6 +362,14 @@ fn kafka_verbs_refuse_bad_arguments_in_one_line() {
     assert_eq!(code, 2, "{err}");
 }
 
+/// `SELECT count(*) FROM k8s_audit`, as the CLI answers it.
+fn audit_rows(lake: &str) -> String {
+    let sql = "SELECT count(*) FROM k8s_audit";
+    let (code, out, err) = run(kubetrail().args(["sql", "--lake", lake, "--format", "csv", sql]));
+    assert_eq!(code, 0, "{err}");
+    out.lines().nth(1).unwrap_or_default().to_owned()
+}
+
 /// A tansu broker on 127.0.0.1, started by the project's script and stopped by its PID
 /// when dropped.
 struct Broker {
@@ -503,16 +511,7 @@ fn an_ingester_killed_at_random_moments_lands_every_record_exactly_once() {
     }
     // The killed ingesters got rows in: the restart below resumes over a half-written
     // lake, with staged files no commit references.
-    let (code, out, err) = run(kubetrail().args([
-        "sql",
-        "--lake",
-        &lake,
-        "--format",
-        "csv",
-        "SELECT count(*) FROM k8s_audit",
-    ]));
-    assert_eq!(code, 0, "{err}");
-    let before: u64 = out.lines().nth(1).unwrap().parse().unwrap();
+    let before: u64 = audit_rows(&lake).parse().unwrap();
     eprintln!("rows in the lake after the kills: {before}");
     assert!(before > 0, "no ingester lived long enough to commit");
     let produced = producer.wait_with_output().unwrap();
@@ -619,14 +618,5 @@ fn ingest_kafka_serves_metrics_and_exits_cleanly_on_sigterm() {
     let (code, out, err) = outcome(child.wait_with_output().unwrap());
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("k8s_audit               466"), "{out}");
-    let (code, out, err) = run(kubetrail().args([
-        "sql",
-        "--lake",
-        &lake,
-        "--format",
-        "csv",
-        "SELECT count(*) FROM k8s_audit",
-    ]));
-    assert_eq!(code, 0, "{err}");
-    assert_eq!(out.lines().nth(1), Some("466"), "{out}");
+    assert_eq!(audit_rows(&lake), "466");
 }
