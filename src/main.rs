@@ -28,12 +28,18 @@ pub enum Outcome {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A long-running ingester says what it commits (one line per commit, partitions
+    // assigned and revoked); one-shot commands stay quiet unless something is wrong.
+    let ours = match &cli.command {
+        Command::Ingest(cli::IngestCmd::Kafka(_)) => "kubetrail_ingest=info",
+        _ => "kubetrail_ingest=warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("KUBETRAIL_LOG").unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new(
-                    "warn,buoyant_kernel=off,deltalake_core::writer::stats=error",
-                )
+                tracing_subscriber::EnvFilter::new(format!(
+                    "warn,{ours},buoyant_kernel=off,deltalake_core::writer::stats=error"
+                ))
             }),
         )
         .with_writer(std::io::stderr)

@@ -856,4 +856,58 @@ mod kafka {
         ingester.await.unwrap();
         assert_eq!(rows_and_distinct(&lake, Table::K8sAudit).await, (932, 932));
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_ingester_compacts_closed_days_by_itself() {
+        let kafka = EmbeddedKafka::start(1, &[("flows", 3)]).unwrap();
+        let brokers = kafka.bootstrap_servers();
+        send(&brokers, "flows", &[samples().join("hubble.jsonl")], None).await;
+        let (_dir, lake) = new_lake();
+        let mut o = options(
+            &brokers,
+            "compact",
+            &[("flows", Some(SourceFormat::Hubble))],
+        );
+        // Small batches make many small files, all of 2026-11-20: a closed day.
+        o.limits = BatchLimits {
+            max_rows: 20,
+            max_bytes: 1 << 30,
+        };
+        o.compact_every = Some(Duration::from_millis(500));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let ingester = {
+            let lake = lake.clone();
+            tokio::spawn(async move {
+                ingest_kafka(&lake, o, IngestMetrics::new(), async {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap()
+            })
+        };
+        wait_for_rows(&lake, Table::NetworkFlows, 427).await;
+        let files = || async {
+            let t = table(&lake, Table::NetworkFlows).await.unwrap();
+            t.get_file_uris().unwrap().count()
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while files().await > 1 {
+            assert!(
+                Instant::now() < deadline,
+                "never compacted: {} files",
+                files().await
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        stop.send(()).unwrap();
+        let report = ingester.await.unwrap();
+        assert!(
+            report.commits > 10,
+            "expected many small commits: {report:?}"
+        );
+        assert_eq!(
+            rows_and_distinct(&lake, Table::NetworkFlows).await,
+            (427, 427)
+        );
+    }
 }
