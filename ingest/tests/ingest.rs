@@ -591,6 +591,40 @@ mod kafka {
             .unwrap()
     }
 
+    struct Running {
+        stop: oneshot::Sender<()>,
+        task: tokio::task::JoinHandle<KafkaReport>,
+        metrics: Arc<IngestMetrics>,
+    }
+
+    impl Running {
+        async fn stop(self) -> KafkaReport {
+            let _ = self.stop.send(());
+            self.task.await.unwrap()
+        }
+    }
+
+    /// An ingester running in the background until stopped.
+    fn spawn_ingester(lake: &Lake, options: KafkaIngest) -> Running {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (lake, metrics) = (lake.clone(), IngestMetrics::new());
+        let task = {
+            let metrics = metrics.clone();
+            tokio::spawn(async move {
+                ingest_kafka(&lake, options, metrics, async {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap()
+            })
+        };
+        Running {
+            stop,
+            task,
+            metrics,
+        }
+    }
+
     async fn until_caught_up(lake: &Lake, mut options: KafkaIngest) -> KafkaReport {
         options.until_caught_up = true;
         ingest_kafka(lake, options, IngestMetrics::new(), std::future::pending())
@@ -718,46 +752,30 @@ mod kafka {
         let brokers = kafka.bootstrap_servers();
         let (_dir, lake) = new_lake();
         let topics = [("audit", Some(SourceFormat::K8sAudit))];
-        let start = |stop: oneshot::Receiver<()>| {
-            let (lake, options) = (lake.clone(), options(&brokers, "rebalance", &topics));
-            tokio::spawn(async move {
-                ingest_kafka(&lake, options, IngestMetrics::new(), async {
-                    let _ = stop.await;
-                })
-                .await
-                .unwrap()
-            })
-        };
-        let (stop_a, a_stop) = oneshot::channel();
-        let a = start(a_stop);
+        let a = spawn_ingester(&lake, options(&brokers, "rebalance", &topics));
         let file = samples().join("k8s-audit.jsonl");
         let producing = {
             let brokers = brokers.clone();
-            tokio::spawn(async move {
-                send(
-                    &brokers,
-                    "audit",
-                    &[file.clone(), file.clone(), file.clone(), file],
-                    Some(250),
-                )
-                .await
-            })
+            tokio::spawn(async move { send(&brokers, "audit", &vec![file; 6], Some(200)).await })
         };
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        let (stop_b, b_stop) = oneshot::channel();
-        let b = start(b_stop);
-        tokio::time::sleep(Duration::from_millis(4500)).await;
-        // B leaves while records still stream: its partitions go back to A.
-        stop_b.send(()).unwrap();
-        let b = b.await.unwrap();
-        assert_eq!(producing.await.unwrap().records, 1864);
-        wait_for_rows(&lake, Table::K8sAudit, 1864).await;
+        let b = spawn_ingester(&lake, options(&brokers, "rebalance", &topics));
+        // B joins (a rebalance) and commits its share; then it leaves while records still
+        // stream (another rebalance) and its partitions go back to A.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while b.metrics.rows_written(Table::K8sAudit) == 0 {
+            assert!(Instant::now() < deadline, "B never got a partition");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let b = b.stop().await;
+        assert!(!producing.is_finished(), "the stream ended before B left");
+        assert_eq!(producing.await.unwrap().records, 2796);
+        wait_for_rows(&lake, Table::K8sAudit, 2796).await;
         tokio::time::sleep(Duration::from_secs(1)).await;
-        stop_a.send(()).unwrap();
-        let a = a.await.unwrap();
+        let a = a.stop().await;
         assert_eq!(
             rows_and_distinct(&lake, Table::K8sAudit).await,
-            (1864, 1864)
+            (2796, 2796)
         );
         assert!(a.commits > 0, "A committed nothing");
         assert!(
@@ -766,7 +784,7 @@ mod kafka {
         );
         let total = a.rows.get(&Table::K8sAudit).copied().unwrap_or(0)
             + b.rows.get(&Table::K8sAudit).copied().unwrap_or(0);
-        assert_eq!(total, 1864);
+        assert_eq!(total, 2796);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -827,24 +845,8 @@ mod kafka {
         let file = samples().join("k8s-audit.jsonl");
         send(&brokers, "audit", std::slice::from_ref(&file), None).await;
         let (_dir, lake) = new_lake();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let ingester = {
-            let (lake, options) = (
-                lake.clone(),
-                options(
-                    &brokers,
-                    "outage",
-                    &[("audit", Some(SourceFormat::K8sAudit))],
-                ),
-            );
-            tokio::spawn(async move {
-                ingest_kafka(&lake, options, IngestMetrics::new(), async {
-                    let _ = stopped.await;
-                })
-                .await
-                .unwrap()
-            })
-        };
+        let topics = [("audit", Some(SourceFormat::K8sAudit))];
+        let ingester = spawn_ingester(&lake, options(&brokers, "outage", &topics));
         wait_for_rows(&lake, Table::K8sAudit, 466).await;
         kafka.broker_down(1).unwrap();
         tokio::time::sleep(Duration::from_secs(3)).await;
@@ -852,8 +854,7 @@ mod kafka {
         send(&brokers, "audit", &[file], None).await;
         wait_for_rows(&lake, Table::K8sAudit, 932).await;
         tokio::time::sleep(Duration::from_secs(1)).await;
-        stop.send(()).unwrap();
-        ingester.await.unwrap();
+        ingester.stop().await;
         assert_eq!(rows_and_distinct(&lake, Table::K8sAudit).await, (932, 932));
     }
 
@@ -874,17 +875,7 @@ mod kafka {
             max_bytes: 1 << 30,
         };
         o.compact_every = Some(Duration::from_millis(500));
-        let (stop, stopped) = oneshot::channel::<()>();
-        let ingester = {
-            let lake = lake.clone();
-            tokio::spawn(async move {
-                ingest_kafka(&lake, o, IngestMetrics::new(), async {
-                    let _ = stopped.await;
-                })
-                .await
-                .unwrap()
-            })
-        };
+        let ingester = spawn_ingester(&lake, o);
         wait_for_rows(&lake, Table::NetworkFlows, 427).await;
         let files = || async {
             let t = table(&lake, Table::NetworkFlows).await.unwrap();
@@ -899,8 +890,7 @@ mod kafka {
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        stop.send(()).unwrap();
-        let report = ingester.await.unwrap();
+        let report = ingester.stop().await;
         assert!(
             report.commits > 10,
             "expected many small commits: {report:?}"
