@@ -150,31 +150,58 @@ fn caught_up(
             .collect();
         (s.formats.keys().cloned().collect(), mine)
     };
-    let mut others = Vec::new();
-    let mut ends = BTreeMap::new();
+    let mut partitions = Vec::new();
     for topic in &topics {
-        let Ok(metadata) = consumer.fetch_metadata(Some(topic), timeout) else {
-            return Ok(false);
+        let metadata = match consumer.fetch_metadata(Some(topic), timeout) {
+            Ok(m) => m,
+            Err(e) => {
+                debug!(topic, "caught-up check: metadata: {e}");
+                return Ok(false);
+            }
         };
         for t in metadata.topics() {
-            for p in t.partitions() {
-                let id = PartitionId::new(t.name(), p.id());
-                let Ok(end) = consumer.fetch_watermarks(t.name(), p.id(), timeout) else {
-                    return Ok(false);
-                };
-                if !mine.contains_key(&id) {
-                    others.push(id.clone());
-                }
-                ends.insert(id, end);
-            }
+            partitions.extend(
+                t.partitions()
+                    .iter()
+                    .map(|p| PartitionId::new(t.name(), p.id())),
+            );
         }
     }
+    // One request per partition, each answered in up to half a second by some brokers:
+    // asked all at once, the check costs one round trip, not one per partition.
+    let answers: Vec<_> = std::thread::scope(|scope| {
+        let asks: Vec<_> = partitions
+            .iter()
+            .map(|id| {
+                scope.spawn(move || consumer.fetch_watermarks(&id.topic, id.partition, timeout))
+            })
+            .collect();
+        asks.into_iter().map(|a| a.join()).collect()
+    });
+    let mut ends = BTreeMap::new();
+    for (id, answer) in partitions.iter().zip(answers) {
+        match answer {
+            Ok(Ok(end)) => {
+                ends.insert(id.clone(), end);
+            }
+            Ok(Err(e)) => {
+                debug!(partition = %id, "caught-up check: watermarks: {e}");
+                return Ok(false);
+            }
+            Err(_) => return Ok(false),
+        }
+    }
+    let others: Vec<PartitionId> = partitions
+        .into_iter()
+        .filter(|id| !mine.contains_key(id))
+        .collect();
     let read_to = |next: Option<i64>, (low, high): (i64, i64)| match next {
         Some(n) => n >= high,
         None => high <= low,
     };
     for (id, next) in &mine {
         if !ends.get(id).is_some_and(|end| read_to(*next, *end)) {
+            debug!(partition = %id, ?next, end = ?ends.get(id), "not caught up yet");
             return Ok(false);
         }
     }
