@@ -622,13 +622,23 @@ impl ClientContext for IngestContext {
         self.warn_limited(&format!("Kafka: {error}: {reason}"));
     }
 
+    /// Lag is measured to the lake, not to Kafka's committed offsets: records a partition
+    /// holds that the lake does not yet, which is what a responder waiting for data asks.
     fn stats(&self, statistics: Statistics) {
+        let state = lock(&self.state);
         for (topic, t) in &statistics.topics {
             for (partition, p) in &t.partitions {
-                // -1 is librdkafka's internal "unassigned" partition; lag is -1 until known.
-                if *partition >= 0 && p.consumer_lag >= 0 {
-                    self.metrics.lag(topic, *partition, p.consumer_lag);
+                let id = PartitionId::new(topic, *partition);
+                // Partition -1 is librdkafka's internal one; -1 offsets are not known yet.
+                let Some(position) = state.partitions.get(&id) else {
+                    continue;
+                };
+                if p.hi_offset < 0 {
+                    continue;
                 }
+                let in_lake = position.lake.resume_at().unwrap_or(p.lo_offset.max(0));
+                self.metrics
+                    .lag(topic, *partition, (p.hi_offset - in_lake).max(0));
             }
         }
     }
