@@ -152,7 +152,7 @@ pub struct IngestKafkaCmd {
     /// Do not compact closed days' small files while running.
     #[arg(long)]
     pub no_compaction: bool,
-    /// A librdkafka setting, KEY=VALUE (repeatable), e.g. security.protocol=SSL.
+    /// A librdkafka setting, KEY=VALUE (repeatable), e.g. fetch.max.bytes=52428800.
     #[arg(long = "kafka-option", value_parser = parse_key_value)]
     pub kafka_options: Vec<(String, String)>,
 }

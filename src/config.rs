@@ -21,7 +21,7 @@
 //! metrics_addr = "127.0.0.1:9898"
 //! compact_closed_days = true
 //! [kafka.options]
-//! "security.protocol" = "SSL"
+//! "fetch.max.bytes" = "52428800"
 //! ```
 
 use std::path::{Path, PathBuf};
