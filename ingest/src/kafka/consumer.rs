@@ -168,16 +168,19 @@ fn caught_up(
         }
     }
     // One request per partition, each answered in up to half a second by some brokers:
-    // asked all at once, the check costs one round trip, not one per partition.
-    let answers: Vec<_> = std::thread::scope(|scope| {
-        let asks: Vec<_> = partitions
-            .iter()
-            .map(|id| {
-                scope.spawn(move || consumer.fetch_watermarks(&id.topic, id.partition, timeout))
-            })
-            .collect();
-        asks.into_iter().map(|a| a.join()).collect()
-    });
+    // asked 32 at a time, the check costs a round trip per 32 partitions, not per partition.
+    let mut answers = Vec::with_capacity(partitions.len());
+    for chunk in partitions.chunks(32) {
+        std::thread::scope(|scope| {
+            let asks: Vec<_> = chunk
+                .iter()
+                .map(|id| {
+                    scope.spawn(move || consumer.fetch_watermarks(&id.topic, id.partition, timeout))
+                })
+                .collect();
+            answers.extend(asks.into_iter().map(|a| a.join()));
+        });
+    }
     let mut ends = BTreeMap::new();
     for (id, answer) in partitions.iter().zip(answers) {
         match answer {
