@@ -337,13 +337,19 @@ impl IngestState {
 
     /// Takes in one record. Returns whether something was committed.
     fn take(&mut self, message: &impl Message) -> Result<bool, IngestError> {
-        let id = PartitionId::new(message.topic(), message.partition());
         let offset = message.offset();
         self.metrics.record_in(message.topic());
-        let Some(position) = self.partitions.get_mut(&id) else {
+        // A scan of the few assigned partitions, not a lookup: a key would cost an
+        // allocation per record.
+        let found = self
+            .partitions
+            .iter_mut()
+            .find(|(id, _)| id.partition == message.partition() && *id.topic == *message.topic());
+        let Some((id, position)) = found else {
             // Left over from a partition revoked meanwhile: its new owner reads it.
             return Ok(false);
         };
+        let id = id.clone();
         if position.last.is_some_and(|last| offset <= last) {
             return Ok(false);
         }
@@ -354,10 +360,10 @@ impl IngestState {
             offset,
             ingested_at: chrono::Utc::now().timestamp_micros(),
         };
-        let held = position.lake.clone();
+        let wanted = Table::ALL.map(|t| !position.lake.holds(t, offset));
         position.last = Some(offset);
         position.next = Some(offset + 1);
-        let keep = |t: Table| !held.holds(t, offset);
+        let keep = |t: Table| Table::ALL.iter().zip(wanted).any(|(all, w)| *all == t && w);
 
         let configured = self.formats.get(message.topic()).copied().flatten();
         let payload = message.payload().unwrap_or_default();
