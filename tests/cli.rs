@@ -325,41 +325,38 @@ fn the_config_file_sits_under_env_and_flags() {
 #[test]
 fn kafka_verbs_refuse_bad_arguments_in_one_line() {
     let (_dir, lake) = temp_lake();
-    let (code, _, err) =
-        run(kubetrail().args(["ingest", "kafka", "--lake", &lake, "--topic", "a"]));
-    assert_eq!(code, 1);
-    assert!(err.contains("no brokers"), "{err}");
-    let (code, _, err) = run(kubetrail().args([
-        "ingest",
-        "kafka",
-        "--lake",
-        &lake,
-        "--brokers",
-        "127.0.0.1:1",
-    ]));
-    assert_eq!(code, 1);
-    assert!(err.contains("no topic"), "{err}");
-    let (code, _, err) = run(kubetrail().args([
-        "ingest",
-        "kafka",
-        "--brokers",
-        "127.0.0.1:1",
-        "--topic",
-        "audit=nonsense",
-    ]));
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("nonsense"), "{err}");
-    let (code, _, err) = run(kubetrail().args([
-        "ingest",
-        "kafka",
-        "--brokers",
-        "127.0.0.1:1",
-        "--topic",
-        "a",
-        "--linger",
-        "soon",
-    ]));
-    assert_eq!(code, 2, "{err}");
+    // (arguments after `ingest kafka --lake LAKE`, exit code, what the message names)
+    let cases: [(&[&str], i32, &str); 4] = [
+        (&["--topic", "a"], 1, "no brokers"),
+        (&["--brokers", "127.0.0.1:1"], 1, "no topic"),
+        (
+            &["--brokers", "127.0.0.1:1", "--topic", "audit=nonsense"],
+            2,
+            "nonsense",
+        ),
+        (
+            &[
+                "--brokers",
+                "127.0.0.1:1",
+                "--topic",
+                "a",
+                "--linger",
+                "soon",
+            ],
+            2,
+            "soon",
+        ),
+    ];
+    for (args, want_code, named) in cases {
+        let (code, _, err) = run(kubetrail()
+            .args(["ingest", "kafka", "--lake", &lake])
+            .args(args));
+        assert_eq!(code, want_code, "{args:?}: {err}");
+        assert!(err.contains(named), "{args:?}: {err}");
+        if want_code == 1 {
+            assert_eq!(err.trim().lines().count(), 1, "{err}");
+        }
+    }
 }
 
 /// `SELECT count(*) FROM k8s_audit`, as the CLI answers it.
