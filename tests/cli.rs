@@ -121,14 +121,10 @@ fn stdin_gzip_and_rejected_records_set_the_exit_code() {
         out.contains("file:-: falco, 9 records -> runtime_events 7, dead_letters 2"),
         "{out}"
     );
-    let (_, out, _) = run(kubetrail().args([
-        "sql",
-        "--lake",
+    let out = sql_csv(
         lake,
-        "--format",
-        "csv",
         "SELECT _offset, reason FROM dead_letters ORDER BY _offset",
-    ]));
+    );
     let rows: Vec<&str> = out.lines().skip(1).collect();
     assert_eq!(rows.len(), 2, "{out}");
     assert!(
@@ -262,14 +258,7 @@ fn lake_maintenance_verbs() {
         run(kubetrail().args(["lake", "retention", "--lake", lake, "--older-than", "400d"]));
     assert_eq!(code, 0);
     assert!(out.contains("runtime_events   0 file(s)"), "{out}");
-    let (_, out, _) = run(kubetrail().args([
-        "sql",
-        "--lake",
-        lake,
-        "--format",
-        "csv",
-        "SELECT count(*) AS n FROM runtime_events",
-    ]));
+    let out = sql_csv(lake, "SELECT count(*) AS n FROM runtime_events");
     assert_eq!(out, "n\n53\n");
     let (code, _, err) =
         run(kubetrail().args(["lake", "vacuum", "--lake", lake, "--retain", "a week"]));
@@ -359,11 +348,16 @@ fn kafka_verbs_refuse_bad_arguments_in_one_line() {
     }
 }
 
+/// What `kubetrail sql --format csv` prints for `sql` (which must succeed).
+fn sql_csv(lake: &str, sql: &str) -> String {
+    let (code, out, err) = run(kubetrail().args(["sql", "--lake", lake, "--format", "csv", sql]));
+    assert_eq!(code, 0, "{sql}: {err}");
+    out
+}
+
 /// `SELECT count(*) FROM k8s_audit`, as the CLI answers it.
 fn audit_rows(lake: &str) -> String {
-    let sql = "SELECT count(*) FROM k8s_audit";
-    let (code, out, err) = run(kubetrail().args(["sql", "--lake", lake, "--format", "csv", sql]));
-    assert_eq!(code, 0, "{err}");
+    let out = sql_csv(lake, "SELECT count(*) FROM k8s_audit");
     out.lines().nth(1).unwrap_or_default().to_owned()
 }
 
@@ -540,15 +534,10 @@ fn an_ingester_killed_at_random_moments_lands_every_record_exactly_once() {
         code, 0,
         "the last ingester did not finish in time:\n{last_log}"
     );
-    let (code, out, err) = run(kubetrail().args([
-        "sql",
-        "--lake",
+    let out = sql_csv(
         &lake,
-        "--format",
-        "csv",
         "SELECT count(*) AS n, count(DISTINCT _source || '/' || CAST(_offset AS VARCHAR)) AS distinct_records FROM k8s_audit",
-    ]));
-    assert_eq!(code, 0, "{err}");
+    );
     assert_eq!(
         out.lines().nth(1),
         Some("100000,100000"),

@@ -5,11 +5,11 @@
 //! order the consumer made them, so a commit always covers every batch sent before it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::array::RecordBatch;
 use kubetrail_schemas::Table;
-use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::lake::{CommitMarker, Lake, LakeError, TableWriter};
