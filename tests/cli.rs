@@ -511,9 +511,13 @@ fn an_ingester_killed_at_random_moments_lands_every_record_exactly_once() {
         "{}",
         String::from_utf8_lossy(&produced.stderr)
     );
-    // tansu 0.6 defect: a group whose member was SIGKILLed mid-rebalance can stop answering
-    // FindCoordinator until the broker restarts. Restarting it is one more crash the
+    // tansu 0.6 defect: a JoinGroup that arrives while the group still lists a member that
+    // died less than `session.timeout.ms` ago is never answered, and a broker restart does
+    // not help (reproduced 4 of 4 times; 0 of 4 once the session has expired). A real
+    // Kafka broker evicts the dead member and answers. So the last ingester starts after
+    // the dead members' sessions (6 s) are over. The broker restart is one more crash the
     // pipeline must survive (records and offsets live in its sqlite file).
+    std::thread::sleep(Duration::from_secs(9));
     broker.restart();
     let mut last = ingester()
         .arg("--until-caught-up")
