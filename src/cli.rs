@@ -38,6 +38,62 @@ pub enum Command {
     Lake(LakeCmd),
     /// Send native-format files to a Kafka topic, one record per event.
     Produce(ProduceCmd),
+    /// Everything about one pod, identity, address, node or container across the three
+    /// streams, in time order.
+    Timeline(TimelineCmd),
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("entity").required(true).args(["pod", "user", "ip", "node", "container", "alert"])))]
+pub struct TimelineCmd {
+    #[command(flatten)]
+    pub lake: LakeArgs,
+    /// A pod: NAMESPACE/NAME.
+    #[arg(long)]
+    pub pod: Option<String>,
+    /// A user or service account (system:serviceaccount:NS:NAME).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// An IP address.
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// A node.
+    #[arg(long)]
+    pub node: Option<String>,
+    /// A container ID (12 or more hex digits).
+    #[arg(long)]
+    pub container: Option<String>,
+    /// An alert ID.
+    #[arg(long)]
+    pub alert: Option<String>,
+    /// Start of the window (2026-11-20T09:30:00Z, '2026-11-20 09:30' or 2026-11-20).
+    #[arg(long, requires = "to", conflicts_with = "around")]
+    pub from: Option<String>,
+    /// End of the window (exclusive).
+    #[arg(long, requires = "from")]
+    pub to: Option<String>,
+    /// Centre of the window; its width is --window.
+    #[arg(long)]
+    pub around: Option<String>,
+    /// Width of the window around --around, e.g. 2h.
+    #[arg(long, default_value = "2h", value_parser = parse_duration)]
+    pub window: std::time::Duration,
+    /// Hops to follow: 0 the entity alone, 1 also who acted on it and what they did
+    /// (or the pods a user touched and what those did next).
+    #[arg(long, default_value_t = 1)]
+    pub depth: u8,
+    /// table, csv, jsonl, parquet, timesketch or html.
+    #[arg(long, default_value = "table")]
+    pub format: String,
+    /// Write to this file instead of standard output.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Keep every event on its own line (repeated similar events are folded by default).
+    #[arg(long)]
+    pub no_collapse: bool,
+    /// Rows read per stream at most; a note says when the limit cut the timeline short.
+    #[arg(long, default_value_t = 100_000)]
+    pub max_rows: usize,
 }
 
 #[derive(Subcommand)]

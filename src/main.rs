@@ -11,6 +11,7 @@ mod lake;
 mod produce;
 mod progress;
 mod query;
+mod timeline;
 
 use std::process::ExitCode;
 
@@ -54,6 +55,7 @@ async fn main() -> ExitCode {
             Command::Samples(cmd) => samples(cmd),
             Command::Lake(cmd) => lake::run(cmd, &config).await,
             Command::Produce(cmd) => produce::run(cmd).await,
+            Command::Timeline(cmd) => timeline::run(cmd, &config).await,
         },
         Err(e) => Err(e),
     };

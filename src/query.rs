@@ -20,17 +20,22 @@ pub async fn sql(cmd: SqlCmd, config: &Config) -> anyhow::Result<Outcome> {
     }
     let session = LakeSession::open(&config.lake(cmd.lake.lake.as_deref())).await?;
     let batches = session.query(&cmd.sql).await?;
-    let mut out: Box<dyn Write + Send> = match &cmd.output {
+    let mut out = output(cmd.output.as_deref())?;
+    write_batches(&batches, format, &mut out)?;
+    out.flush()?;
+    Ok(Outcome::Ok)
+}
+
+/// Where a command's result goes: the `--output` file, else standard output.
+pub fn output(path: Option<&std::path::Path>) -> anyhow::Result<Box<dyn Write + Send>> {
+    Ok(match path {
         Some(path) => {
             Box::new(BufWriter::new(File::create(path).map_err(|e| {
                 anyhow::anyhow!("cannot create {}: {e}", path.display())
             })?))
         }
         None => Box::new(BufWriter::new(std::io::stdout())),
-    };
-    write_batches(&batches, format, &mut out)?;
-    out.flush()?;
-    Ok(Outcome::Ok)
+    })
 }
 
 pub async fn shell(cmd: LakeArgs, config: &Config) -> anyhow::Result<Outcome> {

@@ -3,13 +3,15 @@
 //!
 //! ```text
 //! lake (Delta tables) ─► LakeSession (tables + `events` view + UDFs) ─► sql / shell / tables
-//!                                                                   └─► output: table, csv, json, parquet
+//!                                                                   ├─► output: table, csv, json, parquet
+//!                                                                   └─► timeline: one entity across the streams
 //! ```
 
 pub mod output;
 pub mod session;
 pub mod shell;
 pub mod summary;
+pub mod timeline;
 pub mod udf;
 mod views;
 

@@ -389,3 +389,506 @@ mod maintenance {
         );
     }
 }
+
+mod timeline {
+    use super::*;
+    use kubetrail_query::timeline::{
+        build, export, parse_time, Entity, Stream, Timeline, TimelineError, TimelineFormat,
+        TimelineRequest, Window,
+    };
+
+    const VICTIM: &str = "shop/api-7d9f8b6c5-x2k4p";
+
+    fn window(from: &str, to: &str) -> Window {
+        Window::new(parse_time(from).unwrap(), parse_time(to).unwrap()).unwrap()
+    }
+
+    fn request(entity: Entity, from: &str, to: &str) -> TimelineRequest {
+        let mut r = TimelineRequest::new(entity);
+        r.window = Some(window(from, to));
+        r
+    }
+
+    async fn scenario_timeline() -> Timeline {
+        let r = request(
+            Entity::pod(VICTIM).unwrap(),
+            "2026-11-20T09:00:00Z",
+            "2026-11-20T10:00:00Z",
+        );
+        build(&session().await, &r).await.unwrap()
+    }
+
+    /// The position of the first line whose summary contains `needle`.
+    fn position(t: &Timeline, needle: &str) -> usize {
+        t.lines
+            .iter()
+            .position(|e| e.summary().contains(needle))
+            .unwrap_or_else(|| {
+                let all: Vec<String> = t.lines.iter().map(|e| e.summary()).collect();
+                panic!("no line contains {needle:?}:\n{}", all.join("\n"))
+            })
+    }
+
+    #[tokio::test]
+    async fn the_compromised_pod_shows_the_attack_in_order_across_the_streams() {
+        let t = scenario_timeline().await;
+        let steps = [
+            "list secrets cluster-wide → 403 Forbidden from 203.0.113.66",
+            "get secrets shop/db-credentials",
+            "exec'd `sh` into shop/api-7d9f8b6c5-x2k4p",
+            "ran `/usr/bin/curl -s http://169.254.169.254",
+            "connected to 169.254.169.254:80",
+            "opened /var/run/secrets/kubernetes.io/serviceaccount/token",
+            "ran `/tmp/xmrig -o stratum+tcp://",
+            "connected to 45.9.148.36:4444",
+            "create clusterrolebindings",
+            "create pods kube-system/kube-proxy-debug",
+            "ran `/usr/bin/nsenter -t 1",
+            "deletecollection events in shop",
+        ];
+        let at: Vec<usize> = steps.iter().map(|s| position(&t, s)).collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "out of order: {at:?}");
+        for stream in Stream::ALL {
+            assert!(
+                t.lines.iter().any(|e| e.stream == stream),
+                "no {stream} line"
+            );
+        }
+        // The attacker's identity is followed because it exec'd into the pod; the
+        // kubelet that reads the pod's secrets is not.
+        assert!(t
+            .followed
+            .iter()
+            .any(|f| f.contains("system:serviceaccount:shop:api, who exec'd into")));
+        assert!(!t.followed.iter().any(|f| f.contains("system:node:")));
+        // Every line points back to a lake row that exists.
+        let s = session().await;
+        let e = &t.lines[position(&t, "exec'd `sh`")];
+        let n = one(
+            &s,
+            &format!(
+                "SELECT count(*) FROM {} WHERE _source = '{}' AND _offset = {} AND subresource = 'exec'",
+                e.evidence.table, e.evidence.source, e.evidence.offset
+            ),
+        )
+        .await;
+        assert_eq!(n, "1");
+        // Depth 0: the pod alone, so the attacker's RBAC change is not there.
+        let mut r = request(
+            Entity::pod(VICTIM).unwrap(),
+            "2026-11-20T09:00:00Z",
+            "2026-11-20T10:00:00Z",
+        );
+        r.depth = 0;
+        let alone = build(&s, &r).await.unwrap();
+        assert!(!alone
+            .lines
+            .iter()
+            .any(|e| e.summary().contains("clusterrolebindings")));
+        assert!(alone.lines.iter().any(|e| e.summary().contains("xmrig")));
+    }
+
+    #[tokio::test]
+    async fn a_user_leads_to_the_pods_it_touched_and_what_they_did_next() {
+        let r = request(
+            Entity::user("system:serviceaccount:shop:api").unwrap(),
+            "2026-11-20T09:00:00Z",
+            "2026-11-20T10:00:00Z",
+        );
+        let t = build(&session().await, &r).await.unwrap();
+        let exec = position(&t, "exec'd `sh` into shop/api-7d9f8b6c5-x2k4p");
+        let miner = position(&t, "ran `/tmp/xmrig");
+        assert!(exec < miner);
+        // Nothing the pod did before it was touched.
+        let exec_time = t.lines[exec].time;
+        assert!(t
+            .lines
+            .iter()
+            .filter(|e| e.stream == Stream::Runtime)
+            .all(|e| e.time >= exec_time));
+        // The attacker's address: the identity it used, and what it did.
+        let r = request(
+            Entity::ip("203.0.113.66").unwrap(),
+            "2026-11-20T09:00:00Z",
+            "2026-11-20T10:00:00Z",
+        );
+        let t = build(&session().await, &r).await.unwrap();
+        position(&t, "get secrets shop/db-credentials");
+        assert!(t
+            .followed
+            .iter()
+            .any(|f| f.contains("seen from 203.0.113.66")));
+    }
+
+    /// Files in native formats, ingested by the real path into a fresh lake.
+    async fn lake_of(files: &[(&str, String)]) -> (tempfile::TempDir, LakeSession) {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().join("lake").to_str().unwrap()).unwrap();
+        for (name, content) in files {
+            let path = dir.path().join(name);
+            std::fs::write(&path, content).unwrap();
+            ingest_file(
+                &lake,
+                &InputPath::File(path),
+                &FileIngest::default(),
+                Arc::new(NoProgress),
+            )
+            .await
+            .unwrap();
+        }
+        let session = LakeSession::open(dir.path().join("lake").to_str().unwrap())
+            .await
+            .unwrap();
+        (dir, session)
+    }
+
+    fn audit(
+        time: &str,
+        user: &str,
+        verb: &str,
+        ns: &str,
+        pod: &str,
+        sub: &str,
+        body: &str,
+    ) -> String {
+        let sub_field = if sub.is_empty() {
+            String::new()
+        } else {
+            format!(r#","subresource":"{sub}""#)
+        };
+        let request = if body.is_empty() {
+            String::new()
+        } else {
+            format!(r#","requestObject":{body}"#)
+        };
+        format!(
+            r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Request","auditID":"{time}-{pod}-{verb}","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/{ns}/pods/{pod}","verb":"{verb}","user":{{"username":"{user}","groups":["system:authenticated"]}},"sourceIPs":["10.0.1.12"],"userAgent":"kubelet/v1.30.4","objectRef":{{"resource":"pods","namespace":"{ns}","name":"{pod}","apiVersion":"v1"{sub_field}}},"responseStatus":{{"code":200}}{request},"requestReceivedTimestamp":"{time}","stageTimestamp":"{time}"}}"#
+        )
+    }
+
+    fn pod_ip(time: &str, ns: &str, pod: &str, ip: &str) -> String {
+        audit(
+            time,
+            "system:node:node-a",
+            "patch",
+            ns,
+            pod,
+            "status",
+            &format!(r#"{{"status":{{"podIP":"{ip}","podIPs":[{{"ip":"{ip}"}}]}}}}"#),
+        )
+    }
+
+    const VPC_HEADER: &str = "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status";
+
+    fn vpc(time: &str, src: &str, dst: &str, port: u16, bytes: u64) -> String {
+        let t = parse_time(time).unwrap() / 1_000_000;
+        format!(
+            "2 123456789012 eni-0abc {src} {dst} 40000 {port} 6 10 {bytes} {t} {} ACCEPT OK",
+            t + 59
+        )
+    }
+
+    #[tokio::test]
+    async fn an_address_reused_by_another_pod_maps_to_the_right_pod_at_each_moment() {
+        let audit_log = [
+            pod_ip("2026-11-21T08:00:00Z", "shop", "api-1", "10.244.1.5"),
+            audit(
+                "2026-11-21T11:00:00Z",
+                "alice",
+                "delete",
+                "shop",
+                "api-1",
+                "",
+                "",
+            ),
+            pod_ip("2026-11-21T12:00:00Z", "batch", "job-2", "10.244.1.5"),
+        ]
+        .join("\n");
+        let flows = [
+            VPC_HEADER.to_owned(),
+            vpc(
+                "2026-11-21T09:00:00Z",
+                "10.244.1.5",
+                "198.51.100.23",
+                4444,
+                2_100_000,
+            ),
+            vpc(
+                "2026-11-21T13:00:00Z",
+                "10.244.1.5",
+                "198.51.100.23",
+                4444,
+                5_000,
+            ),
+        ]
+        .join("\n");
+        let (_dir, s) = lake_of(&[("audit.jsonl", audit_log), ("vpc.log", flows)]).await;
+        let (from, to) = ("2026-11-21T00:00:00Z", "2026-11-22T00:00:00Z");
+        let network = |t: &Timeline| -> Vec<(String, Option<String>)> {
+            t.lines
+                .iter()
+                .filter(|e| e.stream == Stream::Network)
+                .map(|e| (kubetrail_query::timeline::rfc3339(e.time), e.pod_ref()))
+                .collect()
+        };
+        let api = build(&s, &request(Entity::pod("shop/api-1").unwrap(), from, to))
+            .await
+            .unwrap();
+        assert_eq!(
+            network(&api),
+            vec![(
+                "2026-11-21T09:00:00.000000Z".to_owned(),
+                Some("shop/api-1".to_owned())
+            )]
+        );
+        let flow = api
+            .lines
+            .iter()
+            .find(|e| e.stream == Stream::Network)
+            .unwrap();
+        assert_eq!(
+            flow.summary(),
+            "pod shop/api-1 connected to 198.51.100.23:4444 (TCP), 2.1 MB"
+        );
+        // Who deleted it is followed at depth 1.
+        assert!(api
+            .lines
+            .iter()
+            .any(|e| e.summary().starts_with("alice delete pods shop/api-1")));
+        let job = build(&s, &request(Entity::pod("batch/job-2").unwrap(), from, to))
+            .await
+            .unwrap();
+        assert_eq!(
+            network(&job),
+            vec![(
+                "2026-11-21T13:00:00.000000Z".to_owned(),
+                Some("batch/job-2".to_owned())
+            )]
+        );
+        let ip = build(&s, &request(Entity::ip("10.244.1.5").unwrap(), from, to))
+            .await
+            .unwrap();
+        assert_eq!(
+            network(&ip),
+            vec![
+                (
+                    "2026-11-21T09:00:00.000000Z".to_owned(),
+                    Some("shop/api-1".to_owned())
+                ),
+                (
+                    "2026-11-21T13:00:00.000000Z".to_owned(),
+                    Some("batch/job-2".to_owned())
+                ),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn repeated_flows_collapse_into_one_line_with_counts() {
+        let mut flows = vec![VPC_HEADER.to_owned()];
+        let start = parse_time("2026-11-21T00:00:00Z").unwrap();
+        for minute in 0..1440 {
+            let t = kubetrail_query::timeline::rfc3339(start + minute * 60_000_000);
+            flows.push(vpc(&t, "10.244.7.7", "198.51.100.99", 443, 1_000));
+        }
+        let audit_log = pod_ip("2026-11-20T23:00:00Z", "shop", "cache-0", "10.244.7.7");
+        let (_dir, s) = lake_of(&[("audit.jsonl", audit_log), ("vpc.log", flows.join("\n"))]).await;
+        let mut r = request(
+            Entity::pod("shop/cache-0").unwrap(),
+            "2026-11-21T00:00:00Z",
+            "2026-11-22T00:00:00Z",
+        );
+        let t = build(&s, &r).await.unwrap();
+        assert_eq!(t.lines.len(), 1, "{:?}", t.lines);
+        let line = &t.lines[0];
+        assert_eq!((line.count, line.bytes), (1440, Some(1_440_000)));
+        assert_eq!(
+            line.summary(),
+            "pod shop/cache-0 connected to 198.51.100.99:443 (TCP), 1.4 MB (×1,440, 00:00:00 to 23:59:00)"
+        );
+        r.collapse = false;
+        assert_eq!(build(&s, &r).await.unwrap().lines.len(), 1440);
+        // A bound on rows read, and a note saying so.
+        r.max_rows = 100;
+        let cut = build(&s, &r).await.unwrap();
+        assert_eq!(cut.lines.len(), 100);
+        assert!(
+            cut.notes.iter().any(|n| n.contains("row limit (100)")),
+            "{:?}",
+            cut.notes
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_requests_get_a_clear_answer() {
+        let s = session().await;
+        let unknown = build(
+            &s,
+            &request(
+                Entity::pod("shop/nope").unwrap(),
+                "2026-11-20T09:00:00Z",
+                "2026-11-20T10:00:00Z",
+            ),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(unknown, TimelineError::Unknown(_)));
+        assert_eq!(
+            unknown.to_string(),
+            "pod shop/nope does not appear anywhere in this lake"
+        );
+        // A window where the pod did nothing: empty, and told where it does appear.
+        let empty = build(
+            &s,
+            &request(
+                Entity::pod(VICTIM).unwrap(),
+                "2026-11-25T00:00:00Z",
+                "2026-11-26T00:00:00Z",
+            ),
+        )
+        .await
+        .unwrap();
+        assert!(empty.lines.is_empty());
+        assert!(
+            empty.notes[0].contains("it appears in the lake from 2026-11-20T09:"),
+            "{:?}",
+            empty.notes
+        );
+        // A window of years: answered, with a note on the bound.
+        let years = build(
+            &s,
+            &request(Entity::pod(VICTIM).unwrap(), "2020-01-01", "2030-01-01"),
+        )
+        .await
+        .unwrap();
+        assert!(!years.lines.is_empty());
+        assert!(
+            years.notes.iter().any(|n| n.contains("spans 3653 days")),
+            "{:?}",
+            years.notes
+        );
+        // No window: the lake's last day.
+        let default = build(&s, &TimelineRequest::new(Entity::pod(VICTIM).unwrap()))
+            .await
+            .unwrap();
+        assert!(default.notes[0].starts_with("window: the lake's last 24 hours"));
+        let mut deep = TimelineRequest::new(Entity::pod(VICTIM).unwrap());
+        deep.depth = 9;
+        assert!(build(&s, &deep)
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("too deep"));
+        let container = build(
+            &s,
+            &TimelineRequest::new(Entity::container("0123456789abcdef").unwrap()),
+        )
+        .await
+        .unwrap_err();
+        assert!(container
+            .to_string()
+            .contains("does not appear in runtime_events"));
+        assert!(Entity::pod("shop/x'; DROP TABLE k8s_audit; --").is_err());
+        assert!(parse_time("2026-02-30").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_container_id_pivots_to_its_pod() {
+        let s = session().await;
+        let id = one(
+            &s,
+            &format!("SELECT container_id FROM runtime_events WHERE pod = '{}' AND container_id IS NOT NULL LIMIT 1", VICTIM.split('/').nth(1).unwrap()),
+        )
+        .await;
+        let mut r = request(
+            Entity::container(&id[..14]).unwrap(),
+            "2026-11-20T09:00:00Z",
+            "2026-11-20T10:00:00Z",
+        );
+        r.depth = 0;
+        let t = build(&s, &r).await.unwrap();
+        assert_eq!(t.entity, Entity::pod(VICTIM).unwrap());
+        assert!(t
+            .notes
+            .iter()
+            .any(|n| n.contains("runs in pod shop/api-7d9f8b6c5-x2k4p")));
+    }
+
+    fn render(t: &Timeline, format: TimelineFormat) -> Vec<u8> {
+        let mut out = Vec::new();
+        export::write(t, format, &mut out).unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn every_export_carries_every_line_and_its_evidence() {
+        let t = scenario_timeline().await;
+        let n = t.lines.len();
+        let csv = String::from_utf8(render(&t, TimelineFormat::Csv)).unwrap();
+        let header = csv.lines().next().unwrap();
+        assert_eq!(
+            header,
+            "time,last_time,count,stream,actor,action,target,namespace,pod,node,src,dst,bytes,summary,relation,alert_ids,format,ref_table,ref_source,ref_offset"
+        );
+        assert_eq!(csv.lines().count(), n + 1);
+        let jsonl = String::from_utf8(render(&t, TimelineFormat::Jsonl)).unwrap();
+        assert_eq!(jsonl.lines().count(), n);
+        for line in jsonl.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert!(
+                v["ref_table"].is_string() && v["ref_offset"].is_i64(),
+                "{v}"
+            );
+        }
+        let parquet = bytes::Bytes::from(render(&t, TimelineFormat::Parquet));
+        let reader =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(parquet)
+                .unwrap()
+                .build()
+                .unwrap();
+        let rows: usize = reader.map(|b| b.unwrap().num_rows()).sum();
+        assert_eq!(rows, n);
+        let sketch = String::from_utf8(render(&t, TimelineFormat::Timesketch)).unwrap();
+        let mut sketch_lines = sketch.lines();
+        assert!(sketch_lines
+            .next()
+            .unwrap()
+            .starts_with("message,datetime,timestamp_desc,timestamp,"));
+        let first = sketch_lines.next().unwrap();
+        assert!(first.contains(",2026-11-20T09:00:06"), "{first}");
+        assert!(first.contains("+00:00,"), "{first}");
+        assert_eq!(sketch.lines().count(), n + 1);
+        let text = String::from_utf8(render(&t, TimelineFormat::Table)).unwrap();
+        assert!(text.starts_with("Timeline of pod shop/api-7d9f8b6c5-x2k4p"));
+        assert!(text.contains("<k8s_audit:file:"));
+    }
+
+    #[tokio::test]
+    async fn the_html_report_is_self_contained_and_escapes_what_it_shows() {
+        let mut t = scenario_timeline().await;
+        // Evidence text is attacker-controlled: it must not break out of the page.
+        t.lines[0].relation = "</script><script>alert(1)</script>".into();
+        let html = String::from_utf8(render(&t, TimelineFormat::Html)).unwrap();
+        assert_eq!(
+            html.matches("</script>").count(),
+            2,
+            "only the page's own two scripts end"
+        );
+        assert!(html.contains("\\u003c/script>\\u003cscript>alert(1)"));
+        for fetches in [
+            "src=\"http",
+            "href=\"http",
+            "url(http",
+            "@import",
+            "fetch(",
+            "XMLHttpRequest",
+        ] {
+            assert!(
+                !html.contains(fetches),
+                "the report must not load {fetches}"
+            );
+        }
+        assert!(html.contains("default-src 'none'"));
+        assert!(html.contains("Timeline of pod shop/api-7d9f8b6c5-x2k4p"));
+    }
+}

@@ -1,0 +1,226 @@
+//! Which pod held an address at a given moment. Pods come and go and their addresses are
+//! handed to the next pod, so "10.244.1.5" means one pod at 09:00 and another at 15:00.
+//! Every source that names a pod next to its address is a sighting: kubelets' pod status
+//! updates in the audit log (`status.podIP`), both ends of Hubble and Calico flows, and
+//! Tetragon's socket events. An address belongs, at time t, to the pod last sighted with
+//! it at or before t (or, before any sighting, to the first pod sighted with it).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use arrow::array::Array;
+
+use super::entity::PodRef;
+use super::fetch::{any_of, as_ints, as_text, in_condition, pods_condition};
+use super::window::Window;
+use crate::{LakeSession, QueryError};
+
+/// A pod seen with an address during an hour (sightings are grouped by hour so that an
+/// address handed back and forth keeps its order, and the answer stays small).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sighting {
+    pub pod: PodRef,
+    pub first: i64,
+    pub last: i64,
+}
+
+/// Address → its sightings, oldest first.
+#[derive(Debug, Default, Clone)]
+pub struct PodAddresses {
+    by_ip: BTreeMap<String, Vec<Sighting>>,
+}
+
+impl PodAddresses {
+    /// Sightings of the given pods and addresses in `window`, and of every other pod seen
+    /// with one of those pods' addresses (the pods an address was reused by).
+    pub async fn load(
+        session: &LakeSession,
+        window: &Window,
+        pods: &BTreeSet<PodRef>,
+        ips: &BTreeSet<String>,
+    ) -> Result<PodAddresses, QueryError> {
+        let mut addresses = PodAddresses::default();
+        if pods.is_empty() && ips.is_empty() {
+            return Ok(addresses);
+        }
+        addresses.add(session, window, pods, ips).await?;
+        let reused: BTreeSet<String> = addresses
+            .by_ip
+            .keys()
+            .filter(|ip| !ips.contains(*ip))
+            .cloned()
+            .collect();
+        if !reused.is_empty() {
+            addresses = PodAddresses::default();
+            let all: BTreeSet<String> = ips.union(&reused).cloned().collect();
+            addresses
+                .add(session, window, &BTreeSet::new(), &all)
+                .await?;
+        }
+        Ok(addresses)
+    }
+
+    async fn add(
+        &mut self,
+        session: &LakeSession,
+        window: &Window,
+        pods: &BTreeSet<PodRef>,
+        ips: &BTreeSet<String>,
+    ) -> Result<(), QueryError> {
+        let w = window.predicate();
+        let status_ip = "json_get_str(request_object, 'status', 'podIP')";
+        let sides = [
+            (
+                "src_ip",
+                "src_namespace",
+                "src_pod",
+                "network_flows",
+                "TRUE",
+            ),
+            (
+                "dst_ip",
+                "dst_namespace",
+                "dst_pod",
+                "network_flows",
+                "TRUE",
+            ),
+            (
+                "src_ip",
+                "namespace",
+                "pod",
+                "runtime_events",
+                "runtime_format = 'tetragon'",
+            ),
+            (
+                status_ip,
+                "namespace",
+                "name",
+                "k8s_audit",
+                "resource = 'pods' AND subresource = 'status' AND request_object IS NOT NULL",
+            ),
+        ];
+        let mut parts = Vec::new();
+        for (ip, ns, pod, table, only) in sides {
+            let Some(which) = any_of([pods_condition(pods, ns, pod), in_condition(ip, ips)]) else {
+                continue;
+            };
+            parts.push(format!(
+                "SELECT {ip} AS ip, {ns} AS ns, {pod} AS pod, event_time AS t FROM {table} \
+                 WHERE {w} AND {only} AND {pod} IS NOT NULL AND {which}"
+            ));
+        }
+        let sql = format!(
+            "SELECT ip, ns, pod, CAST(min(t) AS BIGINT) AS first, CAST(max(t) AS BIGINT) AS last \
+             FROM ({}) WHERE ip IS NOT NULL AND ip <> '' \
+             GROUP BY ip, ns, pod, date_trunc('hour', t)",
+            parts.join(" UNION ALL ")
+        );
+        for batch in session.query(&sql).await? {
+            let c = |i| batch.column(i);
+            let (ip, ns, pod) = (as_text(c(0))?, as_text(c(1))?, as_text(c(2))?);
+            let (first, last) = (as_ints(c(3))?, as_ints(c(4))?);
+            for row in 0..batch.num_rows() {
+                if pod.is_null(row) {
+                    continue;
+                }
+                self.sighted(
+                    ip.value(row),
+                    PodRef {
+                        namespace: if ns.is_null(row) {
+                            String::new()
+                        } else {
+                            ns.value(row).to_owned()
+                        },
+                        name: pod.value(row).to_owned(),
+                    },
+                    first.value(row),
+                    last.value(row),
+                );
+            }
+        }
+        for sightings in self.by_ip.values_mut() {
+            sightings.sort_by_key(|s| (s.first, s.last));
+        }
+        Ok(())
+    }
+
+    /// Adds another set of sightings (of other addresses).
+    pub fn merge(&mut self, other: PodAddresses) {
+        for (ip, sightings) in other.by_ip {
+            let mine = self.by_ip.entry(ip).or_default();
+            mine.extend(sightings);
+            mine.sort_by_key(|s| (s.first, s.last));
+            mine.dedup();
+        }
+    }
+
+    pub fn knows(&self, ip: &str) -> bool {
+        self.by_ip.contains_key(ip)
+    }
+
+    pub(crate) fn sighted(&mut self, ip: &str, pod: PodRef, first: i64, last: i64) {
+        self.by_ip
+            .entry(ip.to_owned())
+            .or_default()
+            .push(Sighting { pod, first, last });
+    }
+
+    /// The pod that held `ip` at time `t`, if any pod was ever seen with it.
+    pub fn pod_at(&self, ip: &str, t: i64) -> Option<&PodRef> {
+        let sightings = self.by_ip.get(ip)?;
+        sightings
+            .iter()
+            .rev()
+            .find(|s| s.first <= t)
+            .or_else(|| sightings.first())
+            .map(|s| &s.pod)
+    }
+
+    /// Every address the pod was seen with.
+    pub fn ips_of(&self, pod: &PodRef) -> BTreeSet<String> {
+        self.by_ip
+            .iter()
+            .filter(|(_, s)| s.iter().any(|s| &s.pod == pod))
+            .map(|(ip, _)| ip.clone())
+            .collect()
+    }
+
+    /// The pods seen with `ip`, with the first time each was seen holding it.
+    pub fn holders(&self, ip: &str) -> Vec<(PodRef, i64)> {
+        let mut out: Vec<(PodRef, i64)> = Vec::new();
+        for s in self.by_ip.get(ip).into_iter().flatten() {
+            if !out.iter().any(|(p, _)| p == &s.pod) {
+                out.push((s.pod.clone(), s.first));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(name: &str) -> PodRef {
+        PodRef {
+            namespace: "shop".into(),
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn a_reused_address_maps_to_the_pod_that_held_it_then() {
+        let mut a = PodAddresses::default();
+        a.sighted("10.244.1.5", pod("api-1"), 100, 200);
+        a.sighted("10.244.1.5", pod("worker-9"), 500, 900);
+        for s in a.by_ip.values_mut() {
+            s.sort_by_key(|s| (s.first, s.last));
+        }
+        assert_eq!(a.pod_at("10.244.1.5", 50), Some(&pod("api-1")));
+        assert_eq!(a.pod_at("10.244.1.5", 150), Some(&pod("api-1")));
+        assert_eq!(a.pod_at("10.244.1.5", 400), Some(&pod("api-1")));
+        assert_eq!(a.pod_at("10.244.1.5", 600), Some(&pod("worker-9")));
+        assert_eq!(a.pod_at("10.244.9.9", 600), None);
+        assert_eq!(a.ips_of(&pod("worker-9")).len(), 1);
+        assert_eq!(a.holders("10.244.1.5").len(), 2);
+    }
+}

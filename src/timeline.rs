@@ -1,0 +1,88 @@
+//! `kubetrail timeline`.
+
+use std::io::Write;
+
+use kubetrail_query::timeline::{
+    self, export, parse_time, Entity, TimelineError, TimelineFormat, TimelineRequest, Window,
+};
+use kubetrail_query::LakeSession;
+
+use crate::cli::TimelineCmd;
+use crate::config::Config;
+use crate::Outcome;
+
+pub async fn run(cmd: TimelineCmd, config: &Config) -> anyhow::Result<Outcome> {
+    let format: TimelineFormat = cmd.format.parse().map_err(anyhow::Error::msg)?;
+    if format.is_binary()
+        && cmd.output.is_none()
+        && std::io::IsTerminal::is_terminal(&std::io::stdout())
+    {
+        anyhow::bail!("parquet output needs --output FILE (or a pipe)");
+    }
+    let mut request = TimelineRequest::new(entity(&cmd).map_err(anyhow::Error::msg)?);
+    request.window = window(&cmd).map_err(anyhow::Error::msg)?;
+    request.depth = cmd.depth;
+    request.collapse = !cmd.no_collapse;
+    if cmd.max_rows == 0 {
+        anyhow::bail!("--max-rows must be at least 1");
+    }
+    request.max_rows = cmd.max_rows;
+    let session = LakeSession::open(&config.lake(cmd.lake.lake.as_deref())).await?;
+    let built = match timeline::build(&session, &request).await {
+        Ok(t) => t,
+        Err(TimelineError::Query(e)) => return Err(e.into()),
+        Err(e) => anyhow::bail!("{e}"),
+    };
+    // Notes go to stderr too when the output is data, so a pipe stays clean and the
+    // responder still reads them.
+    if format != TimelineFormat::Table {
+        for n in &built.notes {
+            eprintln!("note: {n}");
+        }
+    }
+    let mut out = crate::query::output(cmd.output.as_deref())?;
+    export::write(&built, format, &mut out)?;
+    out.flush()?;
+    if let Some(path) = &cmd.output {
+        eprintln!(
+            "{} lines of the timeline of {} written to {}",
+            built.lines.len(),
+            built.entity,
+            path.display()
+        );
+    }
+    Ok(Outcome::Ok)
+}
+
+fn entity(cmd: &TimelineCmd) -> Result<Entity, String> {
+    if let Some(p) = &cmd.pod {
+        Entity::pod(p)
+    } else if let Some(u) = &cmd.user {
+        Entity::user(u)
+    } else if let Some(ip) = &cmd.ip {
+        Entity::ip(ip)
+    } else if let Some(n) = &cmd.node {
+        Entity::node(n)
+    } else if let Some(c) = &cmd.container {
+        Entity::container(c)
+    } else if let Some(a) = &cmd.alert {
+        Entity::alert(a)
+    } else {
+        Err("name an entity: --pod, --user, --ip, --node, --container or --alert".into())
+    }
+}
+
+fn window(cmd: &TimelineCmd) -> Result<Option<Window>, String> {
+    match (&cmd.from, &cmd.to, &cmd.around) {
+        (Some(from), Some(to), None) => {
+            let from = parse_time(from).map_err(|e| format!("--from: {e}"))?;
+            let to = parse_time(to).map_err(|e| format!("--to: {e}"))?;
+            Window::new(from, to).map(Some)
+        }
+        (None, None, Some(around)) => {
+            let center = parse_time(around).map_err(|e| format!("--around: {e}"))?;
+            Window::around(center, cmd.window).map(Some)
+        }
+        _ => Ok(None),
+    }
+}
