@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 use kubetrail_ingest::kafka::embedded::EmbeddedKafka;
 use kubetrail_ingest::kafka::{produce, Produce};
 use kubetrail_ingest::{ingest_kafka, IngestMetrics, InputPath, KafkaIngest, Lake, TopicSpec};
+use kubetrail_query::timeline::{
+    self, export, parse_time, Entity, TimelineFormat, TimelineRequest, Window,
+};
 use kubetrail_query::{write_batches, LakeSession, OutputFormat};
 use kubetrail_schemas::{DecodeOptions, Table};
 
@@ -23,22 +26,16 @@ const STREAM_TOPICS: [(Table, &str); 3] = [
     (Table::RuntimeEvents, "runtime-events"),
 ];
 
+/// The scenario's compromised pod.
+const VICTIM: &str = "shop/api-7d9f8b6c5-x2k4p";
+
 /// The questions, each with the SQL that answers it.
-const QUESTIONS: [(&str, &str); 4] = [
+const QUESTIONS: [(&str, &str); 3] = [
     (
         "Who touched secrets, apart from kubelets?",
         "SELECT event_time, user_name, src_ip, user_agent, verb, namespace, name, response_code
          FROM k8s_audit
          WHERE resource = 'secrets' AND user_name NOT LIKE 'system:node:%'
-         ORDER BY event_time",
-    ),
-    (
-        "What did the stolen identity's pod do next, across all three streams?",
-        "SELECT event_time, source, actor, action, target
-         FROM events
-         WHERE (pod = 'api-7d9f8b6c5-x2k4p' OR actor LIKE '%shop:api' OR src_ip = '203.0.113.66')
-           AND event_time BETWEEN '2026-11-20T09:30:00Z' AND '2026-11-20T09:45:00Z'
-           AND NOT (source = 'network' AND NOT (dst_ip = '169.254.169.254' OR NOT is_private_ip(dst_ip)))
          ORDER BY event_time",
     ),
     (
@@ -134,6 +131,34 @@ pub async fn run(cmd: DemoCmd) -> anyhow::Result<Outcome> {
         write_batches(&batches, OutputFormat::Table, &mut stdout)?;
     }
 
+    println!("\n== 5. The compromised pod's timeline: every stream, in order, each line traceable to its row");
+    let mut request = TimelineRequest::new(Entity::pod(VICTIM).map_err(anyhow::Error::msg)?);
+    request.window = Some(
+        Window::new(
+            parse_time("2026-11-20T09:25:00Z").map_err(anyhow::Error::msg)?,
+            parse_time("2026-11-20T09:45:00Z").map_err(anyhow::Error::msg)?,
+        )
+        .map_err(anyhow::Error::msg)?,
+    );
+    let built = timeline::build(&session, &request).await?;
+    for line in &built.lines {
+        let time = timeline::rfc3339(line.time);
+        println!(
+            "   {}  {:<7}  {}",
+            time.get(11..19).unwrap_or(&time),
+            line.stream.name(),
+            line.summary()
+        );
+    }
+    let report = base.join("timeline.html");
+    let mut html = std::io::BufWriter::new(std::fs::File::create(&report)?);
+    export::write(&built, TimelineFormat::Html, &mut html)?;
+    std::io::Write::flush(&mut html)?;
+    println!(
+        "   HTML report (self-contained, opens offline): {}",
+        report.display()
+    );
+
     let events: u64 = Table::EVENTS.iter().filter_map(|t| totals.get(t)).sum();
     println!(
         "\n== Done in {:.1} s: {events} events from {} files in three streams are in a Delta lake at {}",
@@ -142,6 +167,10 @@ pub async fn run(cmd: DemoCmd) -> anyhow::Result<Outcome> {
         lake_dir.display()
     );
     println!("   Next: kubetrail shell --lake {}", lake_dir.display());
+    println!(
+        "         kubetrail timeline --lake {} --pod {VICTIM} --around 2026-11-20T09:35:00Z --window 1h",
+        lake_dir.display()
+    );
     println!(
         "         kubetrail sql --lake {} \"SELECT source, count(*) FROM events GROUP BY source\"",
         lake_dir.display()

@@ -205,8 +205,14 @@ fn the_demo_runs_the_whole_pipeline() {
         !out.contains("UzNjcjN0LVBhc3N3MHJkIQ=="),
         "secret value printed"
     );
+    assert!(
+        out.contains("exec'd `sh` into shop/api-7d9f8b6c5-x2k4p from 203.0.113.66"),
+        "{out}"
+    );
     assert!(out.contains("== Done in"), "{out}");
     assert!(dir.path().join("lake/k8s_audit/_delta_log").is_dir());
+    let report = std::fs::read_to_string(dir.path().join("timeline.html")).unwrap();
+    assert!(report.contains("Timeline of pod shop/api-7d9f8b6c5-x2k4p"));
 }
 
 #[test]
@@ -609,4 +615,127 @@ fn ingest_kafka_serves_metrics_and_exits_cleanly_on_sigterm() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("k8s_audit               466"), "{out}");
     assert_eq!(audit_rows(&lake), "466");
+}
+
+/// `kubetrail timeline` as a responder runs it, its mistakes answered in one line, and the
+/// HTML report rendered by a real browser (headless Chromium) without a script error.
+#[test]
+fn a_timeline_from_the_command_line_and_its_report_in_a_browser() {
+    let (dir, lake) = temp_lake();
+    let (code, _, err) = run(kubetrail()
+        .args(["ingest", "file", "--quiet", "--lake", &lake])
+        .arg(samples().join("k8s-audit.jsonl"))
+        .arg(samples().join("hubble.jsonl"))
+        .arg(samples().join("tetragon.jsonl")));
+    assert_eq!(code, 0, "{err}");
+    let timeline =
+        |extra: &[&str]| run(kubetrail().args(["timeline", "--lake", &lake]).args(extra));
+    let pod = ["--pod", "shop/api-7d9f8b6c5-x2k4p"];
+    let around = ["--around", "2026-11-20T09:35:00Z", "--window", "1h"];
+    let (code, out, err) = timeline(&[&pod[..], &around[..]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("Timeline of pod shop/api-7d9f8b6c5-x2k4p"),
+        "{out}"
+    );
+    assert!(
+        out.contains("exec'd `sh` into shop/api-7d9f8b6c5-x2k4p"),
+        "{out}"
+    );
+    let (code, csv, _) =
+        timeline(&[&pod[..], &around[..], &["--format", "csv", "--depth", "0"]].concat());
+    assert_eq!(code, 0);
+    assert!(csv.starts_with("time,last_time,count,stream,"), "{csv}");
+    for (args, message) in [
+        (vec!["--pod", "shop"], "kubetrail: pod 'shop' must be NAMESPACE/NAME\n"),
+        (vec!["--pod", "shop/nope", "--around", "2026-11-20T09:35:00Z"], "kubetrail: pod shop/nope does not appear anywhere in this lake\n"),
+        (vec!["--ip", "10.1.2"], "kubetrail: '10.1.2' is not an IPv4 or IPv6 address\n"),
+        (vec!["--pod", "shop/a", "--from", "yesterday", "--to", "2026-11-20"], "kubetrail: --from: 'yesterday' is not a time (use 2026-11-20T09:30:00Z, '2026-11-20 09:30' or 2026-11-20)\n"),
+        (vec!["--pod", "shop/a", "--format", "pdf"], "kubetrail: unknown timeline format 'pdf' (table, csv, jsonl, parquet, timesketch, html)\n"),
+        (vec!["--alert", "a-1"], "kubetrail: alert a-1: this lake has no alerts table yet (detections write it)\n"),
+    ] {
+        let (code, out, err) = timeline(&args);
+        assert_eq!((code, err.as_str()), (1, message), "{args:?}: {out}");
+    }
+    let (code, _, err) = timeline(&[]);
+    assert_eq!(code, 2, "no entity is a usage error: {err}");
+    let report = dir.path().join("report.html");
+    let (code, _, err) = timeline(
+        &[
+            &pod[..],
+            &around[..],
+            &["--format", "html", "--output", report.to_str().unwrap()],
+        ]
+        .concat(),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("lines of the timeline of pod shop/api-7d9f8b6c5-x2k4p written to"),
+        "{err}"
+    );
+
+    let Some(chromium) = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| {
+            Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+    else {
+        eprintln!("SKIPPED: the HTML report was not rendered: no Chromium on this machine (Debian: apt-get install chromium)");
+        return;
+    };
+    let url = format!("file://{}", report.display());
+    let browser = |args: &[&str]| {
+        run(Command::new(chromium)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+            ])
+            .arg(format!(
+                "--user-data-dir={}",
+                dir.path().join("chromium").display()
+            ))
+            .args(["--enable-logging=stderr", "--v=0"])
+            .args(args)
+            .arg(&url))
+    };
+    let (code, dom, log) = browser(&["--virtual-time-budget=5000", "--dump-dom"]);
+    assert_eq!(code, 0, "{log}");
+    let body = &dom[dom.find("<body").expect("a body")..];
+    let body_tag = &body[..body.find('>').unwrap()];
+    assert!(!body_tag.contains("data-error"), "script error: {body_tag}");
+    let rendered: usize = body_tag
+        .split("data-rendered=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the report's script did not finish: {body_tag}"));
+    assert!(rendered > 10, "{rendered} lines rendered");
+    assert_eq!(dom.matches("<tr id=\"line-").count(), rendered);
+    for line in log.lines().filter(|l| l.contains("CONSOLE")) {
+        assert!(
+            !line.contains("Uncaught") && !line.contains("Error"),
+            "console: {line}"
+        );
+    }
+    assert!(
+        !log.contains("Content Security Policy"),
+        "a blocked load: {log}"
+    );
+    let shot = dir.path().join("report.png");
+    let (code, _, log) = browser(&[
+        "--window-size=1400,1000",
+        &format!("--screenshot={}", shot.display()),
+    ]);
+    assert_eq!(code, 0, "{log}");
+    let png = std::fs::read(&shot).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 20_000,
+        "{} bytes",
+        png.len()
+    );
 }

@@ -46,17 +46,24 @@ window.addEventListener("error", function (e) {
     chart.appendChild(tick);
   }
   var dots = [];
+  function xOf(ms) { return left + (W - left - right) * Math.min(1, Math.max(0, (ms - from) / span)); }
   lines.forEach(function (l, i) {
-    var x = left + (W - left - right) * Math.min(1, Math.max(0, (l.ms - from) / span));
+    var x = xOf(l.ms);
     var y = top + streams.indexOf(l.stream) * laneH + laneH / 2;
+    var g = svg("g", {});
+    if (l.count > 1 && l.last_ms > l.ms) {
+      // A collapsed line spans its first to its last event.
+      g.appendChild(svg("line", { x1: x, x2: xOf(l.last_ms), y1: y, y2: y, "class": "span " + l.stream }));
+    }
     var r = Math.min(9, 4 + Math.log10(l.count));
     var d = svg("circle", { cx: x, cy: y, r: r, "class": "dot " + l.stream + (l.alerts.length ? " alerted" : "") });
     var title = svg("title", {});
     title.textContent = clock(l.ms) + "  " + l.summary;
     d.appendChild(title);
     d.addEventListener("click", function () { show(i); });
-    chart.appendChild(d);
-    dots.push(d);
+    g.appendChild(d);
+    chart.appendChild(g);
+    dots.push(g);
   });
   document.getElementById("chart").appendChild(chart);
 
