@@ -55,16 +55,7 @@ fn lake() -> &'static str {
                             fixtures().join("k8s-audit/falco/create_nginx_pod_privileged.json"),
                         );
                         inputs.sort();
-                        for p in inputs {
-                            ingest_file(
-                                &lake,
-                                &InputPath::File(p),
-                                &FileIngest::default(),
-                                Arc::new(NoProgress),
-                            )
-                            .await
-                            .unwrap();
-                        }
+                        ingest_all(&lake, inputs).await;
                     })
             })
             .join()
@@ -72,6 +63,20 @@ fn lake() -> &'static str {
             (dir, path)
         })
         .1
+}
+
+/// Ingests the files, in order, by the real file path.
+async fn ingest_all(lake: &Lake, paths: Vec<PathBuf>) {
+    for p in paths {
+        ingest_file(
+            lake,
+            &InputPath::File(p),
+            &FileIngest::default(),
+            Arc::new(NoProgress),
+        )
+        .await
+        .unwrap();
+    }
 }
 
 async fn session() -> LakeSession {
@@ -524,18 +529,13 @@ mod timeline {
     async fn lake_of(files: &[(&str, String)]) -> (tempfile::TempDir, LakeSession) {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::open(dir.path().join("lake").to_str().unwrap()).unwrap();
+        let mut paths = Vec::new();
         for (name, content) in files {
             let path = dir.path().join(name);
             std::fs::write(&path, content).unwrap();
-            ingest_file(
-                &lake,
-                &InputPath::File(path),
-                &FileIngest::default(),
-                Arc::new(NoProgress),
-            )
-            .await
-            .unwrap();
+            paths.push(path);
         }
+        ingest_all(&lake, paths).await;
         let session = LakeSession::open(dir.path().join("lake").to_str().unwrap())
             .await
             .unwrap();

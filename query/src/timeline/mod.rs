@@ -129,34 +129,18 @@ pub async fn build(
     let mut scope = root.clone();
     let address_window = window.reaching_back(request.address_lookback_micros);
     let mut hop = 0;
-    let (lines, addresses) = loop {
-        let pods: BTreeSet<PodRef> = scope.pods.keys().cloned().collect();
-        let ips: BTreeSet<String> = scope.ips.keys().cloned().collect();
-        let mut addresses = PodAddresses::load(session, &address_window, &pods, &ips).await?;
-        let selection = scope.selection(&addresses, request.max_rows);
-        let fetched = fetch::fetch(session, &window, &selection).await?;
-        // Flow logs that know only addresses: find whose the other ends were, too.
-        let strangers = unnamed_flow_ends(&fetched.events, &addresses);
-        if !strangers.is_empty() {
-            let none = BTreeSet::new();
-            let more = PodAddresses::load(session, &address_window, &none, &strangers).await?;
-            addresses.merge(more);
-        }
-        for stream in &fetched.truncated {
-            notes.push(format!(
-                "{stream}: the row limit ({}) was reached; later {stream} events are missing: narrow the window",
-                request.max_rows
-            ));
-        }
-        let mut lines = Vec::with_capacity(fetched.events.len());
-        for mut e in fetched.events {
-            if let Some(why) = scope.relation(&mut e, &addresses) {
-                e.relation = why;
-                lines.push(e);
-            }
-        }
+    let lines = loop {
+        let (lines, addresses) = gather(
+            session,
+            &scope,
+            &window,
+            &address_window,
+            request,
+            &mut notes,
+        )
+        .await?;
         if hop == request.depth {
-            break (lines, addresses);
+            break lines;
         }
         let (next, left_out) = scope.next_hop(&lines, &addresses, &window);
         if !left_out.is_empty() {
@@ -168,12 +152,11 @@ pub async fn build(
             ));
         }
         if next.is_empty() {
-            break (lines, addresses);
+            break lines;
         }
         scope.extend(next);
         hop += 1;
     };
-    drop(addresses);
     if lines.is_empty() {
         let (first, last) = seen(session, &root).await?;
         match (first, last) {
@@ -200,6 +183,8 @@ pub async fn build(
             followed.push(why);
         }
     }
+    let mut said = BTreeSet::new();
+    notes.retain(|n| said.insert(n.clone()));
     Ok(Timeline {
         entity,
         window,
@@ -207,6 +192,44 @@ pub async fn build(
         followed,
         notes,
     })
+}
+
+/// The lines that concern the scope's members, and the address sightings that decided
+/// which flows do (the next hop needs them).
+async fn gather(
+    session: &LakeSession,
+    scope: &Scope,
+    window: &Window,
+    address_window: &Window,
+    request: &TimelineRequest,
+    notes: &mut Vec<String>,
+) -> Result<(Vec<TimelineEvent>, PodAddresses), TimelineError> {
+    let pods: BTreeSet<PodRef> = scope.pods.keys().cloned().collect();
+    let ips: BTreeSet<String> = scope.ips.keys().cloned().collect();
+    let mut addresses = PodAddresses::load(session, address_window, &pods, &ips).await?;
+    let selection = scope.selection(&addresses, request.max_rows);
+    let fetched = fetch::fetch(session, window, &selection).await?;
+    // Flow logs that know only addresses: find whose the other ends were, too.
+    let strangers = unnamed_flow_ends(&fetched.events, &addresses);
+    if !strangers.is_empty() {
+        let none = BTreeSet::new();
+        let more = PodAddresses::load(session, address_window, &none, &strangers).await?;
+        addresses.merge(more);
+    }
+    for stream in &fetched.truncated {
+        notes.push(format!(
+            "{stream}: the row limit ({}) was reached; later {stream} events are missing: narrow the window",
+            request.max_rows
+        ));
+    }
+    let mut lines = Vec::with_capacity(fetched.events.len());
+    for mut e in fetched.events {
+        if let Some(why) = scope.relation(&mut e, &addresses) {
+            e.relation = why;
+            lines.push(e);
+        }
+    }
+    Ok((lines, addresses))
 }
 
 /// Addresses at the ends of flows that name no pod there (VPC flow logs), at most

@@ -330,7 +330,7 @@ impl Scope {
         self.nodes.extend(other.nodes);
     }
 
-    /// Every member's `why`, the root first.
+    /// Every member's `why`: identities, pods, addresses, nodes.
     pub fn describe(&self) -> Vec<String> {
         self.users
             .values()
