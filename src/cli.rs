@@ -41,6 +41,73 @@ pub enum Command {
     /// Everything about one pod, identity, address, node or container across the three
     /// streams, in time order.
     Timeline(TimelineCmd),
+    /// Detection rules: list them, run their inline tests, run them over the lake.
+    #[command(subcommand)]
+    Detect(DetectCmd),
+}
+
+#[derive(Args, Clone)]
+pub struct RulesArgs {
+    /// Rules directory (<area>/<id>.yaml); default: the pack built into kubetrail.
+    #[arg(long, env = "KUBETRAIL_RULES")]
+    pub rules: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum DetectCmd {
+    /// Every rule: id, severity, ATT&CK techniques, title.
+    List {
+        #[command(flatten)]
+        rules: RulesArgs,
+    },
+    /// Run every rule's inline tests through the real decoders and engine.
+    Test {
+        #[command(flatten)]
+        rules: RulesArgs,
+        /// Only this rule.
+        #[arg(long)]
+        rule: Option<String>,
+    },
+    /// Run the rules over a window of the lake; new alerts go to the `alerts` table.
+    Run {
+        #[command(flatten)]
+        lake: LakeArgs,
+        #[command(flatten)]
+        rules: RulesArgs,
+        /// The window: this long up to the lake's newest event (default 24h).
+        #[arg(long, value_parser = parse_duration, conflicts_with_all = ["from", "to"])]
+        since: Option<std::time::Duration>,
+        /// Start of the window (with --to).
+        #[arg(long, requires = "to")]
+        from: Option<String>,
+        /// End of the window (exclusive).
+        #[arg(long, requires = "from")]
+        to: Option<String>,
+        /// How far back baselines look before the window.
+        #[arg(long, default_value = "14d", value_parser = parse_duration)]
+        history: std::time::Duration,
+        /// table, csv or json.
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
+    /// Run the rules every --every over what arrived since the last round (plus
+    /// --lookback for late events) until SIGINT/SIGTERM; the checkpoint is kept in the lake.
+    Schedule {
+        #[command(flatten)]
+        lake: LakeArgs,
+        #[command(flatten)]
+        rules: RulesArgs,
+        #[arg(long, default_value = "5m", value_parser = parse_duration)]
+        every: std::time::Duration,
+        #[arg(long, default_value = "15m", value_parser = parse_duration)]
+        lookback: std::time::Duration,
+        #[arg(long, default_value = "14d", value_parser = parse_duration)]
+        history: std::time::Duration,
+        /// Also send new alerts to: jsonl:- (stdout), jsonl:FILE, kafka:BROKERS/TOPIC,
+        /// webhook:URL (POST, retried with backoff). Repeatable.
+        #[arg(long)]
+        sink: Vec<String>,
+    },
 }
 
 #[derive(Args)]
@@ -131,28 +198,7 @@ pub enum LakeCmd {
     },
 }
 
-/// `500ms`, `90s`, `15m`, `168h`, `400d`.
-pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("'{text}' is not a duration like 168h or 7d"))?;
-    let millis = match unit {
-        "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return Err(format!("'{text}': the unit must be ms, s, m, h or d")),
-    };
-    n.checked_mul(millis)
-        .map(std::time::Duration::from_millis)
-        .ok_or_else(|| format!("'{text}' is too long"))
-}
+pub use kubetrail_query::window::parse_duration;
 
 /// `key=value`, for librdkafka settings.
 pub fn parse_key_value(text: &str) -> Result<(String, String), String> {

@@ -45,6 +45,17 @@ pub struct Config {
     pub ingest: IngestSettings,
     #[serde(default)]
     pub kafka: KafkaSettings,
+    #[serde(default)]
+    pub detections: DetectionSettings,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectionSettings {
+    /// Image name prefixes workloads may pull from (`registry.example.com/`); empty: the
+    /// allow-list rule stays quiet.
+    #[serde(default)]
+    pub allowed_registries: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

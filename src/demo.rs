@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use kubetrail_detections::{run_rules, write_alerts, RulePack};
 use kubetrail_ingest::kafka::embedded::EmbeddedKafka;
 use kubetrail_ingest::kafka::{produce, Produce};
 use kubetrail_ingest::{ingest_kafka, IngestMetrics, InputPath, KafkaIngest, Lake, TopicSpec};
@@ -131,7 +132,39 @@ pub async fn run(cmd: DemoCmd) -> anyhow::Result<Outcome> {
         write_batches(&batches, OutputFormat::Table, &mut stdout)?;
     }
 
-    println!("\n== 5. The compromised pod's timeline: every stream, in order, each line traceable to its row");
+    println!("\n== 5. Detections: the built-in rule pack over the scenario's hour");
+    let hour = Window::new(
+        parse_time("2026-11-20T09:00:00Z").map_err(anyhow::Error::msg)?,
+        parse_time("2026-11-20T10:00:00Z").map_err(anyhow::Error::msg)?,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let pack = RulePack::builtin();
+    let history = Duration::from_secs(14 * 86_400);
+    let windowed = LakeSession::open_window(&lake_dir.to_string_lossy(), &hour, history).await?;
+    let mut alerts: Vec<_> = run_rules(&windowed, &pack.rules, &hour)
+        .await
+        .into_iter()
+        .flat_map(|o| o.alerts)
+        .collect();
+    alerts.sort_by(|a, b| (a.first_seen, &a.rule_id).cmp(&(b.first_seen, &b.rule_id)));
+    let written = write_alerts(&lake, &windowed, alerts.clone()).await?;
+    for a in &alerts {
+        let time = timeline::rfc3339(a.first_seen);
+        println!(
+            "   {}  {:<8}  {:<38}  {}",
+            time.get(11..19).unwrap_or(&time),
+            a.severity,
+            a.rule_id,
+            a.entity
+        );
+    }
+    println!(
+        "   {} rules, {} alerts written to the alerts table",
+        pack.rules.len(),
+        written
+    );
+
+    println!("\n== 6. The compromised pod's timeline: every stream, in order, each line traceable to its row");
     let mut request = TimelineRequest::new(Entity::pod(VICTIM).map_err(anyhow::Error::msg)?);
     request.window = Some(
         Window::new(
@@ -140,11 +173,14 @@ pub async fn run(cmd: DemoCmd) -> anyhow::Result<Outcome> {
         )
         .map_err(anyhow::Error::msg)?,
     );
+    // A fresh session: it sees the alerts just written.
+    let session = LakeSession::open(&lake_dir.to_string_lossy()).await?;
     let built = timeline::build(&session, &request).await?;
     for line in &built.lines {
         let time = timeline::rfc3339(line.time);
+        let flag = if line.alert_ids.is_empty() { ' ' } else { '!' };
         println!(
-            "   {}  {:<7}  {}",
+            "   {}  {flag} {:<7}  {}",
             time.get(11..19).unwrap_or(&time),
             line.stream.name(),
             line.summary()
@@ -154,6 +190,7 @@ pub async fn run(cmd: DemoCmd) -> anyhow::Result<Outcome> {
     let mut html = std::io::BufWriter::new(std::fs::File::create(&report)?);
     export::write(&built, TimelineFormat::Html, &mut html)?;
     std::io::Write::flush(&mut html)?;
+    println!("   ! marks the lines an alert stands on");
     println!(
         "   HTML report (self-contained, opens offline): {}",
         report.display()

@@ -147,7 +147,7 @@ async fn kafka(cmd: IngestKafkaCmd, config: &Config) -> anyhow::Result<Outcome> 
 }
 
 /// SIGINT or SIGTERM: the ingester flushes, commits and exits 0.
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -193,7 +193,7 @@ pub fn describe(r: &InputReport) -> String {
 
 pub fn print_totals(totals: &BTreeMap<Table, u64>) {
     println!("rows written:");
-    for table in Table::ALL {
+    for table in Table::INGESTED {
         println!(
             "  {:<16} {:>10}",
             table.name(),

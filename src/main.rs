@@ -6,6 +6,7 @@
 mod cli;
 mod config;
 mod demo;
+mod detect;
 mod ingest;
 mod lake;
 mod produce;
@@ -33,6 +34,9 @@ async fn main() -> ExitCode {
     // assigned and revoked); one-shot commands stay quiet unless something is wrong.
     let ours = match &cli.command {
         Command::Ingest(cli::IngestCmd::Kafka(_)) => "kubetrail_ingest=info",
+        Command::Detect(cli::DetectCmd::Schedule { .. }) => {
+            "kubetrail=info,kubetrail_detections=info"
+        }
         _ => "kubetrail_ingest=warn",
     };
     tracing_subscriber::fmt()
@@ -56,6 +60,7 @@ async fn main() -> ExitCode {
             Command::Lake(cmd) => lake::run(cmd, &config).await,
             Command::Produce(cmd) => produce::run(cmd).await,
             Command::Timeline(cmd) => timeline::run(cmd, &config).await,
+            Command::Detect(cmd) => detect::run(cmd, &config).await,
         },
         Err(e) => Err(e),
     };

@@ -209,6 +209,15 @@ fn the_demo_runs_the_whole_pipeline() {
         out.contains("exec'd `sh` into shop/api-7d9f8b6c5-x2k4p from 203.0.113.66"),
         "{out}"
     );
+    assert!(out.contains("critical  cryptominer"), "{out}");
+    assert!(
+        out.contains("27 alerts written to the alerts table"),
+        "{out}"
+    );
+    assert!(
+        out.contains("! runtime  pod shop/api-7d9f8b6c5-x2k4p ran `/tmp/xmrig"),
+        "{out}"
+    );
     assert!(out.contains("== Done in"), "{out}");
     assert!(dir.path().join("lake/k8s_audit/_delta_log").is_dir());
     let report = std::fs::read_to_string(dir.path().join("timeline.html")).unwrap();
@@ -652,7 +661,7 @@ fn a_timeline_from_the_command_line_and_its_report_in_a_browser() {
         (vec!["--ip", "10.1.2"], "kubetrail: '10.1.2' is not an IPv4 or IPv6 address\n"),
         (vec!["--pod", "shop/a", "--from", "yesterday", "--to", "2026-11-20"], "kubetrail: --from: 'yesterday' is not a time (use 2026-11-20T09:30:00Z, '2026-11-20 09:30' or 2026-11-20)\n"),
         (vec!["--pod", "shop/a", "--format", "pdf"], "kubetrail: unknown timeline format 'pdf' (table, csv, jsonl, parquet, timesketch, html)\n"),
-        (vec!["--alert", "a-1"], "kubetrail: alert a-1: this lake has no alerts table yet (detections write it)\n"),
+        (vec!["--alert", "a-1"], "kubetrail: alert a-1 is not in this lake's alerts table\n"),
     ] {
         let (code, out, err) = timeline(&args);
         assert_eq!((code, err.as_str()), (1, message), "{args:?}: {out}");
@@ -737,5 +746,150 @@ fn a_timeline_from_the_command_line_and_its_report_in_a_browser() {
         png.starts_with(b"\x89PNG") && png.len() > 20_000,
         "{} bytes",
         png.len()
+    );
+}
+
+/// `detect list | test | run` as an operator runs them, then a pivot from an alert to its
+/// timeline.
+#[test]
+fn detections_from_the_command_line_and_an_alert_as_a_timeline() {
+    let (code, out, err) = run(kubetrail().args(["detect", "list"]));
+    assert_eq!(code, 0, "{err}");
+    let rules: usize = out
+        .lines()
+        .last()
+        .and_then(|l| l.strip_suffix(" rules"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(rules >= 40, "{out}");
+    assert!(
+        out.contains("cryptominer") && out.contains("T1496"),
+        "{out}"
+    );
+    // Every inline test of the pack, through the real decoders and engine.
+    let (code, out, err) = run(kubetrail().args(["detect", "test"]));
+    assert_eq!(code, 0, "{out}\n{err}");
+    let summary = out.lines().last().unwrap_or_default();
+    let tests: usize = summary
+        .split(", ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(tests >= 2 * rules, "{out}");
+    assert_eq!(
+        summary,
+        format!("{rules} rules, {tests} tests: {tests} passed, 0 failed"),
+        "{out}"
+    );
+
+    let (dir, lake) = temp_lake();
+    let (code, _, err) = run(kubetrail()
+        .args(["ingest", "file", "--quiet", "--lake", &lake])
+        .arg(samples().join("k8s-audit.jsonl"))
+        .arg(samples().join("hubble.jsonl"))
+        .arg(samples().join("tetragon.jsonl"))
+        .arg(samples().join("falco.jsonl")));
+    assert_eq!(code, 0, "{err}");
+    let detect = |extra: &[&str]| {
+        run(kubetrail()
+            .args(["detect", "run", "--lake", &lake])
+            .args([
+                "--from",
+                "2026-11-20T09:00:00Z",
+                "--to",
+                "2026-11-20T10:00:00Z",
+            ])
+            .args(extra))
+    };
+    let (code, out, err) = detect(&[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("| cryptominer "), "{out}");
+    let first: usize = err
+        .split(": ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(
+        err.contains(&format!("{first} alerts ({first} new, 0 already")),
+        "{err}"
+    );
+    let (code, out, err) = detect(&["--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(&format!("(0 new, {first} already in the alerts table)")),
+        "{err}"
+    );
+    let miner: serde_json::Value = out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["rule_id"] == "cryptominer")
+        .unwrap();
+    assert_eq!(
+        sql_csv(&lake, "SELECT count(*) FROM alerts").lines().nth(1),
+        Some(first.to_string().as_str())
+    );
+
+    let id = miner["alert_id"].as_str().unwrap();
+    let (code, out, err) = run(kubetrail().args(["timeline", "--lake", &lake, "--alert", id]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("Timeline of pod shop/api-7d9f8b6c5-x2k4p"),
+        "{out}"
+    );
+    let miner_line = out.lines().find(|l| l.contains("ran `/tmp/xmrig")).unwrap();
+    assert!(miner_line.contains(id), "{miner_line}");
+
+    // A rules directory with a broken file: the good rules run, the exit code says not all did.
+    let rules_dir = dir.path().join("rules/mixed");
+    std::fs::create_dir_all(&rules_dir).unwrap();
+    std::fs::write(rules_dir.join("broken.yaml"), "id: broken\n").unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("detections/rules/runtime/cryptominer.yaml"),
+        rules_dir.join("cryptominer.yaml"),
+    )
+    .unwrap();
+    let (code, out, err) = detect(&["--rules", dir.path().join("rules").to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        err.contains("rule not loaded: ") && err.contains("broken.yaml"),
+        "{err}"
+    );
+    assert!(err.ends_with("kubetrail: 1 rule file(s) did not load; the other rules ran and their alerts were written\n"), "{err}");
+    let (code, _, err) = run(kubetrail().args(["detect", "test", "--rule", "nope"]));
+    assert_eq!(
+        (code, err.as_str()),
+        (1, "kubetrail: no rule 'nope' in the pack\n")
+    );
+
+    // The scheduler: rounds logged one line each, SIGTERM ends it cleanly.
+    let (code, _, err) =
+        run(kubetrail().args(["detect", "schedule", "--lake", &lake, "--sink", "email:x"]));
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("kubetrail: sink 'email:x' must be"),
+        "{err}"
+    );
+    let child = kubetrail()
+        .args([
+            "detect", "schedule", "--lake", &lake, "--every", "1s", "--sink", "jsonl:-",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (code, _, log) = outcome(child.wait_with_output().unwrap());
+    assert_eq!(code, 0, "{log}");
+    assert!(log.matches(" round ").count() >= 2, "{log}");
+    assert!(
+        log.contains("stopping: the last round is committed"),
+        "{log}"
     );
 }

@@ -14,7 +14,9 @@ pub mod summary;
 pub mod timeline;
 pub mod udf;
 mod views;
+pub mod window;
 
 pub use output::{write_batches, OutputFormat};
 pub use session::{LakeSession, QueryError, TableInfo};
 pub use summary::{summarize, TableSummary};
+pub use window::Window;

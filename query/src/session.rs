@@ -16,6 +16,7 @@ use thiserror::Error;
 use url::Url;
 
 use crate::views;
+use crate::window::Window;
 
 #[derive(Debug, Error)]
 pub enum QueryError {
@@ -62,6 +63,45 @@ impl LakeSession {
         }
         views::register(&ctx).await?;
         Ok(LakeSession { ctx, root, tables })
+    }
+
+    /// Opens the lake with each event table (and the `events` view) showing only `window`:
+    /// detection rules never name dates. `k8s_audit_history` (and so on) show the
+    /// `history` before the window, for baselines; `k8s_audit_all` the whole table.
+    pub async fn open_window(
+        location: &str,
+        window: &Window,
+        history: std::time::Duration,
+    ) -> Result<LakeSession, QueryError> {
+        let session = LakeSession::open(location).await?;
+        let history_from = window
+            .from()
+            .saturating_sub(i64::try_from(history.as_micros()).unwrap_or(i64::MAX));
+        let before = Window::new(history_from.max(0), window.from())
+            .unwrap_or_else(|_| Window::new(0, 1).expect("a valid window"));
+        session.ctx.deregister_table("events")?;
+        for table in Table::EVENTS {
+            let name = table.name();
+            let provider = session
+                .ctx
+                .deregister_table(name)?
+                .ok_or_else(|| QueryError::Table(name.to_owned(), "not registered".into()))?;
+            session
+                .ctx
+                .register_table(format!("{name}_all"), provider)?;
+            for (view, range) in [
+                (name.to_owned(), window),
+                (format!("{name}_history"), &before),
+            ] {
+                let sql = format!(
+                    "CREATE VIEW {view} AS SELECT * FROM {name}_all WHERE {}",
+                    range.predicate()
+                );
+                session.ctx.sql(&sql).await?.collect().await?;
+            }
+        }
+        views::register(&session.ctx).await?;
+        Ok(session)
     }
 
     pub fn context(&self) -> &SessionContext {

@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, BooleanArray, StringArray};
+use arrow::array::{Array, ArrayRef, BooleanArray, ListBuilder, StringArray, StringBuilder};
 use arrow::compute::cast;
 use arrow::datatypes::DataType;
 use datafusion::common::{DataFusionError, Result};
@@ -17,6 +17,7 @@ use datafusion::prelude::SessionContext;
 pub fn register(ctx: &mut SessionContext) -> Result<()> {
     ctx.register_udf(ScalarUDF::from(IpPredicate::cidr_contains()));
     ctx.register_udf(ScalarUDF::from(IpPredicate::is_private_ip()));
+    ctx.register_udf(ScalarUDF::from(WorkloadImages::new()));
     datafusion_functions_json::register_all(ctx)?;
     Ok(())
 }
@@ -198,6 +199,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn images_of_pods_workloads_and_cronjobs() {
+        let pod = r#"{"spec":{"initContainers":[{"image":"busybox"}],"containers":[{"image":"a/b:1"},{"name":"x"}]}}"#;
+        assert_eq!(
+            workload_images(pod),
+            Some(vec!["busybox".into(), "a/b:1".into()])
+        );
+        let deployment =
+            r#"{"spec":{"template":{"spec":{"containers":[{"image":"r.example.com/app"}]}}}}"#;
+        assert_eq!(
+            workload_images(deployment),
+            Some(vec!["r.example.com/app".into()])
+        );
+        let cron = r#"{"spec":{"jobTemplate":{"spec":{"template":{"spec":{"containers":[{"image":"c"}]}}}}}}"#;
+        assert_eq!(workload_images(cron), Some(vec!["c".into()]));
+        assert_eq!(workload_images("{}"), None);
+        assert_eq!(workload_images("not json"), None);
+    }
+
+    #[test]
     fn cidrs_and_private_ranges() {
         let c = Cidr::parse("10.1.0.0/16").unwrap();
         assert!(c.contains("10.1.200.3".parse().unwrap()));
@@ -218,5 +238,84 @@ mod tests {
         assert!(is_private("169.254.169.254".parse().unwrap()));
         assert!(!is_private("64.225.45.153".parse().unwrap()));
         assert!(!is_private("2606:4700::1111".parse().unwrap()));
+    }
+}
+
+/// `workload_images(request_object)`: every container image a Pod, a workload
+/// (Deployment, DaemonSet, StatefulSet, ReplicaSet, Job) or a CronJob asks for, init and
+/// ephemeral containers included; null when the text is not such an object.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct WorkloadImages {
+    signature: Signature,
+}
+
+impl WorkloadImages {
+    fn new() -> Self {
+        WorkloadImages {
+            signature: Signature::string(1, Volatility::Immutable),
+        }
+    }
+}
+
+/// The images of one object, in the order its spec lists them.
+pub fn workload_images(object: &str) -> Option<Vec<String>> {
+    let v: serde_json::Value = serde_json::from_str(object).ok()?;
+    let spec = v.get("spec")?;
+    let pod_spec = if spec.get("containers").is_some() {
+        spec
+    } else if let Some(s) = spec.pointer("/template/spec") {
+        s
+    } else {
+        spec.pointer("/jobTemplate/spec/template/spec")?
+    };
+    let mut images = Vec::new();
+    for list in ["initContainers", "containers", "ephemeralContainers"] {
+        for c in pod_spec
+            .get(list)
+            .and_then(|l| l.as_array())
+            .into_iter()
+            .flatten()
+        {
+            if let Some(image) = c.get("image").and_then(|i| i.as_str()) {
+                images.push(image.to_owned());
+            }
+        }
+    }
+    Some(images)
+}
+
+impl ScalarUDFImpl for WorkloadImages {
+    fn name(&self) -> &str {
+        "workload_images"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::new_list(DataType::Utf8, true))
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let text = cast(&arrays[0], &DataType::Utf8)?;
+        let text = text
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| DataFusionError::Internal("expected text".into()))?;
+        let mut builder = ListBuilder::new(StringBuilder::new());
+        for row in 0..text.len() {
+            match (!text.is_null(row))
+                .then(|| workload_images(text.value(row)))
+                .flatten()
+            {
+                Some(images) => {
+                    for i in images {
+                        builder.values().append_value(i);
+                    }
+                    builder.append(true);
+                }
+                None => builder.append(false),
+            }
+        }
+        Ok(ColumnarValue::Array(Arc::new(builder.finish())))
     }
 }

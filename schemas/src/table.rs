@@ -6,26 +6,36 @@ use std::sync::{Arc, OnceLock};
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
-use crate::rows::{audit, dead_letter, flow, runtime};
+use crate::rows::{alert, audit, dead_letter, flow, runtime};
 
 /// Column every table is partitioned by (UTC day of `event_time`).
 pub const PARTITION_COLUMN: &str = "event_date";
 /// Column every event table is sorted by within a file.
 pub const TIME_COLUMN: &str = "event_time";
 
-/// A Delta table in the lake. Detections add `alerts` in their own crate's terms but the
-/// name lives here so that nobody else spells it.
+/// A Delta table in the lake: the four ingestion writes, and `alerts`, which detections
+/// write. The one place that knows the table list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Table {
     K8sAudit,
     NetworkFlows,
     RuntimeEvents,
     DeadLetters,
+    Alerts,
 }
 
 impl Table {
-    /// Every table ingestion writes, in a stable order.
-    pub const ALL: [Table; 4] = [
+    /// Every table of the lake, in a stable order.
+    pub const ALL: [Table; 5] = [
+        Table::K8sAudit,
+        Table::NetworkFlows,
+        Table::RuntimeEvents,
+        Table::DeadLetters,
+        Table::Alerts,
+    ];
+
+    /// Every table ingestion writes.
+    pub const INGESTED: [Table; 4] = [
         Table::K8sAudit,
         Table::NetworkFlows,
         Table::RuntimeEvents,
@@ -41,13 +51,14 @@ impl Table {
             Table::NetworkFlows => "network_flows",
             Table::RuntimeEvents => "runtime_events",
             Table::DeadLetters => "dead_letters",
+            Table::Alerts => "alerts",
         }
     }
 
     /// The full schema of the table as stored in the lake: the family's columns followed by
     /// the provenance columns.
     pub fn schema(self) -> SchemaRef {
-        static SCHEMAS: OnceLock<[SchemaRef; 4]> = OnceLock::new();
+        static SCHEMAS: OnceLock<[SchemaRef; 5]> = OnceLock::new();
         let all = SCHEMAS.get_or_init(|| {
             Table::ALL.map(|t| {
                 let mut fields = match t {
@@ -55,6 +66,7 @@ impl Table {
                     Table::NetworkFlows => flow::fields(),
                     Table::RuntimeEvents => runtime::fields(),
                     Table::DeadLetters => dead_letter::fields(),
+                    Table::Alerts => alert::fields(),
                 };
                 fields.extend(provenance_fields());
                 Arc::new(Schema::new(fields))

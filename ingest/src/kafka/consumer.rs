@@ -360,10 +360,15 @@ impl IngestState {
             offset,
             ingested_at: chrono::Utc::now().timestamp_micros(),
         };
-        let wanted = Table::ALL.map(|t| !position.lake.holds(t, offset));
+        let wanted = Table::INGESTED.map(|t| !position.lake.holds(t, offset));
         position.last = Some(offset);
         position.next = Some(offset + 1);
-        let keep = |t: Table| Table::ALL.iter().zip(wanted).any(|(all, w)| *all == t && w);
+        let keep = |t: Table| {
+            Table::INGESTED
+                .iter()
+                .zip(wanted)
+                .any(|(all, w)| *all == t && w)
+        };
 
         let configured = self.formats.get(message.topic()).copied().flatten();
         let payload = message.payload().unwrap_or_default();
@@ -451,7 +456,7 @@ impl IngestState {
             tables.insert(table);
         }
         let heartbeat = force || self.last_heartbeat.elapsed() >= self.marker_interval;
-        for table in Table::ALL {
+        for table in Table::INGESTED {
             let lagging = self.partitions.values().filter_map(|p| p.marker_for(table));
             let (any, first) = lagging.fold((false, false), |(_, first), (held, _)| {
                 (true, first || held.is_none())

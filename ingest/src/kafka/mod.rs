@@ -172,7 +172,7 @@ async fn compact_closed_days(lake: Lake, every: Duration) {
     loop {
         ticks.tick().await;
         let yesterday = chrono::Utc::now().date_naive() - chrono::Duration::days(1);
-        for table in Table::ALL {
+        for table in Table::INGESTED {
             match optimize(&lake, table, Days::Before(yesterday)).await {
                 Ok(r) if r.partitions > 0 => tracing::info!(
                     %table,

@@ -65,7 +65,7 @@ impl TableOffsets {
     /// The first offset some table still lacks; `None` when a table holds nothing of the
     /// partition yet, so reading must start from the earliest record Kafka keeps.
     pub fn resume_at(&self) -> Option<i64> {
-        Table::ALL
+        Table::INGESTED
             .iter()
             .map(|t| self.get(*t).map(|last| last + 1))
             .collect::<Option<Vec<i64>>>()
@@ -81,7 +81,7 @@ mod tests {
     fn resumes_at_the_oldest_table_and_filters_per_table() {
         let mut at = TableOffsets::default();
         assert_eq!(at.resume_at(), None);
-        for t in Table::ALL {
+        for t in Table::INGESTED {
             at.set(t, 99);
         }
         assert_eq!(at.resume_at(), Some(100));

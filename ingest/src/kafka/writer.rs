@@ -116,7 +116,7 @@ pub(crate) async fn serve(
             WriterRequest::Markers { app_ids, reply } => {
                 let mut all = BTreeMap::new();
                 let mut failed = None;
-                for table in Table::ALL {
+                for table in Table::INGESTED {
                     match writer_for(&lake, &mut writers, table).await {
                         Ok(w) => match w.marker_versions(&app_ids).await {
                             Ok(v) => {

@@ -11,7 +11,7 @@ use arrow::array::Array;
 
 use super::entity::PodRef;
 use super::fetch::{any_of, as_ints, as_text, in_condition, pods_condition};
-use super::window::Window;
+use crate::window::Window;
 use crate::{LakeSession, QueryError};
 
 /// A pod seen with an address during an hour (sightings are grouped by hour so that an

@@ -6,7 +6,7 @@ use std::fmt;
 use kubetrail_schemas::Table;
 
 use super::entity::PodRef;
-use super::window::rfc3339;
+use crate::window::rfc3339;
 
 /// Which of the three evidence streams a line comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

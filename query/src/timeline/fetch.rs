@@ -9,7 +9,7 @@ use arrow::datatypes::{DataType, Int64Type};
 
 use super::entity::{literal, PodRef};
 use super::event::{Detail, Evidence, Stream, TimelineEvent};
-use super::window::Window;
+use crate::window::Window;
 use crate::{LakeSession, QueryError};
 
 /// What to read: SQL conditions per stream (each already a parenthesised OR of the

@@ -10,13 +10,13 @@
 //! ```
 
 mod addresses;
+mod alerts;
 mod collapse;
 mod entity;
 mod event;
 pub mod export;
 mod fetch;
 mod scope;
-mod window;
 
 use std::collections::BTreeSet;
 
@@ -24,11 +24,11 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
 use thiserror::Error;
 
+pub use crate::window::{parse_time, rfc3339, Window};
 pub use addresses::PodAddresses;
 pub use entity::{Entity, PodRef};
 pub use event::{Detail, Evidence, Stream, TimelineEvent};
 pub use export::TimelineFormat;
-pub use window::{parse_time, rfc3339, Window};
 
 use crate::{LakeSession, QueryError};
 use entity::literal;
@@ -107,7 +107,8 @@ pub async fn build(
         )));
     }
     let mut notes = Vec::new();
-    let window = match request.window {
+    let (entity, alert_window) = resolve_entity(session, &request.entity, &mut notes).await?;
+    let window = match request.window.or(alert_window) {
         Some(w) => w,
         None => {
             let w = last_day(session).await?;
@@ -124,7 +125,6 @@ pub async fn build(
             request.max_rows
         ));
     }
-    let entity = resolve_entity(session, &request.entity, &mut notes).await?;
     let root = Scope::seed(&entity, &window);
     let mut scope = root.clone();
     let address_window = window.reaching_back(request.address_lookback_micros);
@@ -173,6 +173,7 @@ pub async fn build(
         }
     }
     let mut lines = collapse::one_line_per_request(lines);
+    alerts::mark(session, &window, &mut lines).await?;
     lines.sort_by(|a, b| (a.time, a.stream, &a.evidence).cmp(&(b.time, b.stream, &b.evidence)));
     if request.collapse {
         lines = collapse::collapse(lines);
@@ -255,12 +256,13 @@ fn unnamed_flow_ends(events: &[TimelineEvent], known: &PodAddresses) -> BTreeSet
     out
 }
 
-/// Containers and alerts are pivots to a pod (or, for an alert, its entity and time).
+/// Containers and alerts are pivots: a container to its pod, an alert to its entity and
+/// the window around it.
 async fn resolve_entity(
     session: &LakeSession,
     entity: &Entity,
     notes: &mut Vec<String>,
-) -> Result<Entity, TimelineError> {
+) -> Result<(Entity, Option<Window>), TimelineError> {
     match entity {
         Entity::Container(id) => {
             let sql = format!(
@@ -287,7 +289,7 @@ async fn resolve_entity(
                 ))),
                 [pod] => {
                     notes.push(format!("container {id} runs in pod {pod}"));
-                    Ok(Entity::Pod(pod.clone()))
+                    Ok((Entity::Pod(pod.clone()), None))
                 }
                 many => {
                     Err(TimelineError::Invalid(format!(
@@ -297,10 +299,11 @@ async fn resolve_entity(
                 }
             }
         }
-        Entity::Alert(id) => Err(TimelineError::Unknown(format!(
-            "alert {id}: this lake has no alerts table yet (detections write it)"
-        ))),
-        other => Ok(other.clone()),
+        Entity::Alert(id) => {
+            let (target, window) = alerts::pivot(session, id, notes).await?;
+            Ok((target, Some(window)))
+        }
+        other => Ok((other.clone(), None)),
     }
 }
 

@@ -9,7 +9,7 @@ use super::addresses::PodAddresses;
 use super::entity::{Entity, PodRef};
 use super::event::{Detail, Stream, TimelineEvent};
 use super::fetch::{any_of, in_condition, pods_condition, Selection};
-use super::window::{rfc3339, Window};
+use crate::window::{rfc3339, Window};
 
 /// Why an entity is followed, and from when (a pod an identity touched at 09:31 is
 /// followed from 09:31: what it did next).

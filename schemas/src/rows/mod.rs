@@ -4,6 +4,7 @@
 //! the Arrow types. The buffer serializes rows against that schema in strict mode, so a
 //! field that drifts from the schema fails the unit tests instead of silently going missing.
 
+pub mod alert;
 pub mod audit;
 pub mod dead_letter;
 pub mod flow;
@@ -22,6 +23,7 @@ use serde::Serialize;
 
 use crate::table::{Table, PARTITION_COLUMN, TIME_COLUMN};
 
+pub use alert::Alert;
 pub use audit::AuditEvent;
 pub use dead_letter::{DeadLetter, DeadLetterBuffer};
 pub use flow::FlowRecord;
@@ -38,7 +40,7 @@ pub struct Provenance {
     pub ingested_at: i64,
 }
 
-/// A row of one of the three event tables.
+/// A row of a table with an event time: the three event tables and `alerts`.
 pub trait EventRow: Serialize {
     const TABLE: Table;
     /// Microseconds since the epoch, UTC.

@@ -3,8 +3,8 @@
 
 use serde_json::json;
 
-use super::super::window::rfc3339;
 use super::super::Timeline;
+use crate::window::rfc3339;
 
 const STYLE: &str = include_str!("report.css");
 const SCRIPT: &str = include_str!("report.js");

@@ -16,9 +16,9 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::error::ArrowError;
 
 use super::event::TimelineEvent;
-use super::window::rfc3339;
 use super::Timeline;
 use crate::output::{write_batches, OutputFormat};
+use crate::window::rfc3339;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimelineFormat {

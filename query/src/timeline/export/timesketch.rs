@@ -10,8 +10,8 @@ use arrow::datatypes::{DataType, Field, Schema};
 use arrow::error::ArrowError;
 
 use super::super::event::{Stream, TimelineEvent};
-use super::super::window::rfc3339;
 use super::super::Timeline;
+use crate::window::rfc3339;
 
 pub fn write(t: &Timeline, out: &mut (dyn Write + Send)) -> Result<(), ArrowError> {
     let lines = &t.lines;

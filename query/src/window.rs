@@ -1,4 +1,5 @@
-//! The time range a timeline covers, in µs since the epoch (UTC), half-open `[from, to)`.
+//! A time range of the lake, in µs since the epoch (UTC), half-open `[from, to)`: what a
+//! timeline covers, what a detection run looks at.
 
 use std::fmt;
 
@@ -107,6 +108,29 @@ fn in_range(text: &str, t: i64) -> Result<i64, String> {
     } else {
         Err(format!("'{text}' is outside the years 1970 to 9999"))
     }
+}
+
+/// `500ms`, `90s`, `15m`, `168h`, `400d`.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration like 168h or 7d"))?;
+    let millis = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(format!("'{text}': the unit must be ms, s, m, h or d")),
+    };
+    n.checked_mul(millis)
+        .map(std::time::Duration::from_millis)
+        .ok_or_else(|| format!("'{text}' is too long"))
 }
 
 pub fn rfc3339(t: i64) -> String {

@@ -1,0 +1,114 @@
+//! `detect test`: every inline test of a rule, through the real decoders, the real ingest
+//! path into a temporary lake, and the real engine.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kubetrail_ingest::{ingest_file, FileIngest, InputPath, Lake, NoProgress};
+use kubetrail_query::{LakeSession, Window};
+use kubetrail_schemas::Table;
+
+use crate::engine::{run_rules, set_allowed_registries};
+use crate::rule::{Rule, RuleTest};
+
+/// How one inline test went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestResult {
+    pub rule_id: String,
+    pub test: String,
+    /// `None` when it passed; otherwise what went wrong, in one line.
+    pub failure: Option<String>,
+}
+
+/// Baselines in tests look back as far as in production.
+const HISTORY: Duration = Duration::from_secs(14 * 86_400);
+
+pub async fn run_tests(rule: &Rule) -> Vec<TestResult> {
+    let mut out = Vec::new();
+    for test in &rule.tests {
+        let failure = run_one(rule, test).await.err();
+        out.push(TestResult {
+            rule_id: rule.id.clone(),
+            test: test.name.clone(),
+            failure,
+        });
+    }
+    out
+}
+
+async fn run_one(rule: &Rule, test: &RuleTest) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| format!("temporary lake: {e}"))?;
+    let location = dir.path().join("lake").to_string_lossy().into_owned();
+    let lake = Lake::open(&location).map_err(|e| e.to_string())?;
+    let mut rejected = 0;
+    for (i, (format, events)) in test.inputs.iter().enumerate() {
+        let path = dir.path().join(format!("events-{i}"));
+        std::fs::write(&path, events.trim()).map_err(|e| e.to_string())?;
+        let options = FileIngest {
+            format: *format,
+            ..FileIngest::default()
+        };
+        let report = ingest_file(
+            &lake,
+            &InputPath::File(path),
+            &options,
+            Arc::new(NoProgress),
+        )
+        .await
+        .map_err(|e| format!("ingest: {e}"))?;
+        rejected += report.rows.get(&Table::DeadLetters).copied().unwrap_or(0);
+    }
+    if rejected > 0 {
+        let session = LakeSession::open(&location)
+            .await
+            .map_err(|e| e.to_string())?;
+        let reasons = session
+            .query("SELECT reason FROM dead_letters LIMIT 1")
+            .await
+            .map_err(|e| e.to_string())?;
+        let reason = reasons
+            .first()
+            .filter(|b| b.num_rows() > 0)
+            .map(|b| {
+                arrow::util::display::array_value_to_string(b.column(0), 0).unwrap_or_default()
+            })
+            .unwrap_or_default();
+        return Err(format!("{rejected} test event(s) did not decode: {reason}"));
+    }
+    // Every event of the test is inside the window, unless it says where the window starts.
+    let end = 253_402_300_799_000_000;
+    let all = Window::new(test.window_from.unwrap_or(0), end).map_err(|e| e.to_string())?;
+    let session = LakeSession::open_window(&location, &all, HISTORY)
+        .await
+        .map_err(|e| e.to_string())?;
+    set_allowed_registries(&session, &test.allowed_registries)?;
+    let outcome = run_rules(&session, std::slice::from_ref(rule), &all)
+        .await
+        .pop()
+        .expect("one rule, one outcome");
+    if let Some(e) = outcome.error {
+        return Err(format!("the rule failed: {e}"));
+    }
+    if outcome.alerts.len() != test.expect_alerts {
+        let got: Vec<&str> = outcome.alerts.iter().map(|a| a.entity.as_str()).collect();
+        return Err(format!(
+            "expected {} alert(s), got {}: {got:?}",
+            test.expect_alerts,
+            outcome.alerts.len()
+        ));
+    }
+    if let Some(expected) = &test.expect_entities {
+        let mut got: Vec<Vec<String>> = outcome
+            .alerts
+            .iter()
+            .map(|a| a.entity_values.clone())
+            .collect();
+        let mut want = expected.clone();
+        got.sort();
+        want.sort();
+        if got != want {
+            return Err(format!("expected entities {want:?}, got {got:?}"));
+        }
+    }
+    Ok(())
+}

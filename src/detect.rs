@@ -1,0 +1,278 @@
+//! `kubetrail detect list | test | run`.
+
+use std::io::Write;
+
+use anyhow::bail;
+use kubetrail_detections::schedule::{run_schedule, Schedule};
+use kubetrail_detections::sinks::AlertSink;
+use kubetrail_detections::{run_rules, run_tests, set_allowed_registries, write_alerts, RulePack};
+use kubetrail_ingest::Lake;
+use kubetrail_query::timeline::{parse_time, rfc3339};
+use kubetrail_query::{write_batches, LakeSession, OutputFormat, Window};
+use kubetrail_schemas::rows::{Alert, Provenance, RowBuffer};
+
+use crate::cli::{DetectCmd, RulesArgs};
+use crate::config::Config;
+use crate::Outcome;
+
+pub async fn run(cmd: DetectCmd, config: &Config) -> anyhow::Result<Outcome> {
+    match cmd {
+        DetectCmd::List { rules } => list(&rules),
+        DetectCmd::Test { rules, rule } => test(&rules, rule.as_deref()).await,
+        DetectCmd::Run {
+            lake,
+            rules,
+            since,
+            from,
+            to,
+            history,
+            format,
+        } => {
+            let format: OutputFormat = format.parse().map_err(anyhow::Error::msg)?;
+            if format == OutputFormat::Parquet {
+                bail!("detect run prints table, csv or json; the alerts table is the Parquet");
+            }
+            let window = match (from, to, since) {
+                (Some(f), Some(t), _) => Window::new(
+                    parse_time(&f).map_err(|e| anyhow::anyhow!("--from: {e}"))?,
+                    parse_time(&t).map_err(|e| anyhow::anyhow!("--to: {e}"))?,
+                )
+                .map_err(anyhow::Error::msg)?,
+                (_, _, since) => {
+                    let now = chrono::Utc::now().timestamp_micros();
+                    let span = since.unwrap_or(std::time::Duration::from_secs(86_400));
+                    let span = i64::try_from(span.as_micros()).unwrap_or(i64::MAX);
+                    Window::new(now.saturating_sub(span).max(0), now).map_err(anyhow::Error::msg)?
+                }
+            };
+            detect_run(
+                &config.lake(lake.lake.as_deref()),
+                &rules,
+                &window,
+                history,
+                format,
+                &config.detections.allowed_registries,
+            )
+            .await
+        }
+        DetectCmd::Schedule {
+            lake,
+            rules,
+            every,
+            lookback,
+            history,
+            sink,
+        } => {
+            if every.is_zero() {
+                bail!("--every must be longer than 0");
+            }
+            let sinks = sink
+                .iter()
+                .map(|s| AlertSink::parse(s))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(anyhow::Error::msg)?;
+            let pack = pack(&rules)?;
+            let location = config.lake(lake.lake.as_deref());
+            // The query side never creates a lake; a scheduler pointed at a typo says so.
+            LakeSession::open(&location).await?;
+            tracing::info!(
+                rules = pack.rules.len(),
+                every = ?every,
+                lookback = ?lookback,
+                sinks = ?sinks.iter().map(|s| s.describe()).collect::<Vec<_>>(),
+                "scheduling detections"
+            );
+            let schedule = Schedule {
+                location,
+                rules: pack.rules,
+                every,
+                lookback,
+                history,
+                sinks,
+                allowed_registries: config.detections.allowed_registries.clone(),
+            };
+            run_schedule(&schedule, crate::ingest::shutdown_signal()).await;
+            Ok(Outcome::Ok)
+        }
+    }
+}
+
+/// The pack, with any files that did not load reported on stderr (they never stop the rest).
+fn pack(args: &RulesArgs) -> anyhow::Result<RulePack> {
+    let pack = match &args.rules {
+        Some(dir) => RulePack::load(dir).map_err(anyhow::Error::msg)?,
+        None => RulePack::builtin(),
+    };
+    for p in &pack.problems {
+        eprintln!("rule not loaded: {p}");
+    }
+    Ok(pack)
+}
+
+fn list(args: &RulesArgs) -> anyhow::Result<Outcome> {
+    let pack = pack(args)?;
+    println!("{:<44} {:<9} {:<22} title", "id", "severity", "techniques");
+    for r in &pack.rules {
+        println!(
+            "{:<44} {:<9} {:<22} {}",
+            r.id,
+            r.severity.name(),
+            r.mitre.join(","),
+            r.title
+        );
+    }
+    println!("{} rules", pack.rules.len());
+    if pack.problems.is_empty() {
+        Ok(Outcome::Ok)
+    } else {
+        bail!("{} rule file(s) did not load", pack.problems.len())
+    }
+}
+
+async fn test(args: &RulesArgs, only: Option<&str>) -> anyhow::Result<Outcome> {
+    let pack = pack(args)?;
+    let rules: Vec<_> = match only {
+        Some(id) => match pack.get(id) {
+            Some(r) => vec![r.clone()],
+            None => bail!("no rule '{id}' in the pack"),
+        },
+        None => pack.rules.clone(),
+    };
+    let (mut passed, mut failed) = (0, 0);
+    for rule in &rules {
+        let results = run_tests(rule).await;
+        let bad: Vec<_> = results.iter().filter(|r| r.failure.is_some()).collect();
+        if bad.is_empty() {
+            println!("pass  {} ({} tests)", rule.id, results.len());
+        } else {
+            println!("FAIL  {}", rule.id);
+            for r in &bad {
+                println!(
+                    "      {}: {}",
+                    r.test,
+                    r.failure.as_deref().unwrap_or_default()
+                );
+            }
+        }
+        failed += bad.len();
+        passed += results.len() - bad.len();
+    }
+    println!(
+        "{} rules, {} tests: {passed} passed, {failed} failed",
+        rules.len(),
+        passed + failed
+    );
+    if failed > 0 || !pack.problems.is_empty() {
+        bail!(
+            "{failed} test(s) failed, {} rule file(s) did not load",
+            pack.problems.len()
+        );
+    }
+    Ok(Outcome::Ok)
+}
+
+async fn detect_run(
+    location: &str,
+    args: &RulesArgs,
+    window: &Window,
+    history: std::time::Duration,
+    format: OutputFormat,
+    allowed_registries: &[String],
+) -> anyhow::Result<Outcome> {
+    let pack = pack(args)?;
+    let session = LakeSession::open_window(location, window, history).await?;
+    set_allowed_registries(&session, allowed_registries).map_err(anyhow::Error::msg)?;
+    let outcomes = run_rules(&session, &pack.rules, window).await;
+    let mut alerts: Vec<Alert> = Vec::new();
+    let mut failures = Vec::new();
+    for o in outcomes {
+        if let Some(e) = &o.error {
+            eprintln!("rule {} failed: {e}", o.rule_id);
+            failures.push(o.rule_id.clone());
+        }
+        alerts.extend(o.alerts);
+    }
+    let lake = Lake::open(location)?;
+    let total = alerts.len();
+    let new = write_alerts(&lake, &session, alerts.clone()).await?;
+    eprintln!(
+        "{} rules over {} to {}: {total} alerts ({new} new, {} already in the alerts table)",
+        pack.rules.len(),
+        rfc3339(window.from()),
+        rfc3339(window.to()),
+        total - new
+    );
+    print_alerts(alerts, format)?;
+    let mut trouble = Vec::new();
+    if !failures.is_empty() {
+        trouble.push(format!(
+            "{} rule(s) failed: {}",
+            failures.len(),
+            failures.join(", ")
+        ));
+    }
+    if !pack.problems.is_empty() {
+        trouble.push(format!("{} rule file(s) did not load", pack.problems.len()));
+    }
+    if !trouble.is_empty() {
+        bail!(
+            "{}; the other rules ran and their alerts were written",
+            trouble.join("; ")
+        );
+    }
+    Ok(Outcome::Ok)
+}
+
+fn print_alerts(mut alerts: Vec<Alert>, format: OutputFormat) -> anyhow::Result<()> {
+    if alerts.is_empty() {
+        return Ok(());
+    }
+    alerts.sort_by(|a, b| (a.event_time, &a.rule_id).cmp(&(b.event_time, &b.rule_id)));
+    let mut buffer = RowBuffer::<Alert>::default();
+    let provenance = Provenance {
+        source: std::sync::Arc::from("detections"),
+        offset: 0,
+        ingested_at: 0,
+    };
+    buffer.extend(alerts, &provenance, 0);
+    let Some(batch) = buffer.take_batch()? else {
+        return Ok(());
+    };
+    let columns: &[&str] = match format {
+        OutputFormat::Table | OutputFormat::Csv => &[
+            "first_seen",
+            "severity",
+            "rule_id",
+            "entity",
+            "event_count",
+            "alert_id",
+        ],
+        _ => &[
+            "alert_id",
+            "rule_id",
+            "title",
+            "severity",
+            "mitre",
+            "tags",
+            "entity",
+            "entity_values",
+            "first_seen",
+            "last_seen",
+            "event_count",
+            "summary",
+            "evidence",
+            "window_start",
+            "window_end",
+            "detected_at",
+        ],
+    };
+    let indices: Vec<usize> = columns
+        .iter()
+        .map(|c| batch.schema().index_of(c))
+        .collect::<Result<_, _>>()?;
+    let batch = batch.project(&indices)?;
+    let mut out = std::io::BufWriter::new(std::io::stdout());
+    write_batches(&[batch], format, &mut out)?;
+    out.flush()?;
+    Ok(())
+}
