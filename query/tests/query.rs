@@ -797,11 +797,11 @@ mod timeline {
         let s = session().await;
         let id = one(
             &s,
-            &format!("SELECT container_id FROM runtime_events WHERE pod = '{}' AND container_id IS NOT NULL LIMIT 1", VICTIM.split('/').nth(1).unwrap()),
+            &format!("SELECT container_id FROM runtime_events WHERE pod = '{}' AND container_id IS NOT NULL ORDER BY length(container_id) DESC, container_id LIMIT 1", VICTIM.split('/').nth(1).unwrap()),
         )
         .await;
         let mut r = request(
-            Entity::container(&id[..14]).unwrap(),
+            Entity::container(&id[..12]).unwrap(),
             "2026-11-20T09:00:00Z",
             "2026-11-20T10:00:00Z",
         );
