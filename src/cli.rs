@@ -74,7 +74,7 @@ pub enum DetectCmd {
         lake: LakeArgs,
         #[command(flatten)]
         rules: RulesArgs,
-        /// The window: this long up to the lake's newest event (default 24h).
+        /// The window: this long up to now (default 24h).
         #[arg(long, value_parser = parse_duration, conflicts_with_all = ["from", "to"])]
         since: Option<std::time::Duration>,
         /// Start of the window (with --to).

@@ -1,4 +1,4 @@
-//! `kubetrail detect list | test | run`.
+//! `kubetrail detect list | test | run | schedule`.
 
 use std::io::Write;
 

@@ -372,3 +372,65 @@ async fn scheduled_rounds_continue_from_their_checkpoint_and_feed_the_sinks() {
     );
     drop(fresh_dir);
 }
+
+#[tokio::test]
+async fn the_kafka_sink_sends_each_alert_keyed_by_its_id() {
+    use kubetrail_detections::sinks::AlertSink;
+    use kubetrail_ingest::kafka::embedded::EmbeddedKafka;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+    let kafka = EmbeddedKafka::start(1, &[("alerts", 1)]).unwrap();
+    let (_dir, location) = scenario_lake().await;
+    let window = hour();
+    let session = LakeSession::open_window(&location, &window, HISTORY)
+        .await
+        .unwrap();
+    let pack = RulePack::builtin();
+    let miner: Vec<_> = pack
+        .rules
+        .iter()
+        .filter(|r| r.id == "cryptominer" || r.id == "events-deleted")
+        .cloned()
+        .collect();
+    let alerts: Vec<_> = run_rules(&session, &miner, &window)
+        .await
+        .into_iter()
+        .flat_map(|o| o.alerts)
+        .collect();
+    assert_eq!(alerts.len(), 2);
+    let sink = AlertSink::parse(&format!("kafka:{}/alerts", kafka.bootstrap_servers())).unwrap();
+    sink.deliver(&alerts).await.unwrap();
+    let brokers = kafka.bootstrap_servers();
+    let received = tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("group.id", "alerts-test")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset("alerts", 0, Offset::Beginning)
+            .unwrap();
+        consumer.assign(&tpl).unwrap();
+        let mut got = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while got.len() < 2 && std::time::Instant::now() < deadline {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+                let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
+                let value: serde_json::Value =
+                    serde_json::from_slice(m.payload().unwrap_or_default()).unwrap();
+                got.push((key, value));
+            }
+        }
+        got
+    })
+    .await
+    .unwrap();
+    assert_eq!(received.len(), 2);
+    for (key, value) in received {
+        assert_eq!(value["alert_id"], key.as_str());
+        assert!(value["first_seen"]
+            .as_str()
+            .unwrap()
+            .starts_with("2026-11-20T09:"));
+    }
+}
