@@ -66,6 +66,7 @@ pub async fn run(cmd: DetectCmd, config: &Config) -> anyhow::Result<Outcome> {
             if every.is_zero() {
                 bail!("--every must be longer than 0");
             }
+            let shutdown = crate::ingest::shutdown_signal();
             let sinks = sink
                 .iter()
                 .map(|s| AlertSink::parse(s))
@@ -91,7 +92,7 @@ pub async fn run(cmd: DetectCmd, config: &Config) -> anyhow::Result<Outcome> {
                 sinks,
                 allowed_registries: config.detections.allowed_registries.clone(),
             };
-            run_schedule(&schedule, crate::ingest::shutdown_signal()).await;
+            run_schedule(&schedule, shutdown).await;
             Ok(Outcome::Ok)
         }
     }

@@ -146,25 +146,31 @@ async fn kafka(cmd: IngestKafkaCmd, config: &Config) -> anyhow::Result<Outcome> 
     Ok(Outcome::Ok)
 }
 
-/// SIGINT or SIGTERM: the ingester flushes, commits and exits 0.
-pub async fn shutdown_signal() {
+/// SIGINT or SIGTERM: a long-running command finishes what it has in hand and exits 0.
+/// The handlers are installed when this is called, not when the future is first polled,
+/// so a signal during start-up or a first long round is not the default kill.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        let term = signal(SignalKind::terminate());
+        let interrupt = signal(SignalKind::interrupt());
+        async move {
+            match (term, interrupt) {
+                (Ok(mut term), Ok(mut interrupt)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = interrupt.recv() => {}
+                    }
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
-    {
+    async {
         let _ = tokio::signal::ctrl_c().await;
     }
 }

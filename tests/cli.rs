@@ -871,21 +871,46 @@ fn detections_from_the_command_line_and_an_alert_as_a_timeline() {
         err.starts_with("kubetrail: sink 'email:x' must be"),
         "{err}"
     );
-    let child = kubetrail()
+    let mut child = kubetrail()
         .args([
             "detect", "schedule", "--lake", &lake, "--every", "1s", "--sink", "jsonl:-",
         ])
-        .stdout(Stdio::piped())
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(4));
+    // Read its log as it comes; stop it once two rounds are logged (or after a minute).
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut log = String::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains(" round ") {
+                let _ = tx.send(());
+            }
+            log.push_str(&line);
+            log.push('\n');
+        }
+        log
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    for _ in 0..2 {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if rx.recv_timeout(left).is_err() {
+            break;
+        }
+    }
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    let (code, _, log) = outcome(child.wait_with_output().unwrap());
+    let code = child.wait().unwrap().code().unwrap_or(-1);
+    let log = reader.join().unwrap();
     assert_eq!(code, 0, "{log}");
     assert!(log.matches(" round ").count() >= 2, "{log}");
     assert!(
