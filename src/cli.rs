@@ -161,6 +161,10 @@ pub struct TimelineCmd {
     /// Rows read per stream at most; a note says when the limit cut the timeline short.
     #[arg(long, default_value_t = 100_000)]
     pub max_rows: usize,
+    /// How far before the window to look for which pod held an address (VPC flow logs
+    /// know only addresses; a pod's address may have been announced when it started).
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    pub address_lookback: std::time::Duration,
 }
 
 #[derive(Subcommand)]

@@ -186,6 +186,15 @@ async fn detect_run(
     let outcomes = run_rules(&session, &pack.rules, window).await;
     let mut alerts: Vec<Alert> = Vec::new();
     let mut failures = Vec::new();
+    let mut slowest: Vec<(u128, String)> = outcomes
+        .iter()
+        .map(|o| (o.millis, o.rule_id.clone()))
+        .collect();
+    slowest.sort_by(|a, b| b.cmp(a));
+    tracing::info!(
+        slowest = ?slowest.iter().take(5).map(|(ms, id)| format!("{id} {ms} ms")).collect::<Vec<_>>(),
+        "rule times"
+    );
     for o in outcomes {
         if let Some(e) = &o.error {
             eprintln!("rule {} failed: {e}", o.rule_id);

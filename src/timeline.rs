@@ -27,6 +27,8 @@ pub async fn run(cmd: TimelineCmd, config: &Config) -> anyhow::Result<Outcome> {
         anyhow::bail!("--max-rows must be at least 1");
     }
     request.max_rows = cmd.max_rows;
+    request.address_lookback_micros = i64::try_from(cmd.address_lookback.as_micros())
+        .map_err(|_| anyhow::anyhow!("--address-lookback is too long"))?;
     let session = LakeSession::open(&config.lake(cmd.lake.lake.as_deref())).await?;
     let built = match timeline::build(&session, &request).await {
         Ok(t) => t,

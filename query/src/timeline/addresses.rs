@@ -4,6 +4,11 @@
 //! updates in the audit log (`status.podIP`), both ends of Hubble and Calico flows, and
 //! Tetragon's socket events. An address belongs, at time t, to the pod last sighted with
 //! it at or before t (or, before any sighting, to the first pod sighted with it).
+//!
+//! Flows and runtime events sight a running pod all the time, so they are read from shortly
+//! before the window ([`NEAR_LOOKBACK_MICROS`]); a pod's status update happens when it
+//! starts, possibly long before, so the audit log is read from the full lookback. That
+//! split keeps a wide lookback cheap: it scans only the audit rows of pod status updates.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,6 +18,27 @@ use super::entity::PodRef;
 use super::fetch::{any_of, as_ints, as_text, in_condition, pods_condition};
 use crate::window::Window;
 use crate::{LakeSession, QueryError};
+
+/// How far before the window flows and runtime events are read for sightings.
+pub const NEAR_LOOKBACK_MICROS: i64 = 3600 * 1_000_000;
+
+/// Where sightings are looked for: flows and runtime events in `near`, pod status updates
+/// in `far` (both end where the timeline's window ends).
+#[derive(Debug, Clone, Copy)]
+pub struct SightingWindows {
+    pub near: Window,
+    pub far: Window,
+}
+
+impl SightingWindows {
+    /// For a timeline window and how far back a pod's start may lie.
+    pub fn new(window: &Window, lookback_micros: i64) -> SightingWindows {
+        SightingWindows {
+            near: window.reaching_back(lookback_micros.min(NEAR_LOOKBACK_MICROS)),
+            far: window.reaching_back(lookback_micros),
+        }
+    }
+}
 
 /// A pod seen with an address during an hour (sightings are grouped by hour so that an
 /// address handed back and forth keeps its order, and the answer stays small).
@@ -34,7 +60,7 @@ impl PodAddresses {
     /// with one of those pods' addresses (the pods an address was reused by).
     pub async fn load(
         session: &LakeSession,
-        window: &Window,
+        window: &SightingWindows,
         pods: &BTreeSet<PodRef>,
         ips: &BTreeSet<String>,
     ) -> Result<PodAddresses, QueryError> {
@@ -62,11 +88,12 @@ impl PodAddresses {
     async fn add(
         &mut self,
         session: &LakeSession,
-        window: &Window,
+        window: &SightingWindows,
         pods: &BTreeSet<PodRef>,
         ips: &BTreeSet<String>,
     ) -> Result<(), QueryError> {
-        let w = window.predicate();
+        let near = window.near.predicate();
+        let far = window.far.predicate();
         let status_ip = "json_get_str(request_object, 'status', 'podIP')";
         let sides = [
             (
@@ -75,6 +102,7 @@ impl PodAddresses {
                 "src_pod",
                 "network_flows",
                 "TRUE",
+                &near,
             ),
             (
                 "dst_ip",
@@ -82,6 +110,7 @@ impl PodAddresses {
                 "dst_pod",
                 "network_flows",
                 "TRUE",
+                &near,
             ),
             (
                 "src_ip",
@@ -89,6 +118,7 @@ impl PodAddresses {
                 "pod",
                 "runtime_events",
                 "runtime_format = 'tetragon'",
+                &near,
             ),
             (
                 status_ip,
@@ -96,10 +126,11 @@ impl PodAddresses {
                 "name",
                 "k8s_audit",
                 "resource = 'pods' AND subresource = 'status' AND request_object IS NOT NULL",
+                &far,
             ),
         ];
         let mut parts = Vec::new();
-        for (ip, ns, pod, table, only) in sides {
+        for (ip, ns, pod, table, only, w) in sides {
             let Some(which) = any_of([pods_condition(pods, ns, pod), in_condition(ip, ips)]) else {
                 continue;
             };

@@ -25,7 +25,7 @@ use arrow::datatypes::Int64Type;
 use thiserror::Error;
 
 pub use crate::window::{parse_time, rfc3339, Window};
-pub use addresses::PodAddresses;
+pub use addresses::{PodAddresses, SightingWindows};
 pub use entity::{Entity, PodRef};
 pub use event::{Detail, Evidence, Stream, TimelineEvent};
 pub use export::TimelineFormat;
@@ -127,7 +127,7 @@ pub async fn build(
     }
     let root = Scope::seed(&entity, &window);
     let mut scope = root.clone();
-    let address_window = window.reaching_back(request.address_lookback_micros);
+    let address_window = SightingWindows::new(&window, request.address_lookback_micros);
     let mut hop = 0;
     let lines = loop {
         let (lines, addresses) = gather(
@@ -201,7 +201,7 @@ async fn gather(
     session: &LakeSession,
     scope: &Scope,
     window: &Window,
-    address_window: &Window,
+    address_window: &SightingWindows,
     request: &TimelineRequest,
     notes: &mut Vec<String>,
 ) -> Result<(Vec<TimelineEvent>, PodAddresses), TimelineError> {
