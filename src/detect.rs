@@ -5,11 +5,13 @@ use std::io::Write;
 use anyhow::bail;
 use kubetrail_detections::schedule::{run_schedule, Schedule};
 use kubetrail_detections::sinks::AlertSink;
-use kubetrail_detections::{run_rules, run_tests, set_allowed_registries, write_alerts, RulePack};
+use kubetrail_detections::{
+    alerts_batch, run_rules, run_tests, set_allowed_registries, write_alerts, RulePack,
+};
 use kubetrail_ingest::Lake;
 use kubetrail_query::timeline::{parse_time, rfc3339};
 use kubetrail_query::{write_batches, LakeSession, OutputFormat, Window};
-use kubetrail_schemas::rows::{Alert, Provenance, RowBuffer};
+use kubetrail_schemas::rows::Alert;
 
 use crate::cli::{DetectCmd, RulesArgs};
 use crate::config::Config;
@@ -238,14 +240,7 @@ fn print_alerts(mut alerts: Vec<Alert>, format: OutputFormat) -> anyhow::Result<
         return Ok(());
     }
     alerts.sort_by(|a, b| (a.event_time, &a.rule_id).cmp(&(b.event_time, &b.rule_id)));
-    let mut buffer = RowBuffer::<Alert>::default();
-    let provenance = Provenance {
-        source: std::sync::Arc::from("detections"),
-        offset: 0,
-        ingested_at: 0,
-    };
-    buffer.extend(alerts, &provenance, 0);
-    let Some(batch) = buffer.take_batch()? else {
+    let Some(batch) = alerts_batch(alerts)? else {
         return Ok(());
     };
     let columns: &[&str] = match format {

@@ -67,6 +67,17 @@ pub async fn commit_alerts(
 }
 
 async fn stage(writer: &mut TableWriter, alerts: Vec<Alert>) -> Result<(), AlertWriteError> {
+    if let Some(batch) = alerts_batch(alerts)? {
+        writer.stage(batch).await?;
+    }
+    Ok(())
+}
+
+/// Alerts as a batch in the `alerts` table's schema, sorted by time (`None` for none): what
+/// is written, and what `detect run` prints.
+pub fn alerts_batch(
+    alerts: Vec<Alert>,
+) -> Result<Option<arrow::array::RecordBatch>, arrow::error::ArrowError> {
     let mut buffer = RowBuffer::<Alert>::default();
     let provenance = Provenance {
         source: Arc::from("detections"),
@@ -74,10 +85,7 @@ async fn stage(writer: &mut TableWriter, alerts: Vec<Alert>) -> Result<(), Alert
         ingested_at: chrono::Utc::now().timestamp_micros(),
     };
     buffer.extend(alerts, &provenance, 0);
-    if let Some(batch) = buffer.take_batch()? {
-        writer.stage(batch).await?;
-    }
-    Ok(())
+    buffer.take_batch()
 }
 
 /// Which of the alerts' ids the table already holds. By id alone: a later window can see

@@ -16,7 +16,7 @@ pub mod schedule;
 pub mod sinks;
 pub mod testing;
 
-pub use alerts::write_alerts;
+pub use alerts::{alerts_batch, write_alerts};
 pub use engine::{run_rules, set_allowed_registries, RuleOutcome};
 pub use pack::RulePack;
 pub use rule::{Rule, RuleProblem, Severity};
