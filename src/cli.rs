@@ -333,7 +333,8 @@ pub struct SamplesCmd {
     /// Directory to write into.
     #[arg(long)]
     pub out: PathBuf,
-    /// Events per stream for benchmark volumes; 0 writes the sample set.
+    /// Audit events for benchmark volumes (plus a fifth as many flows and runtime events);
+    /// 0 writes the sample set.
     #[arg(long, default_value_t = 0)]
     pub events: u64,
     /// Days the volume spans.

@@ -96,11 +96,16 @@ fn samples(cmd: cli::SamplesCmd) -> anyhow::Result<Outcome> {
             println!("{:<28} {:<14} {:>6} events", f.name, f.format, f.events);
         }
     } else {
-        kubetrail_samples::write_volume(&cmd.out, cmd.events, cmd.seed, cmd.days)?;
+        let files = kubetrail_samples::write_volume(&cmd.out, cmd.events, cmd.seed, cmd.days)?;
         println!(
-            "wrote {} events per stream to {}",
+            "wrote {} audit events and {} each of flows and runtime events: {}",
             cmd.events,
-            cmd.out.display()
+            cmd.events / kubetrail_samples::OTHER_STREAMS_PER_AUDIT,
+            files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     Ok(Outcome::Ok)

@@ -10,7 +10,6 @@
 //!
 //!     KUBETRAIL_BENCH_EVENTS=10000000 cargo bench -p kubetrail-benches --bench lake
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,7 +20,6 @@ use kubetrail_ingest::lake::maintenance::{optimize, Days};
 use kubetrail_ingest::{ingest_file, FileIngest, InputPath, Lake, NoProgress};
 use kubetrail_query::timeline::{build, parse_time, Entity, TimelineRequest};
 use kubetrail_query::{LakeSession, Window};
-use kubetrail_samples::volume;
 
 const POD: &str = "shop/api-7d9f8b6c5-x2k4p";
 
@@ -30,15 +28,6 @@ fn events() -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000)
-}
-
-fn write_lines(path: &Path, lines: impl Iterator<Item = String>) {
-    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    for l in lines {
-        out.write_all(l.as_bytes()).unwrap();
-        out.write_all(b"\n").unwrap();
-    }
-    out.flush().unwrap();
 }
 
 /// The lake for `n` audit events, built on first use.
@@ -54,14 +43,7 @@ fn lake(rt: &tokio::runtime::Runtime, n: u64) -> PathBuf {
     let input = root.join("input");
     std::fs::create_dir_all(&input).unwrap();
     let started = Instant::now();
-    let mut files = vec![
-        input.join("audit.jsonl"),
-        input.join("hubble.jsonl"),
-        input.join("tetragon.jsonl"),
-    ];
-    write_lines(&files[0], volume::audit_lines(n, 42, 7));
-    write_lines(&files[1], volume::flow_lines(n / 5, 43, 7));
-    write_lines(&files[2], volume::runtime_lines(n / 5, 44, 7));
+    let mut files = kubetrail_samples::write_volume(&input, n, 42, 7).unwrap();
     for f in kubetrail_samples::write_sample_set(&input.join("scenario"), kubetrail_samples::SEED)
         .unwrap()
     {

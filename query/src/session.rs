@@ -125,7 +125,11 @@ impl LakeSession {
 
     /// Runs one SQL statement and collects its result.
     pub async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
-        Ok(self.sql(sql).await?.collect().await?)
+        let started = std::time::Instant::now();
+        let batches = self.sql(sql).await?.collect().await?;
+        // `KUBETRAIL_LOG=kubetrail_query=debug` shows what a command costs, statement by statement.
+        tracing::debug!(seconds = started.elapsed().as_secs_f64(), sql, "query");
+        Ok(batches)
     }
 }
 

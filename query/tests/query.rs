@@ -602,6 +602,8 @@ mod timeline {
                 "",
             ),
             pod_ip("2026-11-21T12:00:00Z", "batch", "job-2", "10.244.1.5"),
+            // Known only from its status update, long before the window.
+            pod_ip("2026-11-20T07:00:00Z", "shop", "db-0", "10.244.2.9"),
         ]
         .join("\n");
         let flows = [
@@ -613,6 +615,7 @@ mod timeline {
                 4444,
                 2_100_000,
             ),
+            vpc("2026-11-21T09:30:00Z", "10.244.1.5", "10.244.2.9", 5432, 800),
             vpc(
                 "2026-11-21T13:00:00Z",
                 "10.244.1.5",
@@ -636,19 +639,33 @@ mod timeline {
             .unwrap();
         assert_eq!(
             network(&api),
-            vec![(
-                "2026-11-21T09:00:00.000000Z".to_owned(),
-                Some("shop/api-1".to_owned())
-            )]
+            vec![
+                (
+                    "2026-11-21T09:00:00.000000Z".to_owned(),
+                    Some("shop/api-1".to_owned())
+                ),
+                (
+                    "2026-11-21T09:30:00.000000Z".to_owned(),
+                    Some("shop/api-1".to_owned())
+                )
+            ]
         );
-        let flow = api
+        let summaries: Vec<String> = api
             .lines
             .iter()
-            .find(|e| e.stream == Stream::Network)
-            .unwrap();
+            .filter(|e| e.stream == Stream::Network)
+            .map(|e| e.summary())
+            .collect();
         assert_eq!(
-            flow.summary(),
+            summaries[0],
             "pod shop/api-1 connected to 198.51.100.23:4444 (TCP), 2.1 MB"
+        );
+        // The far end of an address-only flow is named from the pod status update that
+        // gave it that address (a day before the window, within the address lookback).
+        assert!(
+            summaries[1].contains("shop/db-0"),
+            "far end not attributed: {}",
+            summaries[1]
         );
         // Who deleted it is followed at depth 1.
         assert!(api
@@ -673,6 +690,10 @@ mod timeline {
             vec![
                 (
                     "2026-11-21T09:00:00.000000Z".to_owned(),
+                    Some("shop/api-1".to_owned())
+                ),
+                (
+                    "2026-11-21T09:30:00.000000Z".to_owned(),
                     Some("shop/api-1".to_owned())
                 ),
                 (

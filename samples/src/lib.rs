@@ -16,7 +16,7 @@ pub mod volume;
 
 use std::fs;
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub use scenario::Scenario;
 
@@ -161,24 +161,33 @@ pub fn write_sample_set(dir: &Path, seed: u64) -> io::Result<Vec<SampleFile>> {
     Ok(files)
 }
 
-/// Writes `n` events of each stream as JSON lines files for benchmarks.
-pub fn write_volume(dir: &Path, n: u64, seed: u64, days: i64) -> io::Result<()> {
+/// Flows and runtime events per audit event in benchmark volumes: a cluster's audit log is
+/// its busiest stream once flows are aggregated per connection.
+pub const OTHER_STREAMS_PER_AUDIT: u64 = 5;
+
+/// The benchmark volume files for `n` audit events: `audit.jsonl` (k8s audit), and
+/// `n / 5` each of `hubble.jsonl` (flows) and `tetragon.jsonl` (runtime events).
+pub fn write_volume(dir: &Path, n: u64, seed: u64, days: i64) -> io::Result<Vec<PathBuf>> {
     fs::create_dir_all(dir)?;
-    let write = |name: &str, lines: &mut dyn Iterator<Item = String>| -> io::Result<()> {
-        let mut out = io::BufWriter::new(fs::File::create(dir.join(name))?);
+    let write = |name: &str, lines: &mut dyn Iterator<Item = String>| -> io::Result<PathBuf> {
+        let path = dir.join(name);
+        let mut out = io::BufWriter::new(fs::File::create(&path)?);
         for line in lines {
             out.write_all(line.as_bytes())?;
             out.write_all(b"\n")?;
         }
-        out.flush()
+        out.flush()?;
+        Ok(path)
     };
-    write("audit.jsonl", &mut volume::audit_lines(n, seed, days))?;
-    write("hubble.jsonl", &mut volume::flow_lines(n, seed + 1, days))?;
-    write(
-        "tetragon.jsonl",
-        &mut volume::runtime_lines(n, seed + 2, days),
-    )?;
-    Ok(())
+    let other = n / OTHER_STREAMS_PER_AUDIT;
+    Ok(vec![
+        write("audit.jsonl", &mut volume::audit_lines(n, seed, days))?,
+        write("hubble.jsonl", &mut volume::flow_lines(other, seed + 1, days))?,
+        write(
+            "tetragon.jsonl",
+            &mut volume::runtime_lines(other, seed + 2, days),
+        )?,
+    ])
 }
 
 #[cfg(test)]

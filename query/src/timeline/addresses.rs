@@ -7,8 +7,8 @@
 //!
 //! Flows and runtime events sight a running pod all the time, so they are read from shortly
 //! before the window ([`NEAR_LOOKBACK_MICROS`]); a pod's status update happens when it
-//! starts, possibly long before, so the audit log is read from the full lookback. That
-//! split keeps a wide lookback cheap: it scans only the audit rows of pod status updates.
+//! starts, possibly long before, so the audit log is read from the full lookback, once per
+//! timeline (see [`AddressBook`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -55,123 +55,186 @@ pub struct PodAddresses {
     by_ip: BTreeMap<String, Vec<Sighting>>,
 }
 
-impl PodAddresses {
-    /// Sightings of the given pods and addresses in `window`, and of every other pod seen
-    /// with one of those pods' addresses (the pods an address was reused by).
-    pub async fn load(
-        session: &LakeSession,
-        window: &SightingWindows,
-        pods: &BTreeSet<PodRef>,
-        ips: &BTreeSet<String>,
-    ) -> Result<PodAddresses, QueryError> {
-        let mut addresses = PodAddresses::default();
-        if pods.is_empty() && ips.is_empty() {
-            return Ok(addresses);
+/// The sightings a timeline has learned so far. Each hop asks the lake only about the pods
+/// and addresses it has not asked about yet, and the audit log's pod status updates (the
+/// one costly scan: a day of audit events) are read once, for every pod, while the first
+/// flow and runtime sightings are read.
+#[derive(Debug)]
+pub struct AddressBook {
+    windows: SightingWindows,
+    /// Every pod status sighting in the far window, once read.
+    status: Option<PodAddresses>,
+    asked_pods: BTreeSet<PodRef>,
+    asked_ips: BTreeSet<String>,
+    known: PodAddresses,
+}
+
+impl AddressBook {
+    pub fn new(windows: SightingWindows) -> AddressBook {
+        AddressBook {
+            windows,
+            status: None,
+            asked_pods: BTreeSet::new(),
+            asked_ips: BTreeSet::new(),
+            known: PodAddresses::default(),
         }
-        addresses.add(session, window, pods, ips).await?;
-        let reused: BTreeSet<String> = addresses
-            .by_ip
-            .keys()
-            .filter(|ip| !ips.contains(*ip))
-            .cloned()
-            .collect();
-        if !reused.is_empty() {
-            addresses = PodAddresses::default();
-            let all: BTreeSet<String> = ips.union(&reused).cloned().collect();
-            addresses
-                .add(session, window, &BTreeSet::new(), &all)
-                .await?;
-        }
-        Ok(addresses)
     }
 
-    async fn add(
+    /// Everything learned so far.
+    pub fn known(&self) -> &PodAddresses {
+        &self.known
+    }
+
+    /// Learns the sightings of the given pods and addresses (those not asked about yet).
+    /// The pods' addresses may have been held by other pods too: [`AddressBook::learn_holders`]
+    /// finds those, and can run while the pods' events are read.
+    pub async fn learn(
         &mut self,
         session: &LakeSession,
-        window: &SightingWindows,
         pods: &BTreeSet<PodRef>,
         ips: &BTreeSet<String>,
     ) -> Result<(), QueryError> {
-        let near = window.near.predicate();
-        let far = window.far.predicate();
-        let status_ip = "json_get_str(request_object, 'status', 'podIP')";
-        let sides = [
-            (
-                "src_ip",
-                "src_namespace",
-                "src_pod",
-                "network_flows",
-                "TRUE",
-                &near,
-            ),
-            (
-                "dst_ip",
-                "dst_namespace",
-                "dst_pod",
-                "network_flows",
-                "TRUE",
-                &near,
-            ),
-            (
-                "src_ip",
-                "namespace",
-                "pod",
-                "runtime_events",
-                "runtime_format = 'tetragon'",
-                &near,
-            ),
-            (
-                status_ip,
-                "namespace",
-                "name",
-                "k8s_audit",
-                "resource = 'pods' AND subresource = 'status' AND request_object IS NOT NULL",
-                &far,
-            ),
-        ];
-        let mut parts = Vec::new();
-        for (ip, ns, pod, table, only, w) in sides {
-            let Some(which) = any_of([pods_condition(pods, ns, pod), in_condition(ip, ips)]) else {
-                continue;
-            };
-            parts.push(format!(
-                "SELECT {ip} AS ip, {ns} AS ns, {pod} AS pod, event_time AS t FROM {table} \
-                 WHERE {w} AND {only} AND {pod} IS NOT NULL AND {which}"
-            ));
+        let new_pods: BTreeSet<PodRef> = pods.difference(&self.asked_pods).cloned().collect();
+        let new_ips: BTreeSet<String> = ips.difference(&self.asked_ips).cloned().collect();
+        if new_pods.is_empty() && new_ips.is_empty() {
+            return Ok(());
         }
-        let sql = format!(
-            "SELECT ip, ns, pod, CAST(min(t) AS BIGINT) AS first, CAST(max(t) AS BIGINT) AS last \
-             FROM ({}) WHERE ip IS NOT NULL AND ip <> '' \
-             GROUP BY ip, ns, pod, date_trunc('hour', t)",
-            parts.join(" UNION ALL ")
-        );
-        for batch in session.query(&sql).await? {
-            let c = |i| batch.column(i);
-            let (ip, ns, pod) = (as_text(c(0))?, as_text(c(1))?, as_text(c(2))?);
-            let (first, last) = (as_ints(c(3))?, as_ints(c(4))?);
-            for row in 0..batch.num_rows() {
-                if pod.is_null(row) {
-                    continue;
-                }
-                self.sighted(
-                    ip.value(row),
-                    PodRef {
-                        namespace: if ns.is_null(row) {
-                            String::new()
-                        } else {
-                            ns.value(row).to_owned()
-                        },
-                        name: pod.value(row).to_owned(),
+        let near = near_sightings(session, &self.windows.near, &new_pods, &new_ips);
+        let mut found = if self.status.is_none() {
+            let (status, near) =
+                futures::try_join!(status_sightings(session, &self.windows.far), near)?;
+            self.status = Some(status);
+            near
+        } else {
+            near.await?
+        };
+        let status = self.status.as_ref().expect("read above");
+        found.merge(status.select(&new_pods, &new_ips));
+        self.known.merge(found);
+        self.asked_pods.extend(new_pods);
+        self.asked_ips.extend(new_ips);
+        Ok(())
+    }
+
+    /// Every sighting of the addresses learned so far: which other pods held them.
+    pub async fn learn_holders(&mut self, session: &LakeSession) -> Result<(), QueryError> {
+        let unasked: BTreeSet<String> = self
+            .known
+            .by_ip
+            .keys()
+            .filter(|ip| !self.asked_ips.contains(*ip))
+            .cloned()
+            .collect();
+        self.learn(session, &BTreeSet::new(), &unasked).await
+    }
+}
+
+/// Both ends of flows that name their pods, and Tetragon's socket events, of the given
+/// pods or addresses.
+async fn near_sightings(
+    session: &LakeSession,
+    window: &Window,
+    pods: &BTreeSet<PodRef>,
+    ips: &BTreeSet<String>,
+) -> Result<PodAddresses, QueryError> {
+    let w = window.predicate();
+    let sides = [
+        ("src_ip", "src_namespace", "src_pod", "network_flows", "TRUE"),
+        ("dst_ip", "dst_namespace", "dst_pod", "network_flows", "TRUE"),
+        (
+            "src_ip",
+            "namespace",
+            "pod",
+            "runtime_events",
+            "runtime_format = 'tetragon'",
+        ),
+    ];
+    let mut parts = Vec::new();
+    for (ip, ns, pod, table, only) in sides {
+        let Some(which) = any_of([pods_condition(pods, ns, pod), in_condition(ip, ips)]) else {
+            continue;
+        };
+        parts.push(format!(
+            "SELECT {ip} AS ip, {ns} AS ns, {pod} AS pod, event_time AS t FROM {table} \
+             WHERE {w} AND {only} AND {pod} IS NOT NULL AND {which}"
+        ));
+    }
+    if parts.is_empty() {
+        return Ok(PodAddresses::default());
+    }
+    read_sightings(session, &parts.join(" UNION ALL ")).await
+}
+
+/// Every pod status update (`status.podIP`) in the window, whoever's.
+async fn status_sightings(
+    session: &LakeSession,
+    window: &Window,
+) -> Result<PodAddresses, QueryError> {
+    read_sightings(
+        session,
+        &format!(
+            "SELECT json_get_str(request_object, 'status', 'podIP') AS ip, namespace AS ns, \
+             name AS pod, event_time AS t FROM k8s_audit WHERE {} AND resource = 'pods' \
+             AND subresource = 'status' AND request_object IS NOT NULL AND name IS NOT NULL",
+            window.predicate()
+        ),
+    )
+    .await
+}
+
+/// Runs a query of `(ip, ns, pod, t)` rows and groups them into hourly sightings.
+async fn read_sightings(session: &LakeSession, rows: &str) -> Result<PodAddresses, QueryError> {
+    let sql = format!(
+        "SELECT ip, ns, pod, CAST(min(t) AS BIGINT) AS first, CAST(max(t) AS BIGINT) AS last \
+         FROM ({rows}) WHERE ip IS NOT NULL AND ip <> '' \
+         GROUP BY ip, ns, pod, date_trunc('hour', t)"
+    );
+    let mut out = PodAddresses::default();
+    for batch in session.query(&sql).await? {
+        let c = |i| batch.column(i);
+        let (ip, ns, pod) = (as_text(c(0))?, as_text(c(1))?, as_text(c(2))?);
+        let (first, last) = (as_ints(c(3))?, as_ints(c(4))?);
+        for row in 0..batch.num_rows() {
+            if pod.is_null(row) {
+                continue;
+            }
+            out.sighted(
+                ip.value(row),
+                PodRef {
+                    namespace: if ns.is_null(row) {
+                        String::new()
+                    } else {
+                        ns.value(row).to_owned()
                     },
-                    first.value(row),
-                    last.value(row),
-                );
+                    name: pod.value(row).to_owned(),
+                },
+                first.value(row),
+                last.value(row),
+            );
+        }
+    }
+    for sightings in out.by_ip.values_mut() {
+        sightings.sort_by_key(|s| (s.first, s.last));
+    }
+    Ok(out)
+}
+
+impl PodAddresses {
+    /// The sightings of the given pods, and every sighting of the given addresses.
+    fn select(&self, pods: &BTreeSet<PodRef>, ips: &BTreeSet<String>) -> PodAddresses {
+        let mut out = PodAddresses::default();
+        for (ip, sightings) in &self.by_ip {
+            let whole = ips.contains(ip);
+            let chosen: Vec<Sighting> = sightings
+                .iter()
+                .filter(|s| whole || pods.contains(&s.pod))
+                .cloned()
+                .collect();
+            if !chosen.is_empty() {
+                out.by_ip.insert(ip.clone(), chosen);
             }
         }
-        for sightings in self.by_ip.values_mut() {
-            sightings.sort_by_key(|s| (s.first, s.last));
-        }
-        Ok(())
+        out
     }
 
     /// Adds another set of sightings (of other addresses).
@@ -179,7 +242,7 @@ impl PodAddresses {
         for (ip, sightings) in other.by_ip {
             let mine = self.by_ip.entry(ip).or_default();
             mine.extend(sightings);
-            mine.sort_by_key(|s| (s.first, s.last));
+            mine.sort_by(|a, b| (a.first, a.last, &a.pod).cmp(&(b.first, b.last, &b.pod)));
             mine.dedup();
         }
     }

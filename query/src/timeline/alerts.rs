@@ -74,50 +74,59 @@ fn entity_of(label: &str) -> Option<Entity> {
     pairs.get("src_ip").and_then(|ip| Entity::ip(ip).ok())
 }
 
-/// Marks each line with the ids of the alerts whose evidence includes its lake row.
-pub(crate) async fn mark(
-    session: &LakeSession,
-    window: &Window,
-    lines: &mut [TimelineEvent],
-) -> Result<(), TimelineError> {
-    if lines.is_empty() {
-        return Ok(());
-    }
-    // Alerts are filed under their first event; one that began a day before the window
-    // may still stand on rows inside it.
-    let span = window.reaching_back(86_400 * 1_000_000);
-    let sql = format!(
-        "SELECT alert_id, evidence FROM alerts WHERE {}",
-        span.predicate()
-    );
-    let mut by_row: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for batch in session.query(&sql).await? {
-        let ids = as_text(batch.column(0))?;
-        let evidence = batch.column(1).as_list::<i32>();
-        for row in 0..batch.num_rows() {
-            if evidence.is_null(row) {
-                continue;
-            }
-            let refs = evidence.value(row);
-            let refs = as_text(&refs)?;
-            for r in refs.iter().flatten() {
-                by_row
-                    .entry(r.to_owned())
-                    .or_default()
-                    .push(ids.value(row).to_owned());
-            }
-        }
-    }
-    for line in lines.iter_mut() {
-        if let Some(ids) = by_row.get(&line.evidence.to_string()) {
-            for id in ids {
-                if !line.alert_ids.contains(id) {
-                    line.alert_ids.push(id.clone());
+/// Which alerts stand on which lake row (`table:source#offset` → alert ids).
+#[derive(Debug, Default)]
+pub(crate) struct AlertEvidence {
+    by_row: BTreeMap<String, Vec<String>>,
+}
+
+impl AlertEvidence {
+    /// The evidence of the alerts that may stand on rows inside the window.
+    pub(crate) async fn load(
+        session: &LakeSession,
+        window: &Window,
+    ) -> Result<AlertEvidence, TimelineError> {
+        // Alerts are filed under their first event; one that began a day before the window
+        // may still stand on rows inside it.
+        let span = window.reaching_back(86_400 * 1_000_000);
+        let sql = format!(
+            "SELECT alert_id, evidence FROM alerts WHERE {}",
+            span.predicate()
+        );
+        let mut by_row: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for batch in session.query(&sql).await? {
+            let ids = as_text(batch.column(0))?;
+            let evidence = batch.column(1).as_list::<i32>();
+            for row in 0..batch.num_rows() {
+                if evidence.is_null(row) {
+                    continue;
+                }
+                let refs = evidence.value(row);
+                let refs = as_text(&refs)?;
+                for r in refs.iter().flatten() {
+                    by_row
+                        .entry(r.to_owned())
+                        .or_default()
+                        .push(ids.value(row).to_owned());
                 }
             }
         }
+        Ok(AlertEvidence { by_row })
     }
-    Ok(())
+
+    /// Marks each line with the ids of the alerts whose evidence includes its lake row.
+    pub(crate) fn mark(&self, lines: &mut [TimelineEvent]) {
+        for line in lines.iter_mut() {
+            if let Some(ids) = self.by_row.get(&line.evidence.to_string()) {
+                for id in ids {
+                    if !line.alert_ids.contains(id) {
+                        line.alert_ids.push(id.clone());
+                    }
+                }
+                line.alert_ids.sort();
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ use arrow::datatypes::Int64Type;
 use thiserror::Error;
 
 pub use crate::window::{parse_time, rfc3339, Window};
-pub use addresses::{PodAddresses, SightingWindows};
+pub use addresses::{AddressBook, PodAddresses, SightingWindows};
 pub use entity::{Entity, PodRef};
 pub use event::{Detail, Evidence, Stream, TimelineEvent};
 pub use export::TimelineFormat;
@@ -126,37 +126,11 @@ pub async fn build(
         ));
     }
     let root = Scope::seed(&entity, &window);
-    let mut scope = root.clone();
-    let address_window = SightingWindows::new(&window, request.address_lookback_micros);
-    let mut hop = 0;
-    let lines = loop {
-        let (lines, addresses) = gather(
-            session,
-            &scope,
-            &window,
-            &address_window,
-            request,
-            &mut notes,
-        )
-        .await?;
-        if hop == request.depth {
-            break lines;
-        }
-        let (next, left_out) = scope.next_hop(&lines, &addresses, &window);
-        if !left_out.is_empty() {
-            notes.push(format!(
-                "hop {}: {} more entities not followed: {}",
-                hop + 1,
-                left_out.len(),
-                left_out.join(", ")
-            ));
-        }
-        if next.is_empty() {
-            break lines;
-        }
-        scope.extend(next);
-        hop += 1;
-    };
+    // The alerts' evidence is read while the entity is followed: neither needs the other.
+    let (evidence, (lines, scope)) = futures::try_join!(
+        alerts::AlertEvidence::load(session, &window),
+        follow(session, &root, &window, request, &mut notes)
+    )?;
     if lines.is_empty() {
         let (first, last) = seen(session, &root).await?;
         match (first, last) {
@@ -173,7 +147,7 @@ pub async fn build(
         }
     }
     let mut lines = collapse::one_line_per_request(lines);
-    alerts::mark(session, &window, &mut lines).await?;
+    evidence.mark(&mut lines);
     lines.sort_by(|a, b| (a.time, a.stream, &a.evidence).cmp(&(b.time, b.stream, &b.evidence)));
     if request.collapse {
         lines = collapse::collapse(lines);
@@ -195,28 +169,63 @@ pub async fn build(
     })
 }
 
-/// The lines that concern the scope's members, and the address sightings that decided
-/// which flows do (the next hop needs them).
+/// The lines that concern the entity and, hop by hop up to the request's depth, the
+/// entities next to it; and the scope they ended with.
+async fn follow(
+    session: &LakeSession,
+    root: &Scope,
+    window: &Window,
+    request: &TimelineRequest,
+    notes: &mut Vec<String>,
+) -> Result<(Vec<TimelineEvent>, Scope), TimelineError> {
+    let mut scope = root.clone();
+    let mut addresses =
+        AddressBook::new(SightingWindows::new(window, request.address_lookback_micros));
+    let mut hop = 0;
+    loop {
+        let lines = gather(session, &scope, window, &mut addresses, request, notes).await?;
+        if hop == request.depth {
+            return Ok((lines, scope));
+        }
+        let (next, left_out) = scope.next_hop(&lines, addresses.known(), window);
+        if !left_out.is_empty() {
+            notes.push(format!(
+                "hop {}: {} more entities not followed: {}",
+                hop + 1,
+                left_out.len(),
+                left_out.join(", ")
+            ));
+        }
+        if next.is_empty() {
+            return Ok((lines, scope));
+        }
+        scope.extend(next);
+        hop += 1;
+    }
+}
+
+/// The lines that concern the scope's members; the address book learns the sightings that
+/// decide which flows do (the next hop needs them too).
 async fn gather(
     session: &LakeSession,
     scope: &Scope,
     window: &Window,
-    address_window: &SightingWindows,
+    addresses: &mut AddressBook,
     request: &TimelineRequest,
     notes: &mut Vec<String>,
-) -> Result<(Vec<TimelineEvent>, PodAddresses), TimelineError> {
+) -> Result<Vec<TimelineEvent>, TimelineError> {
     let pods: BTreeSet<PodRef> = scope.pods.keys().cloned().collect();
     let ips: BTreeSet<String> = scope.ips.keys().cloned().collect();
-    let mut addresses = PodAddresses::load(session, address_window, &pods, &ips).await?;
-    let selection = scope.selection(&addresses, request.max_rows);
-    let fetched = fetch::fetch(session, window, &selection).await?;
+    addresses.learn(session, &pods, &ips).await?;
+    let selection = scope.selection(addresses.known(), request.max_rows);
+    let (fetched, ()) = futures::try_join!(
+        fetch::fetch(session, window, &selection),
+        addresses.learn_holders(session)
+    )?;
     // Flow logs that know only addresses: find whose the other ends were, too.
-    let strangers = unnamed_flow_ends(&fetched.events, &addresses);
-    if !strangers.is_empty() {
-        let none = BTreeSet::new();
-        let more = PodAddresses::load(session, address_window, &none, &strangers).await?;
-        addresses.merge(more);
-    }
+    let strangers = unnamed_flow_ends(&fetched.events, addresses.known());
+    addresses.learn(session, &BTreeSet::new(), &strangers).await?;
+    let addresses = addresses.known();
     for stream in &fetched.truncated {
         notes.push(format!(
             "{stream}: the row limit ({}) was reached; later {stream} events are missing: narrow the window",
@@ -225,16 +234,18 @@ async fn gather(
     }
     let mut lines = Vec::with_capacity(fetched.events.len());
     for mut e in fetched.events {
-        if let Some(why) = scope.relation(&mut e, &addresses) {
+        if let Some(why) = scope.relation(&mut e, addresses) {
             e.relation = why;
             lines.push(e);
         }
     }
-    Ok((lines, addresses))
+    Ok(lines)
 }
 
-/// Addresses at the ends of flows that name no pod there (VPC flow logs), at most
-/// [`MAX_STRANGERS`] of them.
+/// Private addresses at the ends of flows that name no pod there (VPC flow logs), at most
+/// [`MAX_STRANGERS`] of them. Public addresses are left out: pods are not given them (a
+/// cluster whose pods hold public addresses sees such flows attributed only where a
+/// pod-naming source sighted the address).
 fn unnamed_flow_ends(events: &[TimelineEvent], known: &PodAddresses) -> BTreeSet<String> {
     const MAX_STRANGERS: usize = 500;
     let mut out = BTreeSet::new();
@@ -247,7 +258,8 @@ fn unnamed_flow_ends(events: &[TimelineEvent], known: &PodAddresses) -> BTreeSet
         };
         for (pod, ip) in [(src_pod, &e.src_ip), (dst_pod, &e.dst_ip)] {
             if let (None, Some(ip)) = (pod, ip) {
-                if !known.knows(ip) && out.len() < MAX_STRANGERS {
+                let private = ip.parse().is_ok_and(crate::udf::is_private);
+                if private && !known.knows(ip) && out.len() < MAX_STRANGERS {
                     out.insert(ip.clone());
                 }
             }
