@@ -1,9 +1,15 @@
 //! Decoding throughput per format: bytes of native records to typed rows, and rows to an
 //! Arrow batch. Run with `cargo bench -p kubetrail-benches --bench decode`.
+//!
+//! - `decode/<format>`: 5,000 records of each stream's main format from the volume generator;
+//! - `decode_sample/<file>`: every file of the sample set (all 11 native formats and
+//!   wrappers), framed as `ingest` frames it;
+//! - `to_arrow/k8s_audit`: decoded audit rows to one sorted Arrow batch.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use kubetrail_ingest::source::RecordReader;
 use kubetrail_schemas::rows::RowBuffer;
-use kubetrail_schemas::{AuditEvent, DecodeOptions, Decoded, Decoder, Provenance};
+use kubetrail_schemas::{DecodeOptions, Decoder, Provenance, SourceFormat};
 
 fn decode(c: &mut Criterion) {
     let mut group = c.benchmark_group("decode");
@@ -24,16 +30,31 @@ fn decode(c: &mut Criterion) {
     group.finish();
 }
 
-fn to_arrow(c: &mut Criterion) {
-    let (format, records) = kubetrail_benches::records(5_000).remove(0);
-    let mut decoder = Decoder::new(format, DecodeOptions::default());
-    let rows: Vec<AuditEvent> = records
-        .iter()
-        .flat_map(|r| match decoder.decode(r) {
-            Decoded::Audit(o) => o.rows,
-            _ => Vec::new(),
-        })
+fn decode_sample(c: &mut Criterion) {
+    let mut group = c.benchmark_group("decode_sample");
+    for file in kubetrail_samples::sample_set(kubetrail_samples::SEED) {
+        let format: SourceFormat = file.format.parse().expect("a known format");
+        let records: Vec<Vec<u8>> = RecordReader::with_max_record_bytes(
+            std::io::Cursor::new(file.content.clone().into_bytes()),
+            64 << 20,
+        )
+        .map(|r| r.bytes)
         .collect();
+        group.throughput(Throughput::Bytes(file.content.len() as u64));
+        group.bench_function(file.name, |b| {
+            b.iter(|| {
+                // Stateful formats (VPC headers) start from scratch each time, as a new input.
+                let mut decoder = Decoder::new(format, DecodeOptions::default());
+                let rows: usize = records.iter().map(|r| decoder.decode(r).row_count()).sum();
+                assert_eq!(rows, file.events, "{}", file.name);
+            })
+        });
+    }
+    group.finish();
+}
+
+fn to_arrow(c: &mut Criterion) {
+    let rows = kubetrail_benches::audit_rows(5_000);
     let provenance = Provenance {
         source: "bench".into(),
         offset: 0,
@@ -51,5 +72,5 @@ fn to_arrow(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decode, to_arrow);
+criterion_group!(benches, decode, decode_sample, to_arrow);
 criterion_main!(benches);

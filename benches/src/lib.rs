@@ -3,7 +3,7 @@
 //! Inputs come from the samples generator (never from the code under test), rendered
 //! once per run into memory.
 
-use kubetrail_schemas::SourceFormat;
+use kubetrail_schemas::{AuditEvent, DecodeOptions, Decoded, Decoder, SourceFormat};
 
 /// `n` records of each stream's main format, as the sources would deliver them.
 pub fn records(n: u64) -> Vec<(SourceFormat, Vec<Vec<u8>>)> {
@@ -23,4 +23,17 @@ pub fn records(n: u64) -> Vec<(SourceFormat, Vec<Vec<u8>>)> {
             collect(&mut kubetrail_samples::volume::runtime_lines(n, seed, 1)),
         ),
     ]
+}
+
+/// `n` audit events from the volume generator, decoded into rows.
+pub fn audit_rows(n: u64) -> Vec<AuditEvent> {
+    let (format, records) = records(n).remove(0);
+    let mut decoder = Decoder::new(format, DecodeOptions::default());
+    records
+        .iter()
+        .flat_map(|r| match decoder.decode(r) {
+            Decoded::Audit(o) => o.rows,
+            _ => Vec::new(),
+        })
+        .collect()
 }

@@ -1,9 +1,10 @@
 //! `ingest file`: one input (file or stdin, plain or gzip) into the lake, committed once.
 //!
-//! Reading and decoding run on a blocking thread and hand full batches over a bounded
-//! channel to the writer, so decoding never stalls the async reactor and a slow lake
-//! slows the reader instead of filling memory. Each table's files are committed in one
-//! Delta commit carrying the input's content hash; a table that already holds that hash
+//! Reading runs on a blocking thread that hands records to decoding workers, one per core
+//! (`decode_pool`); they hand full batches over a bounded channel to the writer, so decoding
+//! never stalls the async reactor and a slow lake slows the reader instead of filling
+//! memory. Each table's files are committed in one Delta commit carrying the input's
+//! content hash; a table that already holds that hash
 //! is not written again, so re-ingesting a file (or finishing one after a crash) adds
 //! nothing twice.
 
@@ -11,10 +12,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use kubetrail_schemas::{DeadLetter, DecodeOptions, Decoder, Provenance, SourceFormat, Table};
+use kubetrail_schemas::{DecodeOptions, SourceFormat, Table};
 use tokio::sync::mpsc;
 
-use crate::batch::{BatchLimits, TableBatches};
+use crate::batch::BatchLimits;
+use crate::decode_pool::{Chunk, Dispatch, CHUNK_BYTES, CHUNK_RECORDS};
 use crate::error::IngestError;
 use crate::lake::{CommitMarker, Lake, TableWriter};
 use crate::source::{input, InputPath, Progress, RecordReader, DEFAULT_MAX_RECORD_BYTES};
@@ -126,7 +128,11 @@ pub async fn ingest_file(
     Ok(report)
 }
 
-/// Runs on a blocking thread: read, frame, decode, batch, hand over.
+/// Runs on a blocking thread: read and frame the input, recognise its format, and hand the
+/// records in chunks to decoding workers (one per core), which batch rows per table and hand
+/// full batches to the lake writer. Decoding is most of an ingest's work; the reader only
+/// splits lines and hashes. A format whose records depend on earlier ones (AWS VPC flow logs:
+/// a header line sets the field order) is decoded by one worker, in order.
 fn decode_input(
     path: &InputPath,
     options: &FileIngest,
@@ -134,61 +140,35 @@ fn decode_input(
     tx: mpsc::Sender<(Table, RecordBatch)>,
 ) -> Result<(ReadSummary, input::ContentHash), IngestError> {
     let opened = input::open(path, progress.clone())?;
-    let source: Arc<str> = Arc::from(path.source());
-    let ingested_at = chrono::Utc::now().timestamp_micros();
-    let mut batches = TableBatches::new(options.limits);
-    let mut decoder = options
-        .format
-        .map(|f| Decoder::new(f, options.decode.clone()));
+    let mut workers = Dispatch::new(
+        options,
+        Arc::from(path.source()),
+        chrono::Utc::now().timestamp_micros(),
+        tx,
+    );
+    let mut format = options.format;
+    let mut chunk = Chunk::new(format);
+    let mut chunk_bytes = 0;
     let mut records = 0u64;
-    let send = |ready: Vec<(Table, RecordBatch)>| -> Result<(), IngestError> {
-        for item in ready {
-            // The receiver is gone only if the writer failed; its error is the one to report.
-            tx.blocking_send(item)
-                .map_err(|_| IngestError::Worker("the lake writer stopped".into()))?;
-        }
-        Ok(())
-    };
     for record in RecordReader::with_max_record_bytes(opened.reader, options.max_record_bytes) {
         records += 1;
-        let provenance = Provenance {
-            source: source.clone(),
-            offset: record.line,
-            ingested_at,
-        };
-        let format_name = decoder.as_ref().map_or("auto", |d| d.format().name());
-        if let Some(problem) = record.problem {
-            let letter = DeadLetter {
-                format: format_name.to_owned(),
-                reason: problem,
-                raw: record.bytes,
-            };
-            batches.add_dead_letter(letter, &provenance);
-            continue;
+        if format.is_none() && record.problem.is_none() {
+            if let Some(found) = SourceFormat::sniff(&record.bytes) {
+                // Records before this one stay unrecognised; this one and those after are `found`.
+                format = Some(found);
+                workers.send(std::mem::replace(&mut chunk, Chunk::new(format)))?;
+                chunk_bytes = 0;
+            }
         }
-        if decoder.is_none() {
-            decoder =
-                SourceFormat::sniff(&record.bytes).map(|f| Decoder::new(f, options.decode.clone()));
+        chunk_bytes += record.bytes.len();
+        chunk.records.push(record);
+        if chunk.records.len() >= CHUNK_RECORDS || chunk_bytes >= CHUNK_BYTES {
+            workers.send(std::mem::replace(&mut chunk, Chunk::new(format)))?;
+            chunk_bytes = 0;
         }
-        let Some(d) = decoder.as_mut() else {
-            let letter = DeadLetter {
-                format: "auto".to_owned(),
-                reason: "format not recognised (pass --format to choose one)".to_owned(),
-                raw: record.bytes,
-            };
-            batches.add_dead_letter(letter, &provenance);
-            continue;
-        };
-        let decoded = d.decode(&record.bytes);
-        send(batches.add(decoded, d.format().name(), &provenance, record.bytes.len())?)?;
     }
-    send(batches.take_all()?)?;
+    workers.send(chunk)?;
+    workers.finish()?;
     progress.finish();
-    Ok((
-        ReadSummary {
-            format: decoder.map(|d| d.format()),
-            records,
-        },
-        opened.hash,
-    ))
+    Ok((ReadSummary { format, records }, opened.hash))
 }

@@ -9,6 +9,7 @@
 //! dead letter with its raw bytes; memory is bounded by `BatchLimits`.
 
 pub mod batch;
+mod decode_pool;
 pub mod error;
 pub mod file;
 pub mod kafka;

@@ -182,7 +182,10 @@ pub fn write_volume(dir: &Path, n: u64, seed: u64, days: i64) -> io::Result<Vec<
     let other = n / OTHER_STREAMS_PER_AUDIT;
     Ok(vec![
         write("audit.jsonl", &mut volume::audit_lines(n, seed, days))?,
-        write("hubble.jsonl", &mut volume::flow_lines(other, seed + 1, days))?,
+        write(
+            "hubble.jsonl",
+            &mut volume::flow_lines(other, seed + 1, days),
+        )?,
         write(
             "tetragon.jsonl",
             &mut volume::runtime_lines(other, seed + 2, days),

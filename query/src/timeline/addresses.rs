@@ -139,8 +139,20 @@ async fn near_sightings(
 ) -> Result<PodAddresses, QueryError> {
     let w = window.predicate();
     let sides = [
-        ("src_ip", "src_namespace", "src_pod", "network_flows", "TRUE"),
-        ("dst_ip", "dst_namespace", "dst_pod", "network_flows", "TRUE"),
+        (
+            "src_ip",
+            "src_namespace",
+            "src_pod",
+            "network_flows",
+            "TRUE",
+        ),
+        (
+            "dst_ip",
+            "dst_namespace",
+            "dst_pod",
+            "network_flows",
+            "TRUE",
+        ),
         (
             "src_ip",
             "namespace",

@@ -179,8 +179,10 @@ async fn follow(
     notes: &mut Vec<String>,
 ) -> Result<(Vec<TimelineEvent>, Scope), TimelineError> {
     let mut scope = root.clone();
-    let mut addresses =
-        AddressBook::new(SightingWindows::new(window, request.address_lookback_micros));
+    let mut addresses = AddressBook::new(SightingWindows::new(
+        window,
+        request.address_lookback_micros,
+    ));
     let mut hop = 0;
     loop {
         let lines = gather(session, &scope, window, &mut addresses, request, notes).await?;
@@ -224,7 +226,9 @@ async fn gather(
     )?;
     // Flow logs that know only addresses: find whose the other ends were, too.
     let strangers = unnamed_flow_ends(&fetched.events, addresses.known());
-    addresses.learn(session, &BTreeSet::new(), &strangers).await?;
+    addresses
+        .learn(session, &BTreeSet::new(), &strangers)
+        .await?;
     let addresses = addresses.known();
     for stream in &fetched.truncated {
         notes.push(format!(

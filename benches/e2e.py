@@ -1,0 +1,581 @@
+#!/usr/bin/env python3
+"""End-to-end benchmark: kubetrail and DuckDB on the same files, cores and machine.
+
+Run it through `benches/run` (builds the release binary, installs DuckDB). Steps:
+
+1. generate a day of audit events with the samples generator (N, plus N/5 flows and N/5
+   runtime events) and the incident scenario;
+2. ingest the audit file into a fresh lake, R times: events/s, MB/s, events/s per core,
+   peak resident memory of the process;
+3. the same conversion in DuckDB (JSON lines -> Parquet, the k8s_audit columns, zstd, same
+   thread count), R times, in a process of its own measured the same way;
+4. Kafka -> lake through a real broker (tansu, scripts/kafka-broker) when it is installed:
+   throughput, and produce-to-visible-in-SQL latency;
+5. the rule pack over the lake, and the portable rules (those DuckDB runs) in both;
+6. `timeline --pod` for the scenario's compromised pod.
+
+Every figure is the median of R runs with min and max; the table is printed and written as
+JSON (default target/kubetrail-e2e/results-N.json) for comparison between commits.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+POD = "shop/api-7d9f8b6c5-x2k4p"
+# The volume generator's day ends where the scenario's hour begins.
+DAY_FROM, DAY_TO = "2026-11-19T09:00:00Z", "2026-11-20T10:00:00Z"
+ATTACK = "2026-11-20T09:00:00Z"
+ALL_STEPS = "ingest,kafka,detect,timeline"
+
+
+# ---------------------------------------------------------------- measuring processes
+
+
+class Failed(Exception):
+    pass
+
+
+GNU_TIME = Path("/usr/bin/time")
+
+
+def measure(cmd, cwd=None, env=None, stdout_path=None):
+    """Runs a command to completion: (wall seconds, peak RSS in bytes, stdout text).
+
+    The peak RSS comes from GNU time wrapped around the command: a child's own rusage
+    also counts the pages of the process that forked it, so a large harness would inflate
+    every figure."""
+    out = open(stdout_path, "w") if stdout_path else tempfile.TemporaryFile("w+")
+    err = tempfile.TemporaryFile("w+")
+    rss_file = tempfile.NamedTemporaryFile("r", suffix=".rss")
+    wrapped = [str(c) for c in cmd]
+    if GNU_TIME.exists():
+        wrapped = [str(GNU_TIME), "-f", "%M", "-o", rss_file.name, *wrapped]
+    started = time.perf_counter()
+    proc = subprocess.Popen(wrapped, stdout=out, stderr=err, cwd=cwd, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    rss_kb = usage.ru_maxrss
+    text = rss_file.read().strip().splitlines()
+    if text and text[-1].isdigit():
+        rss_kb = int(text[-1])
+    err.seek(0)
+    stdout = ""
+    if not stdout_path:
+        out.seek(0)
+        stdout = out.read()
+    if proc.returncode != 0:
+        raise Failed(f"{' '.join(map(str, cmd))} exited {proc.returncode}: {err.read().strip()[-800:]}")
+    return seconds, rss_kb * 1024, stdout
+
+
+class Figure:
+    """One measured quantity over several runs."""
+
+    def __init__(self, name, unit, values, higher_is_better=True, note=""):
+        self.name, self.unit, self.values = name, unit, list(values)
+        self.higher_is_better, self.note = higher_is_better, note
+
+    @property
+    def median(self):
+        return statistics.median(self.values)
+
+    def row(self):
+        return {
+            "name": self.name,
+            "unit": self.unit,
+            "median": self.median,
+            "min": min(self.values),
+            "max": max(self.values),
+            "runs": self.values,
+            "note": self.note,
+            "better": "higher" if self.higher_is_better else "lower",
+        }
+
+
+def fmt(v):
+    if abs(v) >= 100:
+        return f"{v:,.0f}"
+    if abs(v) >= 10:
+        return f"{v:.1f}"
+    return f"{v:.3g}"
+
+
+# ---------------------------------------------------------------- the machine
+
+
+def machine():
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = 0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
+    import duckdb
+
+    return {
+        "cores": os.cpu_count(),
+        "memory_bytes": mem,
+        "cpu": cpu,
+        "os": platform.platform(),
+        "commit": commit + ("-dirty" if dirty else ""),
+        "duckdb": duckdb.__version__,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+# ---------------------------------------------------------------- DuckDB's side
+
+AUDIT_COLUMNS = """{
+  'auditID': 'VARCHAR', 'stage': 'VARCHAR', 'level': 'VARCHAR', 'verb': 'VARCHAR',
+  'requestURI': 'VARCHAR',
+  'user': 'STRUCT(username VARCHAR, uid VARCHAR, groups VARCHAR[])',
+  'impersonatedUser': 'STRUCT(username VARCHAR, groups VARCHAR[])',
+  'sourceIPs': 'VARCHAR[]', 'userAgent': 'VARCHAR',
+  'objectRef': 'STRUCT(resource VARCHAR, namespace VARCHAR, name VARCHAR, apiGroup VARCHAR, apiVersion VARCHAR, subresource VARCHAR)',
+  'responseStatus': 'STRUCT(code INTEGER, reason VARCHAR, message VARCHAR)',
+  'requestObject': 'JSON', 'responseObject': 'JSON', 'annotations': 'JSON',
+  'requestReceivedTimestamp': 'TIMESTAMPTZ', 'stageTimestamp': 'TIMESTAMPTZ'
+}"""
+
+# The k8s_audit columns, typed as kubetrail types them (schemas/src/rows/audit.rs).
+AUDIT_SELECT = """
+SELECT
+  coalesce(stageTimestamp, requestReceivedTimestamp) AS event_time,
+  CAST(NULL AS VARCHAR) AS cluster,
+  objectRef.namespace AS namespace,
+  CASE WHEN objectRef.resource = 'pods' THEN objectRef.name END AS pod,
+  CASE WHEN starts_with("user".username, 'system:node:') THEN substr("user".username, 13) END AS node,
+  sourceIPs[1] AS src_ip,
+  auditID AS audit_id, stage, level, verb,
+  "user".username AS user_name, "user".uid AS user_uid, "user".groups AS user_groups,
+  impersonatedUser.username AS impersonated_user, impersonatedUser.groups AS impersonated_groups,
+  sourceIPs AS source_ips, userAgent AS user_agent,
+  objectRef.resource AS resource, objectRef.subresource AS subresource,
+  coalesce(objectRef.name, json_extract_string(requestObject, '$.metadata.name'),
+           json_extract_string(responseObject, '$.metadata.name')) AS name,
+  objectRef.apiGroup AS api_group, objectRef.apiVersion AS api_version,
+  requestURI AS request_uri, responseStatus.code AS response_code,
+  responseStatus.reason AS response_reason, responseStatus.message AS response_message,
+  json_extract_string(annotations, '$."authorization.k8s.io/decision"') AS decision,
+  json_extract_string(annotations, '$."authorization.k8s.io/reason"') AS authz_reason,
+  requestReceivedTimestamp AS request_received_time, stageTimestamp AS stage_time,
+  CAST(requestObject AS VARCHAR) AS request_object,
+  CAST(responseObject AS VARCHAR) AS response_object,
+  CAST(annotations AS VARCHAR) AS annotations,
+  'k8s' AS audit_format,
+  CAST(coalesce(stageTimestamp, requestReceivedTimestamp) AS DATE) AS event_date,
+  $source AS _source,
+  CAST(NULL AS BIGINT) AS _offset,
+  now() AS _ingested_at
+FROM read_json($path, format = 'newline_delimited', columns = COLUMNS)
+"""
+
+# Functions the rules call that DuckDB spells differently: the rules' SQL stays as it is.
+DUCKDB_SHIMS = [
+    "CREATE MACRO regexp_like(s, p) AS regexp_matches(s, p)",
+    "CREATE MACRO json_get_str(j, a) AS json_extract_string(j, '$.\"' || a || '\"'), "
+    "(j, a, b) AS json_extract_string(j, '$.\"' || a || '\".\"' || b || '\"'), "
+    "(j, a, b, c) AS json_extract_string(j, '$.\"' || a || '\".\"' || b || '\".\"' || c || '\"')",
+    "CREATE MACRO is_private_ip(ip) AS regexp_matches(ip, "
+    "'^(10\\.|172\\.(1[6-9]|2[0-9]|3[01])\\.|192\\.168\\.|127\\.|169\\.254\\.|"
+    "100\\.(6[4-9]|[7-9][0-9]|1[01][0-9]|12[0-7])\\.|0\\.|192\\.0\\.0\\.|::1$|::$|f[cd]|fe[89ab])')",
+]
+
+
+def duck_convert(args):
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(f"SET threads = {args.threads}")
+    sql = AUDIT_SELECT.replace("COLUMNS", AUDIT_COLUMNS)
+    con.execute(
+        f"COPY ({sql}) TO '{args.output}' (FORMAT parquet, COMPRESSION zstd)",
+        {"path": args.input, "source": f"file:{args.input}"},
+    )
+
+
+def duck_copy(args):
+    """Rewrites Parquet files as DuckDB writes Parquet, sorted by time."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(f"SET threads = {args.threads}")
+    # event_date lives in the lake's directory names (Hive partitioning).
+    con.execute(
+        f"COPY (SELECT * FROM read_parquet('{args.input}', hive_partitioning = true) "
+        f"ORDER BY event_time) TO '{args.output}' (FORMAT parquet, COMPRESSION zstd)")
+
+
+def duck_rules(args):
+    """Runs the given rules' SQL over Parquet files: prints {rule: seconds or error}."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(f"SET threads = {args.threads}")
+    for shim in DUCKDB_SHIMS:
+        con.execute(shim)
+    spec = json.loads(Path(args.spec).read_text())
+    for table, path in spec["tables"].items():
+        con.execute(f"CREATE VIEW {table}_all AS SELECT * FROM read_parquet('{path}')")
+        for view, (lo, hi) in [(table, spec["window"]), (f"{table}_history", spec["history"])]:
+            con.execute(
+                f"CREATE VIEW {view} AS SELECT * FROM {table}_all "
+                f"WHERE event_time >= TIMESTAMPTZ '{lo}' AND event_time < TIMESTAMPTZ '{hi}'"
+            )
+    con.execute("CREATE TABLE allowed_registries (registry VARCHAR)")
+    out = {}
+    for rule, sql in spec["rules"].items():
+        started = time.perf_counter()
+        try:
+            rows = con.execute(sql).fetchall()
+            out[rule] = {"seconds": time.perf_counter() - started, "rows": len(rows)}
+        except Exception as e:  # noqa: BLE001 - a rule DuckDB cannot run is not portable
+            out[rule] = {"error": str(e).splitlines()[0][:300]}
+    print(json.dumps(out))
+
+
+# ---------------------------------------------------------------- the run
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.kt = Path(args.kubetrail).resolve()
+        self.work = Path(args.work or REPO / "target" / "kubetrail-e2e" / str(args.events)).resolve()
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.cores = args.threads or os.cpu_count()
+        self.figures = []
+        self.notes = []
+        self.python = sys.executable
+
+    def say(self, text):
+        print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+    def add(self, *a, **kw):
+        f = Figure(*a, **kw)
+        self.figures.append(f)
+        self.say(f"{f.name}: {fmt(f.median)} {f.unit} (min {fmt(min(f.values))}, max {fmt(max(f.values))})")
+        return f
+
+    def kubetrail(self, *args, **kw):
+        return measure([self.kt, *args], **kw)
+
+    # 1
+    def generate(self):
+        inputs = self.work / "input"
+        ready = inputs / "READY"
+        if not ready.exists():
+            shutil.rmtree(inputs, ignore_errors=True)
+            self.say(f"generating {self.args.events:,} audit events (+ flows, runtime events, scenario)")
+            self.kubetrail("samples", "--out", inputs, "--events", self.args.events, "--days", 1)
+            self.kubetrail("samples", "--out", inputs / "scenario")
+            ready.write_text("")
+        self.audit = inputs / "audit.jsonl"
+        self.others = [inputs / "hubble.jsonl", inputs / "tetragon.jsonl"]
+        self.scenario = sorted(p for p in (inputs / "scenario").iterdir() if p.name != "MANIFEST.tsv")
+
+    # 2, 3
+    def ingest_vs_duckdb(self):
+        n, size = self.args.events, self.audit.stat().st_size
+        ours, duck = [], []
+        for run in range(self.args.runs):
+            lake = self.work / f"ingest-lake-{run}"
+            shutil.rmtree(lake, ignore_errors=True)
+            s, rss, _ = self.kubetrail("ingest", "file", "--lake", lake, "--quiet", self.audit)
+            ours.append((s, rss))
+            shutil.rmtree(lake, ignore_errors=True)
+            parquet = self.work / "duckdb-audit.parquet"
+            s, rss, _ = measure([
+                self.python, __file__, "duck-convert", "--input", self.audit,
+                "--output", parquet, "--threads", self.cores,
+            ])
+            duck.append((s, rss))
+        kt_eps = self.add("ingest: kubetrail audit events/s", "events/s", [n / s for s, _ in ours])
+        self.add("ingest: kubetrail MB/s", "MB/s", [size / 1e6 / s for s, _ in ours])
+        # kubetrail decodes on every core of the machine, whatever --threads gives DuckDB.
+        self.add("ingest: kubetrail events/s per core", "events/s",
+                 [n / s / os.cpu_count() for s, _ in ours])
+        self.add("ingest: kubetrail peak RSS", "MB", [r / 1e6 for _, r in ours], higher_is_better=False)
+        dk_eps = self.add("ingest: DuckDB audit events/s", "events/s", [n / s for s, _ in duck])
+        self.add("ingest: DuckDB peak RSS", "MB", [r / 1e6 for _, r in duck], higher_is_better=False)
+        self.add("ingest: kubetrail / DuckDB events/s", "x",
+                 [a / b for a, b in zip(kt_eps.values, dk_eps.values)],
+                 note="target >= 3")
+
+    def build_lake(self):
+        self.lake = self.work / "lake"
+        if (self.work / "LAKE_READY").exists():
+            return
+        shutil.rmtree(self.lake, ignore_errors=True)
+        self.say("building the query lake (audit, flows, runtime events, scenario; optimize)")
+        self.kubetrail("ingest", "file", "--lake", self.lake, "--quiet",
+                       self.audit, *self.others, *self.scenario)
+        self.kubetrail("lake", "optimize", "--lake", self.lake)
+        (self.work / "LAKE_READY").write_text("")
+
+    # 4
+    def kafka(self):
+        broker_script = REPO / "scripts" / "kafka-broker"
+        if shutil.which("tansu") is None:
+            self.notes.append("Kafka: skipped, tansu is not installed (scripts/kafka-broker install)")
+            return
+        n = min(self.args.kafka_events, self.args.events)
+        sample = self.work / f"kafka-{n}.jsonl"
+        with open(self.audit) as src, open(sample, "w") as dst:
+            for i, line in enumerate(src):
+                if i >= n:
+                    break
+                dst.write(line)
+        broker_dir = self.work / "broker"
+        shutil.rmtree(broker_dir, ignore_errors=True)
+        port = subprocess.run([broker_script, "start", broker_dir], capture_output=True,
+                              text=True, check=True).stdout.strip().splitlines()[-1]
+        brokers = f"127.0.0.1:{port}"
+        try:
+            subprocess.run([broker_script, "topic", broker_dir, "audit", "2"], check=True,
+                           capture_output=True)
+            s, _, _ = self.kubetrail("produce", "--brokers", brokers, "--topic", "audit", sample)
+            self.add("kafka: produce to tansu", "events/s", [n / s])
+            lake = self.work / "kafka-lake"
+            shutil.rmtree(lake, ignore_errors=True)
+            s, rss, _ = self.kubetrail("ingest", "kafka", "--lake", lake, "--brokers", brokers,
+                                       "--topic", "audit=k8s-audit", "--until-caught-up",
+                                       "--linger", "1s")
+            self.add("kafka: Kafka -> lake", "events/s", [n / s],
+                     note=f"{n:,} events, ingest kafka --until-caught-up, whole process")
+            self.add("kafka: ingest peak RSS", "MB", [rss / 1e6], higher_is_better=False)
+            self.kafka_latency(brokers, lake)
+        finally:
+            subprocess.run([broker_script, "stop", broker_dir], capture_output=True)
+
+    def kafka_latency(self, brokers, lake):
+        """Produce one event at a time; how long until SQL sees it (linger 1 s)."""
+        ingester = subprocess.Popen(
+            [self.kt, "ingest", "kafka", "--lake", lake, "--brokers", brokers,
+             "--topic", "audit=k8s-audit", "--linger", "1s", "--group", "latency"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        latencies = []
+        try:
+            # The first marker waits for the group join and the catch-up; it is not counted.
+            for i in range(self.args.runs + 1):
+                marker = f"latency-{i}-{time.time_ns()}"
+                one = self.work / "latency.jsonl"
+                now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+                one.write_text(json.dumps({
+                    "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata",
+                    "auditID": marker, "stage": "ResponseComplete", "requestURI": "/healthz",
+                    "verb": "get", "user": {"username": "bench"}, "sourceIPs": ["127.0.0.1"],
+                    "requestReceivedTimestamp": now, "stageTimestamp": now}) + "\n")
+                started = time.perf_counter()
+                self.kubetrail("produce", "--brokers", brokers, "--topic", "audit", one)
+                while True:
+                    _, _, out = self.kubetrail(
+                        "sql", "--lake", lake, "--format", "csv",
+                        f"SELECT count(*) FROM k8s_audit WHERE audit_id = '{marker}'")
+                    if out.strip().splitlines()[-1].strip() == "1":
+                        break
+                    if time.perf_counter() - started > 120:
+                        raise Failed("an event produced did not become visible within 120 s")
+                if i > 0:
+                    latencies.append(time.perf_counter() - started)
+        finally:
+            ingester.terminate()
+            ingester.wait(timeout=30)
+        self.add("kafka: produce -> visible in SQL", "s", latencies, higher_is_better=False,
+                 note="--linger 1s; each poll is a `kubetrail sql` process")
+
+    # 5
+    def detections(self):
+        import yaml
+
+        s_runs = []
+        for _ in range(self.args.runs):
+            s, rss, _ = self.kubetrail("detect", "run", "--lake", self.lake, "--from", DAY_FROM,
+                                       "--to", DAY_TO, "--format", "csv")
+            s_runs.append((s, rss))
+        self.add("detect: whole pack (49 rules), kubetrail", "s", [s for s, _ in s_runs],
+                 higher_is_better=False)
+        self.add("detect: peak RSS", "MB", [r / 1e6 for _, r in s_runs], higher_is_better=False)
+
+        # The same rows as Parquet files DuckDB writes itself, from the lake's own files: a
+        # vacuum with no retention leaves only the files of the tables' current versions.
+        self.kubetrail("lake", "vacuum", "--lake", self.lake, "--retain", "0h")
+        export = self.work / "duckdb-tables"
+        export.mkdir(exist_ok=True)
+        tables = {}
+        for table in ["k8s_audit", "network_flows", "runtime_events"]:
+            theirs = export / f"{table}.parquet"
+            if not theirs.exists():
+                measure([self.python, __file__, "duck-copy", "--input",
+                         self.lake / table / "event_date=*" / "*.parquet", "--output", theirs,
+                         "--threads", self.cores])
+            tables[table] = str(theirs)
+        rules = {}
+        files = {}
+        for path in sorted((REPO / "detections" / "rules").rglob("*.yaml")):
+            rule = yaml.safe_load(path.read_text())
+            rules[rule["id"]] = rule["query"]
+            files[rule["id"]] = path
+        history_from = "2026-11-05T09:00:00Z"  # the default 14 days of history
+        spec = self.work / "duckdb-rules.json"
+        spec.write_text(json.dumps({
+            "tables": tables, "window": [DAY_FROM, DAY_TO], "history": [history_from, DAY_FROM],
+            "rules": rules}))
+        _, _, out = measure([self.python, __file__, "duck-rules", "--spec", spec,
+                             "--threads", self.cores])
+        probe = json.loads(out)
+        portable = sorted(r for r, v in probe.items() if "seconds" in v)
+        refused = {r: v["error"] for r, v in probe.items() if "error" in v}
+        self.portable = {"portable": portable, "not_portable": refused}
+        self.say(f"{len(portable)} of {len(rules)} rules run unchanged in DuckDB")
+
+        portable_dir = self.work / "portable-rules"
+        shutil.rmtree(portable_dir, ignore_errors=True)
+        for r in portable:
+            dst = portable_dir / files[r].parent.name / files[r].name
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(files[r], dst)
+        spec.write_text(json.dumps({
+            "tables": tables, "window": [DAY_FROM, DAY_TO], "history": [history_from, DAY_FROM],
+            "rules": {r: rules[r] for r in portable}}))
+        ours, theirs = [], []
+        for _ in range(self.args.runs):
+            s, _, _ = self.kubetrail("detect", "run", "--rules", portable_dir, "--lake", self.lake,
+                                     "--from", DAY_FROM, "--to", DAY_TO, "--format", "csv")
+            ours.append(s)
+            s, _, _ = measure([self.python, __file__, "duck-rules", "--spec", spec,
+                               "--threads", self.cores])
+            theirs.append(s)
+        a = self.add(f"detect: {len(portable)} portable rules, kubetrail", "s", ours,
+                     higher_is_better=False, note="whole process: lake open, rules, alerts written")
+        b = self.add(f"detect: {len(portable)} portable rules, DuckDB", "s", theirs,
+                     higher_is_better=False, note="whole process: Python start, views, queries")
+        self.add("detect: DuckDB / kubetrail time", "x",
+                 [y / x for x, y in zip(a.values, b.values)], note="target > 1")
+
+    # 6
+    def timeline(self):
+        runs = []
+        for _ in range(max(self.args.runs, 5)):
+            s, rss, _ = self.kubetrail("timeline", "--lake", self.lake, "--pod", POD, "--around",
+                                       ATTACK, "--window", "2h")
+            runs.append((s, rss))
+        self.add("timeline: --pod, 2 h, depth 1", "s", [s for s, _ in runs],
+                 higher_is_better=False, note="whole process; target < 1 s")
+        self.add("timeline: peak RSS", "MB", [r / 1e6 for _, r in runs], higher_is_better=False)
+
+    def report(self):
+        info = machine()
+        print(f"\nkubetrail e2e: {self.args.events:,} audit events, {info['cores']} cores, "
+              f"{info['memory_bytes'] / 2**30:.1f} GiB, {info['cpu']}, commit {info['commit']}, "
+              f"DuckDB {info['duckdb']}, {self.args.runs} runs")
+        width = max(len(f.name) for f in self.figures)
+        print(f"{'':{width}}  {'median':>12}  {'min':>12}  {'max':>12}  unit")
+        for f in self.figures:
+            print(f"{f.name:{width}}  {fmt(f.median):>12}  {fmt(min(f.values)):>12}  "
+                  f"{fmt(max(f.values)):>12}  {f.unit}{'  (' + f.note + ')' if f.note else ''}")
+        for n in self.notes:
+            print(f"note: {n}")
+        result = {
+            "events": self.args.events, "runs": self.args.runs, "threads": self.cores,
+            "machine": info, "figures": [f.row() for f in self.figures], "notes": self.notes,
+            "rules": getattr(self, "portable", None),
+        }
+        steps = "" if self.args.only == ALL_STEPS else "-" + self.args.only.replace(",", "-")
+        out = Path(self.args.json or self.work.parent / f"results-{self.args.events}{steps}.json")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"written: {out}")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command")
+    c = sub.add_parser("duck-convert", help=argparse.SUPPRESS)
+    c.add_argument("--input", required=True)
+    c.add_argument("--output", required=True)
+    c.add_argument("--threads", type=int, required=True)
+    k = sub.add_parser("duck-copy", help=argparse.SUPPRESS)
+    k.add_argument("--input", required=True)
+    k.add_argument("--output", required=True)
+    k.add_argument("--threads", type=int, required=True)
+    r = sub.add_parser("duck-rules", help=argparse.SUPPRESS)
+    r.add_argument("--spec", required=True)
+    r.add_argument("--threads", type=int, required=True)
+    p.add_argument("--kubetrail", default=str(REPO / "target" / "release" / "kubetrail"))
+    p.add_argument("--events", type=int, default=1_000_000, help="audit events (default 1M)")
+    p.add_argument("--runs", type=int, default=3, help="runs per figure (default 3)")
+    p.add_argument("--threads", type=int, default=0, help="DuckDB threads (default: all cores)")
+    p.add_argument("--kafka-events", type=int, default=200_000,
+                   help="events sent through the broker (default 200k)")
+    p.add_argument("--only", default=ALL_STEPS,
+                   help="comma-separated steps (default: all)")
+    p.add_argument("--work", help="working directory (default target/kubetrail-e2e/N)")
+    p.add_argument("--json", help="where to write the results (default "
+                   "target/kubetrail-e2e/results-N.json, or results-N-STEPS.json with --only)")
+    args = p.parse_args()
+    if args.command == "duck-convert":
+        return duck_convert(args)
+    if args.command == "duck-copy":
+        return duck_copy(args)
+    if args.command == "duck-rules":
+        return duck_rules(args)
+    if args.events <= 0 or args.runs <= 0:
+        p.error("--events and --runs must be positive")
+    if not Path(args.kubetrail).exists():
+        p.error(f"{args.kubetrail} does not exist: build it (cargo build --release) or use benches/run")
+    steps = set(args.only.split(","))
+    unknown = steps - set(ALL_STEPS.split(","))
+    if unknown:
+        p.error(f"unknown step(s): {', '.join(sorted(unknown))}")
+    b = Bench(args)
+    try:
+        b.generate()
+        if "ingest" in steps:
+            b.ingest_vs_duckdb()
+        if steps & {"detect", "timeline"}:
+            b.build_lake()
+        if "kafka" in steps:
+            b.kafka()
+        if "detect" in steps:
+            b.detections()
+        if "timeline" in steps:
+            b.timeline()
+    except Failed as e:
+        print(f"e2e: {e}", file=sys.stderr)
+        if b.figures:
+            b.report()
+        return 1
+    b.report()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
