@@ -81,7 +81,12 @@ impl<'a> Dispatch<'a> {
                 &self.tx,
             )),
         };
-        pool.send(chunk)
+        if pool.send(chunk).is_err() {
+            // Every worker has stopped, which only an error does: report that error.
+            self.finish()?;
+            return Err(IngestError::Worker("the decoding workers stopped".into()));
+        }
+        Ok(())
     }
 
     /// Waits for every chunk to be decoded and handed over.
@@ -140,12 +145,10 @@ impl DecodePool {
         }
     }
 
-    fn send(&self, chunk: Chunk) -> Result<(), IngestError> {
+    /// Fails only when every worker has stopped.
+    fn send(&self, chunk: Chunk) -> Result<(), Chunk> {
         let chunks = self.chunks.as_ref().expect("open until finish");
-        // Every worker is gone only if they failed; `finish` reports their error.
-        chunks
-            .send(chunk)
-            .map_err(|_| IngestError::Worker("the decoding workers stopped".into()))
+        chunks.send(chunk).map_err(|e| e.0)
     }
 
     /// Waits for the workers to drain the chunks; the first error wins.
