@@ -49,20 +49,20 @@ class Failed(Exception):
 GNU_TIME = Path("/usr/bin/time")
 
 
-def measure(cmd, cwd=None, env=None, stdout_path=None):
+def measure(cmd):
     """Runs a command to completion: (wall seconds, peak RSS in bytes, stdout text).
 
     The peak RSS comes from GNU time wrapped around the command: a child's own rusage
     also counts the pages of the process that forked it, so a large harness would inflate
     every figure."""
-    out = open(stdout_path, "w") if stdout_path else tempfile.TemporaryFile("w+")
+    out = tempfile.TemporaryFile("w+")
     err = tempfile.TemporaryFile("w+")
     rss_file = tempfile.NamedTemporaryFile("r", suffix=".rss")
     wrapped = [str(c) for c in cmd]
     if GNU_TIME.exists():
         wrapped = [str(GNU_TIME), "-f", "%M", "-o", rss_file.name, *wrapped]
     started = time.perf_counter()
-    proc = subprocess.Popen(wrapped, stdout=out, stderr=err, cwd=cwd, env=env)
+    proc = subprocess.Popen(wrapped, stdout=out, stderr=err)
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -71,10 +71,8 @@ def measure(cmd, cwd=None, env=None, stdout_path=None):
     if text and text[-1].isdigit():
         rss_kb = int(text[-1])
     err.seek(0)
-    stdout = ""
-    if not stdout_path:
-        out.seek(0)
-        stdout = out.read()
+    out.seek(0)
+    stdout = out.read()
     if proc.returncode != 0:
         raise Failed(f"{' '.join(map(str, cmd))} exited {proc.returncode}: {err.read().strip()[-800:]}")
     return seconds, rss_kb * 1024, stdout
@@ -284,8 +282,8 @@ class Bench:
         self.say(f"{f.name}: {fmt(f.median)} {f.unit} (min {fmt(min(f.values))}, max {fmt(max(f.values))})")
         return f
 
-    def kubetrail(self, *args, **kw):
-        return measure([self.kt, *args], **kw)
+    def kubetrail(self, *args):
+        return measure([self.kt, *args])
 
     # 1
     def generate(self):
@@ -443,11 +441,17 @@ class Bench:
             rule = yaml.safe_load(path.read_text())
             rules[rule["id"]] = rule["query"]
             files[rule["id"]] = path
-        history_from = "2026-11-05T09:00:00Z"  # the default 14 days of history
+        # `detect run`'s default history: 14 days before the window.
+        history_from = (datetime.datetime.fromisoformat(DAY_FROM.replace("Z", "+00:00"))
+                        - datetime.timedelta(days=14)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+        def write_spec(chosen):
+            spec.write_text(json.dumps({
+                "tables": tables, "window": [DAY_FROM, DAY_TO],
+                "history": [history_from, DAY_FROM], "rules": chosen}))
+
         spec = self.work / "duckdb-rules.json"
-        spec.write_text(json.dumps({
-            "tables": tables, "window": [DAY_FROM, DAY_TO], "history": [history_from, DAY_FROM],
-            "rules": rules}))
+        write_spec(rules)
         _, _, out = measure([self.python, __file__, "duck-rules", "--spec", spec,
                              "--threads", self.cores])
         probe = json.loads(out)
@@ -462,9 +466,7 @@ class Bench:
             dst = portable_dir / files[r].parent.name / files[r].name
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(files[r], dst)
-        spec.write_text(json.dumps({
-            "tables": tables, "window": [DAY_FROM, DAY_TO], "history": [history_from, DAY_FROM],
-            "rules": {r: rules[r] for r in portable}}))
+        write_spec({r: rules[r] for r in portable})
         ours, theirs = [], []
         for _ in range(self.args.runs):
             s, _, _ = self.kubetrail("detect", "run", "--rules", portable_dir, "--lake", self.lake,

@@ -5,7 +5,7 @@
 //! The lake is built once per N with the real ingest path and kept under
 //! `target/kubetrail-bench/` for the next run: N audit events (default 1 million;
 //! `KUBETRAIL_BENCH_EVENTS=10000000` for the issues' 10 million) and N/5 flows and N/5
-//! runtime events from the samples' volume generator, spread over 7 days, plus the incident
+//! runtime events from the samples' volume generator (`write_volume`), spread over 7 days, plus the incident
 //! scenario; then one `lake optimize`, as an operator runs it.
 //!
 //!     KUBETRAIL_BENCH_EVENTS=10000000 cargo bench -p kubetrail-benches --bench lake
@@ -68,9 +68,8 @@ fn lake(rt: &tokio::runtime::Runtime, n: u64) -> PathBuf {
     std::fs::remove_dir_all(&input).unwrap();
     std::fs::write(root.join("READY"), "").unwrap();
     eprintln!(
-        "built a lake of {n} audit events (+ {} flows, {} runtime events) in {:.0?} at {}",
-        n / 5,
-        n / 5,
+        "built a lake of {n} audit events (+ {} flows and runtime events each) in {:.0?} at {}",
+        n / kubetrail_samples::OTHER_STREAMS_PER_AUDIT,
         started.elapsed(),
         lake.display()
     );
