@@ -976,3 +976,115 @@ mod kafka {
         );
     }
 }
+
+mod schema_evolution {
+    use super::*;
+    use arrow::array::TimestampMicrosecondArray;
+    use arrow::array::{new_null_array, ArrayRef, Date32Array, Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Schema};
+    use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+
+    /// `k8s_audit` as an older kubetrail created it: without `pod_ip`, or with a column
+    /// this version does not know, holding one row.
+    async fn older_table(lake: &Lake, change: impl Fn(&mut Vec<arrow::datatypes::FieldRef>)) {
+        let mut fields: Vec<_> = Table::K8sAudit.schema().fields().iter().cloned().collect();
+        change(&mut fields);
+        let schema = Arc::new(Schema::new(fields));
+        let columns: Vec<ArrayRef> = schema
+            .fields()
+            .iter()
+            .map(|f| -> ArrayRef {
+                match (f.name().as_str(), f.data_type()) {
+                    (_, DataType::Timestamp(_, tz)) if !f.is_nullable() => Arc::new(
+                        TimestampMicrosecondArray::from(vec![1_714_557_600_000_000])
+                            .with_timezone_opt(tz.clone()),
+                    ),
+                    (_, DataType::Date32) => Arc::new(Date32Array::from(vec![19_844])),
+                    (_, DataType::Int64) => Arc::new(Int64Array::from(vec![1])),
+                    ("_source", _) => Arc::new(StringArray::from(vec!["file:old.jsonl"])),
+                    ("audit_format", _) => Arc::new(StringArray::from(vec!["k8s"])),
+                    (_, t) if f.is_nullable() => new_null_array(t, 1),
+                    (name, t) => panic!("no value for {name}: {t}"),
+                }
+            })
+            .collect();
+        let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
+        let dir = lake.local_dir().unwrap().join("k8s_audit");
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = url::Url::from_directory_path(dir).unwrap();
+        let kernel: deltalake::kernel::StructType =
+            deltalake::kernel::engine::arrow_conversion::TryIntoKernel::try_into_kernel(
+                schema.as_ref(),
+            )
+            .unwrap();
+        let mut delta = deltalake::DeltaTableBuilder::from_url(url)
+            .unwrap()
+            .build()
+            .unwrap()
+            .create()
+            .with_columns(kernel.fields().cloned())
+            .with_partition_columns(["event_date"])
+            .await
+            .unwrap();
+        let mut writer = RecordBatchWriter::for_table(&delta).unwrap();
+        writer.write(batch).await.unwrap();
+        writer.flush_and_commit(&mut delta).await.unwrap();
+    }
+
+    const STATUS_UPDATE: &str = r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Request","auditID":"s1","stage":"ResponseComplete","verb":"patch","user":{"username":"system:node:node-a"},"objectRef":{"resource":"pods","namespace":"shop","name":"api-1","subresource":"status"},"requestObject":{"status":{"podIP":"10.244.1.5"}},"responseStatus":{"code":200},"requestReceivedTimestamp":"2024-05-01T10:00:00Z"}"#;
+
+    #[tokio::test]
+    async fn a_table_of_an_older_version_gets_the_new_columns_and_keeps_its_rows() {
+        let (dir, lake) = new_lake();
+        older_table(&lake, |f| f.retain(|f| f.name() != "pod_ip")).await;
+        let path = dir.path().join("status.jsonl");
+        std::fs::write(&path, format!("{STATUS_UPDATE}\n")).unwrap();
+        let report = ingest(&lake, &path, &FileIngest::default()).await;
+        assert_eq!(report.rows[&Table::K8sAudit], 1);
+        let delta = table(&lake, Table::K8sAudit).await.unwrap();
+        let stored = delta.snapshot().unwrap().schema();
+        assert!(stored.field("pod_ip").is_some());
+        // Old files have no pod_ip: read by name, they hold null there.
+        let mut ips: Vec<Option<String>> = Vec::new();
+        for b in read_table(&lake, Table::K8sAudit).await {
+            match b.column_by_name("pod_ip") {
+                None => ips.extend((0..b.num_rows()).map(|_| None)),
+                Some(c) => {
+                    let c = c.as_string::<i32>();
+                    ips.extend((0..c.len()).map(|i| c.is_valid(i).then(|| c.value(i).to_owned())));
+                }
+            }
+        }
+        ips.sort();
+        assert_eq!(ips, vec![None, Some("10.244.1.5".to_owned())]);
+    }
+
+    #[tokio::test]
+    async fn a_table_with_columns_this_version_does_not_know_is_refused() {
+        let (dir, lake) = new_lake();
+        older_table(&lake, |f| {
+            f.push(Arc::new(arrow::datatypes::Field::new(
+                "from_the_future",
+                DataType::Utf8,
+                true,
+            )))
+        })
+        .await;
+        let path = dir.path().join("status.jsonl");
+        std::fs::write(&path, format!("{STATUS_UPDATE}\n")).unwrap();
+        let error = ingest_file(
+            &lake,
+            &InputPath::File(path),
+            &FileIngest::default(),
+            Arc::new(NoProgress),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("from_the_future is unknown to this kubetrail"),
+            "{error}"
+        );
+        assert!(!error.contains('\n'), "{error}");
+    }
+}

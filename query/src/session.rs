@@ -123,6 +123,14 @@ impl LakeSession {
         Ok(self.ctx.sql_with_options(sql, options).await?)
     }
 
+    /// Whether a table has a column (lakes written by older versions lack newer ones).
+    pub async fn has_column(&self, table: &str, column: &str) -> bool {
+        match self.ctx.table_provider(table).await {
+            Ok(t) => t.schema().field_with_name(column).is_ok(),
+            Err(_) => false,
+        }
+    }
+
     /// Runs one SQL statement and collects its result.
     pub async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
         let started = std::time::Instant::now();

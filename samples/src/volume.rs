@@ -56,9 +56,42 @@ fn random_call(rng: &mut Rng, time: i64) -> ApiCall {
                 c.namespace = Some(pod.namespace.into());
                 c.name = Some(format!("{}-token", pod.service_account));
             }
-            _ => {
+            3 => {
                 c.verb = "list";
                 c.namespace = Some(pod.namespace.into());
+            }
+            _ => {
+                // The pod's own kubelet reports its status: mostly conditions; the address
+                // only when the pod (re)starts and is given one.
+                let home = &NODES[pod.node];
+                c.user = format!("system:node:{}", home.name);
+                c.source_ip = home.ip.into();
+                c.verb = "patch";
+                c.resource = "pods";
+                c.subresource = Some("status");
+                c.namespace = Some(pod.namespace.into());
+                c.name = Some(pod.name.into());
+                c.level = "Request";
+                let mut status = json!({
+                    "$setElementOrder/conditions": [
+                        {"type": "Initialized"}, {"type": "Ready"},
+                        {"type": "ContainersReady"}, {"type": "PodScheduled"}
+                    ],
+                    "conditions": [{
+                        "lastProbeTime": null,
+                        "lastTransitionTime": render::rfc3339(time),
+                        "status": "True",
+                        "type": "Ready"
+                    }]
+                });
+                if rng.chance(0.02) {
+                    status["podIP"] = json!(pod.ip);
+                    status["podIPs"] = json!([{"ip": pod.ip}]);
+                }
+                c.request_object = Some(json!({
+                    "metadata": {"uid": rng.uuid()},
+                    "status": status
+                }));
             }
         }
     } else if roll < 80 {

@@ -498,6 +498,46 @@ mod bad_input {
     }
 
     #[test]
+    fn a_pod_address_is_taken_from_pod_objects_only_and_only_when_it_is_one() {
+        let event = |resource: &str, request: &str, response: &str| {
+            format!(
+                r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"a","verb":"patch","objectRef":{{"resource":"{resource}","namespace":"shop","name":"api-1","subresource":"status"}},"requestObject":{request},"responseObject":{response},"requestReceivedTimestamp":"2024-01-01T00:00:00Z"}}"#
+            )
+            .into_bytes()
+        };
+        let records = [
+            // A kubelet's status patch: the request carries the new address.
+            event("pods", r#"{"status":{"podIP":"10.244.1.5"}}"#, "null"),
+            // No address in the patch: the pod as stored answers, in canonical form.
+            event(
+                "pods",
+                r#"{"status":{"phase":"Running"}}"#,
+                r#"{"status":{"podIP":"::ffff:10.0.0.9"}}"#,
+            ),
+            // Not yet scheduled, not an address, not a string, not a pod.
+            event("pods", r#"{"status":{"podIP":""}}"#, "null"),
+            event("pods", r#"{"status":{"podIP":"10.244.1.999"}}"#, "null"),
+            event("pods", r#"{"status":{"podIP":42}}"#, r#"[1,2]"#),
+            event("nodes", r#"{"status":{"podIP":"10.244.1.5"}}"#, "null"),
+        ];
+        let out = decode_all(SourceFormat::K8sAudit, &records);
+        assert!(out.rejected.is_empty(), "{:?}", out.rejected);
+        let ips: Vec<Option<&str>> = out.audit.iter().map(|e| e.pod_ip.as_deref()).collect();
+        assert_eq!(
+            ips,
+            [Some("10.244.1.5"), Some("10.0.0.9"), None, None, None, None]
+        );
+        // The objects themselves are kept as they came.
+        assert!(out.audit[4]
+            .request_object
+            .as_deref()
+            .unwrap()
+            .contains("42"));
+        let b = batch(out.audit);
+        assert_eq!(b.column_by_name("pod_ip").unwrap().null_count(), 4);
+    }
+
+    #[test]
     fn a_header_line_sets_the_vpc_field_order() {
         let records: Vec<Vec<u8>> = [
             "srcaddr dstaddr version start end log-status action",

@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
-use deltalake::kernel::StructType;
-use deltalake::protocol::SaveMode;
+use deltalake::kernel::transaction::CommitBuilder;
+use deltalake::kernel::{Action, MetadataExt, StructField, StructType};
+use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::{DeltaTable, DeltaTableError};
 use kubetrail_schemas::table::PARTITION_COLUMN;
 use kubetrail_schemas::Table;
@@ -110,9 +111,10 @@ impl Lake {
     }
 
     /// Opens a table, creating it with its schema, partitioned by `event_date`, if needed.
+    /// A table written by an older kubetrail gets the columns added since.
     pub async fn open_or_create(&self, table: Table) -> Result<DeltaTable, LakeError> {
         if let Some(t) = self.open_table(table.name()).await? {
-            return Ok(t);
+            return self.add_new_columns(t, table).await;
         }
         let url = self.table_url(table.name())?;
         if let Ok(dir) = url.to_file_path() {
@@ -122,11 +124,7 @@ impl Lake {
         let delta = deltalake::DeltaTableBuilder::from_url(url)
             .and_then(|b| b.build())
             .map_err(|e| LakeError::delta(table, e))?;
-        let schema: StructType = table
-            .schema()
-            .as_ref()
-            .try_into_kernel()
-            .map_err(|e| LakeError::delta(table, e.into()))?;
+        let schema = kernel_schema(table)?;
         let created = delta
             .create()
             .with_table_name(table.name())
@@ -144,6 +142,98 @@ impl Lake {
             },
         }
     }
+}
+
+impl Lake {
+    /// Columns kubetrail added after a table was created are added to it (nullable: the
+    /// older files read as null there) before anything new is written; Delta readers find
+    /// a file's columns by name, so the table takes the current column order. A table
+    /// with columns this version does not know, or of other types, is refused: it was
+    /// written by another version, and writing to it could lose them.
+    async fn add_new_columns(
+        &self,
+        delta: DeltaTable,
+        table: Table,
+    ) -> Result<DeltaTable, LakeError> {
+        let wanted = kernel_schema(table)?;
+        let snapshot = delta.snapshot().map_err(|e| LakeError::delta(table, e))?;
+        let stored = snapshot.schema();
+        let mut foreign = Vec::new();
+        for field in stored.fields() {
+            match wanted.field(field.name()) {
+                Some(w) if w.data_type() == field.data_type() => {}
+                Some(w) => foreign.push(format!(
+                    "{} is {} here, {} in this kubetrail",
+                    field.name(),
+                    field.data_type(),
+                    w.data_type()
+                )),
+                None => foreign.push(format!("{} is unknown to this kubetrail", field.name())),
+            }
+        }
+        if !foreign.is_empty() {
+            return Err(LakeError::Arrow {
+                table: table.to_string(),
+                message: format!(
+                    "written by another kubetrail version ({}); use a matching version or a new lake",
+                    foreign.join("; ")
+                ),
+            });
+        }
+        let added: Vec<StructField> = wanted
+            .fields()
+            .filter(|f| stored.field(f.name()).is_none())
+            .cloned()
+            .collect();
+        if added.is_empty() {
+            return Ok(delta);
+        }
+        let metadata = snapshot
+            .metadata()
+            .clone()
+            .with_schema(&wanted)
+            .map_err(|e| LakeError::delta(table, e.into()))?;
+        let names: Vec<String> = added.iter().map(|f| f.name().clone()).collect();
+        let committed = CommitBuilder::default()
+            .with_actions(vec![Action::Metadata(metadata)])
+            .build(
+                Some(snapshot),
+                delta.log_store(),
+                DeltaOperation::AddColumn { fields: added },
+            )
+            .await;
+        match committed {
+            Ok(_) => {
+                tracing::info!(%table, columns = names.join(", "), "added new columns");
+            }
+            // Another ingester added them first: the table, read again, shows it.
+            Err(e) => {
+                let again = self.open_table(table.name()).await?;
+                let done = again
+                    .as_ref()
+                    .and_then(|t| t.snapshot().ok())
+                    .is_some_and(|s| names.iter().all(|n| s.schema().field(n).is_some()));
+                if !done {
+                    return Err(LakeError::delta(table, e));
+                }
+            }
+        }
+        match self.open_table(table.name()).await? {
+            Some(t) => Ok(t),
+            None => Err(LakeError::Location(
+                table.to_string(),
+                "vanished while its columns were added".into(),
+            )),
+        }
+    }
+}
+
+fn kernel_schema(table: Table) -> Result<StructType, LakeError> {
+    table
+        .schema()
+        .as_ref()
+        .try_into_kernel()
+        .map_err(|e| LakeError::delta(table, e.into()))
 }
 
 /// Statistics on the time and identity columns make file skipping work for the queries

@@ -18,7 +18,7 @@ pub mod export;
 mod fetch;
 mod scope;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
@@ -32,7 +32,7 @@ pub use export::TimelineFormat;
 
 use crate::{LakeSession, QueryError};
 use entity::literal;
-use scope::Scope;
+use scope::{ReadKeys, Scope};
 
 #[derive(Debug, Error)]
 pub enum TimelineError {
@@ -146,12 +146,20 @@ pub async fn build(
             }
         }
     }
+    let (started, rows) = (std::time::Instant::now(), lines.len());
     let mut lines = collapse::one_line_per_request(lines);
     evidence.mark(&mut lines);
     lines.sort_by(|a, b| (a.time, a.stream, &a.evidence).cmp(&(b.time, b.stream, &b.evidence)));
     if request.collapse {
         lines = collapse::collapse(lines);
     }
+    // With the queries' own log lines, says where a slow timeline spends its time.
+    tracing::debug!(
+        rows,
+        lines = lines.len(),
+        seconds = started.elapsed().as_secs_f64(),
+        "rows made lines"
+    );
     let mut followed = root.describe();
     for why in scope.describe() {
         if !followed.contains(&why) {
@@ -183,12 +191,26 @@ async fn follow(
         window,
         request.address_lookback_micros,
     ));
+    let mut rows = ReadRows::default();
     let mut hop = 0;
     loop {
-        let lines = gather(session, &scope, window, &mut addresses, request, notes).await?;
+        read_new_members(
+            session,
+            &scope,
+            window,
+            &mut addresses,
+            &mut rows,
+            request,
+            notes,
+        )
+        .await?;
         if hop == request.depth {
+            let lines = relate(&scope, rows.events, addresses.known());
             return Ok((lines, scope));
         }
+        // Relating fills in flows' pods: the next hop relates the rows again, with more
+        // members and addresses known, so this one works on a copy.
+        let lines = relate(&scope, rows.events.clone(), addresses.known());
         let (next, left_out) = scope.next_hop(&lines, addresses.known(), window);
         if !left_out.is_empty() {
             notes.push(format!(
@@ -206,20 +228,29 @@ async fn follow(
     }
 }
 
-/// The lines that concern the scope's members; the address book learns the sightings that
-/// decide which flows do (the next hop needs them too).
-async fn gather(
+/// Every lake row read so far, each once (a row may concern members of two hops).
+#[derive(Default)]
+struct ReadRows {
+    keys: ReadKeys,
+    events: Vec<TimelineEvent>,
+    seen: HashSet<Evidence>,
+}
+
+/// Reads the rows of the scope's members not read yet; the address book learns the
+/// sightings that decide which flows concern a member (the next hop needs them too).
+async fn read_new_members(
     session: &LakeSession,
     scope: &Scope,
     window: &Window,
     addresses: &mut AddressBook,
+    rows: &mut ReadRows,
     request: &TimelineRequest,
     notes: &mut Vec<String>,
-) -> Result<Vec<TimelineEvent>, TimelineError> {
+) -> Result<(), TimelineError> {
     let pods: BTreeSet<PodRef> = scope.pods.keys().cloned().collect();
     let ips: BTreeSet<String> = scope.ips.keys().cloned().collect();
     addresses.learn(session, &pods, &ips).await?;
-    let selection = scope.selection(addresses.known(), request.max_rows);
+    let selection = scope.selection(addresses.known(), request.max_rows, &mut rows.keys);
     let (fetched, ()) = futures::try_join!(
         fetch::fetch(session, window, &selection),
         addresses.learn_holders(session)
@@ -229,21 +260,34 @@ async fn gather(
     addresses
         .learn(session, &BTreeSet::new(), &strangers)
         .await?;
-    let addresses = addresses.known();
     for stream in &fetched.truncated {
         notes.push(format!(
             "{stream}: the row limit ({}) was reached; later {stream} events are missing: narrow the window",
             request.max_rows
         ));
     }
-    let mut lines = Vec::with_capacity(fetched.events.len());
-    for mut e in fetched.events {
+    for e in fetched.events {
+        if rows.seen.insert(e.evidence.clone()) {
+            rows.events.push(e);
+        }
+    }
+    Ok(())
+}
+
+/// The rows that concern a member at their moment, each saying which.
+fn relate(
+    scope: &Scope,
+    events: Vec<TimelineEvent>,
+    addresses: &PodAddresses,
+) -> Vec<TimelineEvent> {
+    let mut lines = Vec::with_capacity(events.len());
+    for mut e in events {
         if let Some(why) = scope.relation(&mut e, addresses) {
             e.relation = why;
             lines.push(e);
         }
     }
-    Ok(lines)
+    lines
 }
 
 /// Private addresses at the ends of flows that name no pod there (VPC flow logs), at most
@@ -340,7 +384,7 @@ async fn seen(
     session: &LakeSession,
     root: &Scope,
 ) -> Result<(Option<i64>, Option<i64>), TimelineError> {
-    let selection = root.selection(&PodAddresses::default(), 0);
+    let selection = root.selection(&PodAddresses::default(), 0, &mut ReadKeys::default());
     let mut parts = Vec::new();
     for (table, condition) in [
         ("k8s_audit", &selection.audit),

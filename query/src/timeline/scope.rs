@@ -28,6 +28,25 @@ const INFRASTRUCTURE: [&str; 4] = [
     "system:apiserver",
 ];
 
+/// The keys whose rows a timeline has read: each hop reads only the rows of new ones.
+#[derive(Debug, Default)]
+pub(crate) struct ReadKeys {
+    pods: BTreeSet<PodRef>,
+    users: BTreeSet<String>,
+    nodes: BTreeSet<String>,
+    /// Addresses of members and of member pods: audit and flow rows match these.
+    ips: BTreeSet<String>,
+    /// Addresses that are members themselves: runtime rows match only these.
+    member_ips: BTreeSet<String>,
+}
+
+/// The keys not read yet, now counted as read.
+fn unread<K: Ord + Clone>(keys: impl IntoIterator<Item = K>, read: &mut BTreeSet<K>) -> Vec<K> {
+    keys.into_iter()
+        .filter(|k| read.insert(k.clone()))
+        .collect()
+}
+
 /// At most this many new entities per hop; the rest are named in a note.
 pub const MAX_NEW_PER_HOP: usize = 20;
 
@@ -78,38 +97,46 @@ impl Scope {
         self.len() == 0
     }
 
-    /// The SQL that fetches every row that may concern a member. It over-reads (an
-    /// address matches whoever held it); [`Scope::relation`] decides.
-    pub(crate) fn selection(&self, addresses: &PodAddresses, max_rows: usize) -> Selection {
-        let pods: Vec<&PodRef> = self.pods.keys().collect();
+    /// The SQL that fetches every row that may concern a member whose rows are not read
+    /// yet (`read` then counts them as read). Each condition is an OR over single keys, so
+    /// the rows of all hops together are exactly the rows of one query over every member.
+    /// It over-reads (an address matches whoever held it); [`Scope::relation`] decides.
+    pub(crate) fn selection(
+        &self,
+        addresses: &PodAddresses,
+        max_rows: usize,
+        read: &mut ReadKeys,
+    ) -> Selection {
         let mut ips: BTreeSet<String> = self.ips.keys().cloned().collect();
-        for p in &pods {
+        for p in self.pods.keys() {
             ips.extend(addresses.ips_of(p));
         }
-        let users: Vec<&String> = self.users.keys().collect();
-        let nodes: Vec<&String> = self.nodes.keys().collect();
+        let pods = unread(self.pods.keys().cloned(), &mut read.pods);
+        let users = unread(self.users.keys().cloned(), &mut read.users);
+        let nodes = unread(self.nodes.keys().cloned(), &mut read.nodes);
+        let member_ips = unread(self.ips.keys().cloned(), &mut read.member_ips);
+        let ips = unread(ips, &mut read.ips);
         let audit = any_of([
-            in_condition("user_name", users.iter().copied()),
-            in_condition("impersonated_user", users.iter().copied()),
-            pods_condition(pods.iter().copied(), "namespace", "pod"),
+            in_condition("user_name", &users),
+            in_condition("impersonated_user", &users),
+            pods_condition(&pods, "namespace", "pod"),
             in_condition("src_ip", &ips),
-            in_condition("node", nodes.iter().copied()),
-            in_condition("name", nodes.iter().copied())
-                .map(|c| format!("(resource = 'nodes' AND {c})")),
+            in_condition("node", &nodes),
+            in_condition("name", &nodes).map(|c| format!("(resource = 'nodes' AND {c})")),
         ]);
         let network = any_of([
-            pods_condition(pods.iter().copied(), "src_namespace", "src_pod"),
-            pods_condition(pods.iter().copied(), "dst_namespace", "dst_pod"),
-            pods_condition(pods.iter().copied(), "namespace", "pod"),
+            pods_condition(&pods, "src_namespace", "src_pod"),
+            pods_condition(&pods, "dst_namespace", "dst_pod"),
+            pods_condition(&pods, "namespace", "pod"),
             in_condition("src_ip", &ips),
             in_condition("dst_ip", &ips),
-            in_condition("node", nodes.iter().copied()),
+            in_condition("node", &nodes),
         ]);
         let runtime = any_of([
-            pods_condition(pods.iter().copied(), "namespace", "pod"),
-            in_condition("src_ip", self.ips.keys()),
-            in_condition("dst_ip", self.ips.keys()),
-            in_condition("node", nodes.iter().copied()),
+            pods_condition(&pods, "namespace", "pod"),
+            in_condition("src_ip", &member_ips),
+            in_condition("dst_ip", &member_ips),
+            in_condition("node", &nodes),
         ]);
         Selection {
             audit,
@@ -344,4 +371,64 @@ impl Scope {
 
 fn is_infrastructure(user: &str) -> bool {
     INFRASTRUCTURE.iter().any(|p| user.starts_with(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member() -> Member {
+        Member {
+            since: 0,
+            why: "test".into(),
+        }
+    }
+
+    #[test]
+    fn each_hop_selects_only_the_rows_of_what_it_has_not_read() {
+        let pod = PodRef {
+            namespace: "shop".into(),
+            name: "api-1".into(),
+        };
+        let mut scope = Scope::default();
+        scope.pods.insert(pod.clone(), member());
+        let mut addresses = PodAddresses::default();
+        addresses.sighted("10.244.1.5", pod, 0, 10);
+        let mut read = ReadKeys::default();
+        let first = scope.selection(&addresses, 10, &mut read);
+        let audit = first.audit.unwrap();
+        assert!(
+            audit.contains("'api-1'") && audit.contains("'10.244.1.5'"),
+            "{audit}"
+        );
+        assert!(first.network.is_some() && first.runtime.is_some());
+
+        // The same members again: nothing to read.
+        let again = scope.selection(&addresses, 10, &mut read);
+        assert!(again.audit.is_none() && again.network.is_none() && again.runtime.is_none());
+
+        // A new identity: only its own rows (runtime events have no identity to match).
+        scope.users.insert("alice".into(), member());
+        let next = scope.selection(&addresses, 10, &mut read);
+        let audit = next.audit.unwrap();
+        assert!(
+            audit.contains("'alice'") && !audit.contains("api-1"),
+            "{audit}"
+        );
+        assert!(next.network.is_none() && next.runtime.is_none());
+
+        // An address the pod is seen with later is new, though the pod is not.
+        addresses.sighted(
+            "10.244.9.9",
+            scope.pods.keys().next().unwrap().clone(),
+            20,
+            30,
+        );
+        let later = scope.selection(&addresses, 10, &mut read);
+        let network = later.network.unwrap();
+        assert!(
+            network.contains("'10.244.9.9'") && !network.contains("api-1"),
+            "{network}"
+        );
+    }
 }

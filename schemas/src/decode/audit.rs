@@ -221,6 +221,19 @@ struct ObjectHead<'a> {
     metadata: Option<ObjectMeta<'a>>,
 }
 
+/// Just the address of a pod object (or of a status patch to one).
+#[derive(Deserialize)]
+struct PodStatusHead<'a> {
+    #[serde(borrow)]
+    status: Option<PodStatus<'a>>,
+}
+
+#[derive(Deserialize)]
+struct PodStatus<'a> {
+    #[serde(borrow, rename = "podIP")]
+    pod_ip: Str<'a>,
+}
+
 #[derive(Deserialize)]
 struct ObjectMeta<'a> {
     #[serde(borrow)]
@@ -384,6 +397,7 @@ fn native_event(
         name,
         request: request_object,
         response: response_object,
+        pod_ip,
     } = objects(
         resource.as_deref(),
         object_ref
@@ -457,6 +471,7 @@ fn native_event(
         resource,
         subresource,
         name,
+        pod_ip,
         api_group,
         api_version,
         request_uri: env.request_uri.map(Cow::into_owned),
@@ -516,6 +531,7 @@ fn gke_event(
         name,
         request: request_object,
         response: response_object,
+        pod_ip,
     } = objects(
         path.resource.as_deref(),
         path.name.clone(),
@@ -589,6 +605,7 @@ fn gke_event(
         resource: path.resource,
         subresource: path.subresource,
         name,
+        pod_ip,
         api_group: path.group,
         api_version: path.version,
         request_uri: p.resource_name.map(Cow::into_owned),
@@ -689,6 +706,8 @@ struct Objects {
     /// JSON text of the request and response objects, secrets redacted.
     request: Option<String>,
     response: Option<String>,
+    /// `status.podIP` of a pod object: kubelets report a pod's address in status updates.
+    pod_ip: Option<String>,
 }
 
 /// Looks into the request and response objects only when the reference does not say
@@ -710,12 +729,32 @@ fn objects(
             .iter()
             .flatten()
             .any(|h| h.0.as_deref().is_some_and(is_secret_kind));
+    // Only pod objects are read for their address: the request first (a status update
+    // carries the new address), else the response (the pod as stored).
+    let pod_ip = (resource == Some("pods"))
+        .then(|| {
+            [request, response]
+                .into_iter()
+                .flatten()
+                .find_map(pod_ip_in)
+        })
+        .flatten();
     let text = |o: Option<&RawValue>| o.map(|o| redacted(o, is_secret, redactor)).transpose();
     Ok(Objects {
         name,
         request: text(request)?,
         response: text(response)?,
+        pod_ip,
     })
+}
+
+/// The canonical `status.podIP` of a pod object, if it holds an address (a pod not yet
+/// scheduled has none; anything else there is not an address and is left out).
+fn pod_ip_in(raw: &RawValue) -> Option<String> {
+    let head: PodStatusHead = serde_json::from_str(raw.get()).ok()?;
+    let ip = head.status?.pod_ip?;
+    ip.parse::<std::net::IpAddr>().ok()?;
+    Some(canonical_ip(&ip))
 }
 
 fn object_head(raw: &RawValue) -> Option<(Option<String>, Option<String>)> {

@@ -1,14 +1,14 @@
 //! `alerts`: what detections found. Written by the detection engine, read by responders
 //! and by timelines (an alert's evidence marks the timeline lines it stands on).
 
+use arrow::array::ArrayRef;
 use arrow::datatypes::{DataType, Field};
-use serde::Serialize;
 
-use super::EventRow;
+use super::{columns, EventRow};
 use crate::table::{int, text, text_list, ts, Table, PARTITION_COLUMN, TIME_COLUMN};
 
 /// One alert: a rule matched an entity in a window.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Alert {
     /// The first matching event's time (µs, UTC): alerts sort and partition by it.
     pub event_time: i64,
@@ -41,6 +41,14 @@ impl EventRow for Alert {
     const TABLE: Table = Table::Alerts;
     fn event_time(&self) -> i64 {
         self.event_time
+    }
+    fn column(rows: &[Self], name: &str) -> Option<ArrayRef> {
+        columns::by_name!(rows, name, {
+            time: [event_time, first_seen, last_seen, window_start, window_end, detected_at],
+            text: [alert_id, rule_id, title, severity, entity, summary],
+            texts: [mitre, tags, entity_values, evidence],
+            int64: [event_count],
+        })
     }
 }
 

@@ -1,85 +1,59 @@
 //! `k8s_audit`: one row per audit event (one stage of one API request).
 
+use arrow::array::ArrayRef;
 use arrow::datatypes::Field;
-use serde::Serialize;
 
-use super::{is_none, EventRow};
+use super::{columns, EventRow};
 use crate::table::{int32, shared_fields, text, text_list, ts, Table};
 
 /// One Kubernetes API-server audit event, whatever wrapper it arrived in.
-#[derive(Debug, Default, Clone, PartialEq, Serialize)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct AuditEvent {
     /// `stageTimestamp`, else `requestReceivedTimestamp`, else the legacy `timestamp`.
     pub event_time: i64,
-    #[serde(skip_serializing_if = "is_none")]
     pub cluster: Option<String>,
-    #[serde(skip_serializing_if = "is_none")]
     pub namespace: Option<String>,
     /// The pod the request was about (resource `pods`), so audit joins runtime and flows.
-    #[serde(skip_serializing_if = "is_none")]
     pub pod: Option<String>,
     /// The node a kubelet identity (`system:node:<name>`) speaks for.
-    #[serde(skip_serializing_if = "is_none")]
     pub node: Option<String>,
     /// First of `sourceIPs`: the client as the API server saw it.
-    #[serde(skip_serializing_if = "is_none")]
     pub src_ip: Option<String>,
-    #[serde(skip_serializing_if = "is_none")]
     pub audit_id: Option<String>,
-    #[serde(skip_serializing_if = "is_none")]
     pub stage: Option<String>,
-    #[serde(skip_serializing_if = "is_none")]
     pub level: Option<String>,
-    #[serde(skip_serializing_if = "is_none")]
     pub verb: Option<String>,
-    #[serde(skip_serializing_if = "is_none")]
     pub user_name: Option<String>,
-    #[serde(skip_serializing_if = "is_none")]
     pub user_uid: Option<String>,
     pub user_groups: Vec<String>,
-    #[serde(skip_serializing_if = "is_none")]
     pub impersonated_user: Option<String>,
     pub impersonated_groups: Vec<String>,
     pub source_ips: Vec<String>,
-    #[serde(skip_serializing_if = "is_none")]
     pub user_agent: Option<String>,
-    #[serde(skip_serializing_if = "is_none")]
     pub resource: Option<String>,
-    #[serde(skip_serializing_if = "is_none")]
     pub subresource: Option<String>,
     /// `objectRef.name`, else `metadata.name` of the request or response object.
-    #[serde(skip_serializing_if = "is_none")]
     pub name: Option<String>,
+    /// The address a pod object gives its pod (`status.podIP`): kubelets report it in pod
+    /// status updates, so this column says which pod held an address when.
+    pub pod_ip: Option<String>,
     /// Empty string for the core group, as Kubernetes spells it.
-    #[serde(skip_serializing_if = "is_none")]
     pub api_group: Option<String>,
-    #[serde(skip_serializing_if = "is_none")]
     pub api_version: Option<String>,
-    #[serde(skip_serializing_if = "is_none")]
     pub request_uri: Option<String>,
-    #[serde(skip_serializing_if = "is_none")]
     pub response_code: Option<i32>,
-    #[serde(skip_serializing_if = "is_none")]
     pub response_reason: Option<String>,
-    #[serde(skip_serializing_if = "is_none")]
     pub response_message: Option<String>,
     /// `authorization.k8s.io/decision` annotation: `allow` or `forbid`.
-    #[serde(skip_serializing_if = "is_none")]
     pub decision: Option<String>,
-    #[serde(skip_serializing_if = "is_none")]
     pub authz_reason: Option<String>,
-    #[serde(skip_serializing_if = "is_none")]
     pub request_received_time: Option<i64>,
-    #[serde(skip_serializing_if = "is_none")]
     pub stage_time: Option<i64>,
     /// JSON text, secrets redacted.
-    #[serde(skip_serializing_if = "is_none")]
     pub request_object: Option<String>,
     /// JSON text, secrets redacted.
-    #[serde(skip_serializing_if = "is_none")]
     pub response_object: Option<String>,
     /// JSON text of all annotations.
-    #[serde(skip_serializing_if = "is_none")]
     pub annotations: Option<String>,
     /// Which wrapper it came in: `k8s`, `eks`, `aks` or `gke`.
     pub audit_format: String,
@@ -89,6 +63,20 @@ impl EventRow for AuditEvent {
     const TABLE: Table = Table::K8sAudit;
     fn event_time(&self) -> i64 {
         self.event_time
+    }
+    fn column(rows: &[Self], name: &str) -> Option<ArrayRef> {
+        columns::by_name!(rows, name, {
+            time: [event_time, request_received_time, stage_time],
+            text: [
+                cluster, namespace, pod, node, src_ip, audit_id, stage, level, verb, user_name,
+                user_uid, impersonated_user, user_agent, resource, subresource, name, pod_ip,
+                api_group, api_version, request_uri, response_reason, response_message,
+                decision, authz_reason, request_object, response_object, annotations,
+                audit_format,
+            ],
+            texts: [user_groups, impersonated_groups, source_ips],
+            int32: [response_code],
+        })
     }
 }
 
@@ -109,6 +97,7 @@ pub(crate) fn fields() -> Vec<Field> {
         text("resource"),
         text("subresource"),
         text("name"),
+        text("pod_ip"),
         text("api_group"),
         text("api_version"),
         text("request_uri"),

@@ -77,7 +77,7 @@ impl DeadLetterBuffer {
         )
         .with_timezone("UTC");
         let times: ArrayRef = Arc::new(times);
-        let dates = super::utc_days(&times)?;
+        let dates = super::utc_days(letters.iter().map(|(_, _, p)| p.ingested_at));
         let columns: Vec<ArrayRef> = vec![
             times.clone(),
             dates,

@@ -1,104 +1,65 @@
 //! `network_flows`: one row per flow record, whichever exporter wrote it.
 
+use arrow::array::ArrayRef;
 use arrow::datatypes::Field;
-use serde::Serialize;
 
-use super::{is_none, EventRow};
+use super::{columns, EventRow};
 use crate::table::{boolean, int, int32, shared_fields, text, text_list, ts, Table};
 
 /// One network flow record from VPC flow logs, Hubble or Calico.
-#[derive(Debug, Default, Clone, PartialEq, Serialize)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct FlowRecord {
     pub event_time: i64,
-    #[serde(skip_serializing_if = "is_none")]
     pub cluster: Option<String>,
     /// The namespace of the workload that observed the flow: source, else destination.
-    #[serde(skip_serializing_if = "is_none")]
     pub namespace: Option<String>,
     /// The pod of that workload.
-    #[serde(skip_serializing_if = "is_none")]
     pub pod: Option<String>,
-    #[serde(skip_serializing_if = "is_none")]
     pub node: Option<String>,
-    #[serde(skip_serializing_if = "is_none")]
     pub src_ip: Option<String>,
-    #[serde(skip_serializing_if = "is_none")]
     pub dst_ip: Option<String>,
-    #[serde(skip_serializing_if = "is_none")]
     pub src_port: Option<i32>,
-    #[serde(skip_serializing_if = "is_none")]
     pub dst_port: Option<i32>,
     /// `TCP`, `UDP`, `ICMP`, `ICMPv6`, `SCTP`, else the IANA number as text.
-    #[serde(skip_serializing_if = "is_none")]
     pub protocol: Option<String>,
-    #[serde(skip_serializing_if = "is_none")]
     pub bytes: Option<i64>,
-    #[serde(skip_serializing_if = "is_none")]
     pub packets: Option<i64>,
     /// Normalised verdict: `allow`, `deny`, `redirect`, `audit`, `error`, or the source's
     /// own word in lower case.
-    #[serde(skip_serializing_if = "is_none")]
     pub action: Option<String>,
     /// The verdict exactly as the source wrote it.
-    #[serde(skip_serializing_if = "is_none")]
     pub verdict: Option<String>,
-    #[serde(skip_serializing_if = "is_none")]
     pub src_namespace: Option<String>,
-    #[serde(skip_serializing_if = "is_none")]
     pub src_pod: Option<String>,
     pub src_labels: Vec<String>,
-    #[serde(skip_serializing_if = "is_none")]
     pub src_identity: Option<i64>,
-    #[serde(skip_serializing_if = "is_none")]
     pub dst_namespace: Option<String>,
-    #[serde(skip_serializing_if = "is_none")]
     pub dst_pod: Option<String>,
     pub dst_labels: Vec<String>,
-    #[serde(skip_serializing_if = "is_none")]
     pub dst_identity: Option<i64>,
     /// `ingress` or `egress`.
-    #[serde(skip_serializing_if = "is_none")]
     pub direction: Option<String>,
-    #[serde(skip_serializing_if = "is_none")]
     pub is_reply: Option<bool>,
-    #[serde(skip_serializing_if = "is_none")]
     pub drop_reason: Option<String>,
-    #[serde(skip_serializing_if = "is_none")]
     pub tcp_flags: Option<String>,
     /// `dns`, `http` or `kafka` for L7 flows.
-    #[serde(skip_serializing_if = "is_none")]
     pub l7_protocol: Option<String>,
-    #[serde(skip_serializing_if = "is_none")]
     pub dns_query: Option<String>,
-    #[serde(skip_serializing_if = "is_none")]
     pub http_method: Option<String>,
-    #[serde(skip_serializing_if = "is_none")]
     pub http_url: Option<String>,
-    #[serde(skip_serializing_if = "is_none")]
     pub http_code: Option<i32>,
-    #[serde(skip_serializing_if = "is_none")]
     pub summary: Option<String>,
-    #[serde(skip_serializing_if = "is_none")]
     pub start_time: Option<i64>,
-    #[serde(skip_serializing_if = "is_none")]
     pub end_time: Option<i64>,
     /// VPC flow log status: `OK`, `NODATA`, `SKIPDATA`.
-    #[serde(skip_serializing_if = "is_none")]
     pub log_status: Option<String>,
-    #[serde(skip_serializing_if = "is_none")]
     pub account_id: Option<String>,
-    #[serde(skip_serializing_if = "is_none")]
     pub interface_id: Option<String>,
-    #[serde(skip_serializing_if = "is_none")]
     pub vpc_id: Option<String>,
-    #[serde(skip_serializing_if = "is_none")]
     pub subnet_id: Option<String>,
-    #[serde(skip_serializing_if = "is_none")]
     pub instance_id: Option<String>,
-    #[serde(skip_serializing_if = "is_none")]
     pub region: Option<String>,
     /// Fields of the source this table has no column for, as JSON text.
-    #[serde(skip_serializing_if = "is_none")]
     pub extra: Option<String>,
     /// `aws-vpc-flow`, `gcp-vpc-flow`, `hubble` or `calico`.
     pub flow_format: String,
@@ -108,6 +69,22 @@ impl EventRow for FlowRecord {
     const TABLE: Table = Table::NetworkFlows;
     fn event_time(&self) -> i64 {
         self.event_time
+    }
+    fn column(rows: &[Self], name: &str) -> Option<ArrayRef> {
+        columns::by_name!(rows, name, {
+            time: [event_time, start_time, end_time],
+            text: [
+                cluster, namespace, pod, node, src_ip, dst_ip, protocol, action, verdict,
+                src_namespace, src_pod, dst_namespace, dst_pod, direction, drop_reason,
+                tcp_flags, l7_protocol, dns_query, http_method, http_url, summary, log_status,
+                account_id, interface_id, vpc_id, subnet_id, instance_id, region, extra,
+                flow_format,
+            ],
+            int32: [src_port, dst_port, http_code],
+            int64: [bytes, packets, src_identity, dst_identity],
+            boolean: [is_reply],
+            texts: [src_labels, dst_labels],
+        })
     }
 }
 

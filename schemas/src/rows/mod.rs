@@ -6,6 +6,7 @@
 
 pub mod alert;
 pub mod audit;
+mod columns;
 pub mod dead_letter;
 pub mod flow;
 pub mod runtime;
@@ -15,11 +16,8 @@ use std::sync::Arc;
 use arrow::array::{
     ArrayRef, Date32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
-use arrow::compute::{cast, lexsort_to_indices, take_record_batch, SortColumn};
-use arrow::datatypes::DataType;
+use arrow::compute::{lexsort_to_indices, take_record_batch, SortColumn};
 use arrow::error::ArrowError;
-use arrow::json::ReaderBuilder;
-use serde::Serialize;
 
 use crate::table::{Table, PARTITION_COLUMN, TIME_COLUMN};
 
@@ -41,10 +39,13 @@ pub struct Provenance {
 }
 
 /// A row of a table with an event time: the three event tables and `alerts`.
-pub trait EventRow: Serialize {
+pub trait EventRow: Sized {
     const TABLE: Table;
     /// Microseconds since the epoch, UTC.
     fn event_time(&self) -> i64;
+    /// The column of that name built from the rows' field of the same name (`None` for a
+    /// name the row has no field for).
+    fn column(rows: &[Self], name: &str) -> Option<ArrayRef>;
 }
 
 /// Rows of one table waiting to become a record batch.
@@ -99,34 +100,13 @@ impl<R: EventRow> RowBuffer<R> {
         if self.rows.is_empty() {
             return Ok(None);
         }
-        let event_schema = R::TABLE.event_schema();
-        // The event schema without event_date: rows carry only event_time; the day is
-        // derived here so that the two can never disagree.
-        let row_fields: Vec<_> = event_schema
-            .fields()
-            .iter()
-            .filter(|f| f.name() != PARTITION_COLUMN)
-            .cloned()
-            .collect();
-        let row_schema = Arc::new(arrow::datatypes::Schema::new(row_fields));
-        let mut decoder = ReaderBuilder::new(row_schema)
-            .with_strict_mode(true)
-            .build_decoder()?;
-        decoder.serialize(&self.rows)?;
-        let serialized = decoder
-            .flush()?
-            .ok_or_else(|| ArrowError::InvalidArgumentError("no rows serialized".into()))?;
-
         let full = R::TABLE.schema();
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(full.fields().len());
         for field in full.fields() {
             let column = match field.name().as_str() {
-                PARTITION_COLUMN => {
-                    let times = serialized
-                        .column_by_name(TIME_COLUMN)
-                        .ok_or_else(|| ArrowError::SchemaError("no event_time".into()))?;
-                    utc_days(times)?
-                }
+                // Rows carry only event_time; the day is derived here so that the two can
+                // never disagree.
+                PARTITION_COLUMN => utc_days(self.rows.iter().map(R::event_time)),
                 "_source" => Arc::new(StringArray::from_iter_values(
                     self.sources.iter().map(|s| s.as_ref()),
                 )) as ArrayRef,
@@ -135,10 +115,9 @@ impl<R: EventRow> RowBuffer<R> {
                     TimestampMicrosecondArray::from(std::mem::take(&mut self.ingested))
                         .with_timezone("UTC"),
                 ),
-                name => serialized
-                    .column_by_name(name)
-                    .ok_or_else(|| ArrowError::SchemaError(format!("column {name} missing")))?
-                    .clone(),
+                name => R::column(&self.rows, name).ok_or_else(|| {
+                    ArrowError::SchemaError(format!("{} rows have no {name}", R::TABLE))
+                })?,
             };
             columns.push(column);
         }
@@ -151,18 +130,11 @@ impl<R: EventRow> RowBuffer<R> {
 }
 
 /// The UTC day of each microsecond timestamp, as `Date32`.
-pub(crate) fn utc_days(times: &ArrayRef) -> Result<ArrayRef, ArrowError> {
+pub(crate) fn utc_days(micros: impl Iterator<Item = i64>) -> ArrayRef {
     const MICROS_PER_DAY: i64 = 86_400_000_000;
-    let micros = cast(times, &DataType::Int64)?;
-    let micros = micros
-        .as_any()
-        .downcast_ref::<Int64Array>()
-        .ok_or_else(|| ArrowError::CastError("event_time is not an integer timestamp".into()))?;
-    let days: Date32Array = micros
-        .iter()
-        .map(|t| t.map(|t| t.div_euclid(MICROS_PER_DAY) as i32))
-        .collect();
-    Ok(Arc::new(days))
+    Arc::new(Date32Array::from_iter_values(
+        micros.map(|t| t.div_euclid(MICROS_PER_DAY) as i32),
+    ))
 }
 
 /// Sorts a batch by `event_time`, then `_offset`, so that equal times keep input order.
@@ -182,12 +154,6 @@ pub fn sort_by_time(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
     take_record_batch(batch, &indices)
 }
 
-/// Serde helper: `Option<String>` fields that are null are skipped rather than written as
-/// JSON null, which keeps serialization cheap for sparse rows.
-pub(crate) fn is_none<T>(v: &Option<T>) -> bool {
-    v.is_none()
-}
-
 #[cfg(test)]
 pub(crate) mod test_support {
     use super::*;
@@ -198,5 +164,104 @@ pub(crate) mod test_support {
             offset: 1,
             ingested_at: 1_700_000_000_000_000,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::fmt::Debug;
+
+    use super::*;
+
+    /// The field names of a row, from its derived `Debug` (which lists every field).
+    fn field_names(row: &impl Debug) -> BTreeSet<String> {
+        let text = format!("{row:?}");
+        let inner = &text[text.find('{').unwrap() + 1..text.rfind('}').unwrap()];
+        inner
+            .split(", ")
+            .map(|f| f.split(':').next().unwrap().trim().to_owned())
+            .collect()
+    }
+
+    /// A field added to a row without its column, or a column without its field, fails here.
+    fn every_field_fills_its_column<R: EventRow + Debug>(row: R) {
+        let fields = field_names(&row);
+        let columns: BTreeSet<String> = R::TABLE
+            .event_schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .filter(|n| n != PARTITION_COLUMN)
+            .collect();
+        assert_eq!(fields, columns, "{}", R::TABLE);
+        let rows = [row];
+        for name in &fields {
+            let column = R::column(&rows, name).unwrap_or_else(|| panic!("no column {name}"));
+            assert_eq!(column.len(), 1);
+        }
+        assert!(R::column(&rows, "no_such_column").is_none());
+    }
+
+    #[test]
+    fn every_row_field_is_a_column_and_every_column_a_field() {
+        every_field_fills_its_column(AuditEvent::default());
+        every_field_fills_its_column(FlowRecord::default());
+        every_field_fills_its_column(RuntimeEvent::default());
+        every_field_fills_its_column(Alert {
+            event_time: 0,
+            alert_id: "a".into(),
+            rule_id: "r".into(),
+            title: "t".into(),
+            severity: "high".into(),
+            mitre: vec![],
+            tags: vec![],
+            entity: "e".into(),
+            entity_values: vec![],
+            first_seen: 0,
+            last_seen: 0,
+            event_count: 1,
+            summary: "s".into(),
+            evidence: vec![],
+            window_start: 0,
+            window_end: 0,
+            detected_at: 0,
+        });
+    }
+
+    #[test]
+    fn a_batch_holds_every_value_of_its_rows_in_the_schema_types() {
+        let mut buffer = RowBuffer::default();
+        let rows = vec![
+            AuditEvent {
+                event_time: 86_400_000_001,
+                namespace: Some("shop".into()),
+                user_groups: vec!["a".into(), "b".into()],
+                response_code: Some(403),
+                audit_format: "k8s".into(),
+                ..AuditEvent::default()
+            },
+            AuditEvent {
+                event_time: 5,
+                stage_time: Some(7),
+                audit_format: "eks".into(),
+                ..AuditEvent::default()
+            },
+        ];
+        buffer.extend(rows, &test_support::provenance(), 100);
+        let batch = buffer.take_batch().unwrap().unwrap();
+        assert_eq!(batch.schema(), Table::K8sAudit.schema());
+        // Sorted by time; the day derived from it.
+        let days = batch.column_by_name(PARTITION_COLUMN).unwrap();
+        let days = days.as_any().downcast_ref::<Date32Array>().unwrap();
+        assert_eq!(days.values(), &[0, 1]);
+        let groups = batch.column_by_name("user_groups").unwrap();
+        let groups = groups
+            .as_any()
+            .downcast_ref::<arrow::array::ListArray>()
+            .unwrap();
+        assert_eq!((groups.value_length(0), groups.value_length(1)), (0, 2));
+        assert_eq!(batch.column_by_name("namespace").unwrap().null_count(), 1);
+        assert!(buffer.take_batch().unwrap().is_none());
     }
 }
