@@ -178,30 +178,28 @@ async fn near_sightings(
 }
 
 /// Every pod status update (`status.podIP`) in the window, whoever's. Ingest keeps the
-/// address in `pod_ip`, so this reads one mostly empty column (row groups without any
-/// status update are skipped by their statistics), not the request objects; a lake no
-/// kubetrail with that column has written to is read the slow way.
+/// address in `pod_ip` (set on pod objects only, so it is the one condition: every further
+/// column in the filter is one more column decoded over the whole lookback); row groups
+/// without any address are skipped by their statistics. A lake no kubetrail with that
+/// column has written to is read the slow way, from the request objects.
 async fn status_sightings(
     session: &LakeSession,
     window: &Window,
 ) -> Result<PodAddresses, QueryError> {
-    let (ip, only) = if session.has_column("k8s_audit", "pod_ip").await {
-        ("pod_ip", "pod_ip IS NOT NULL")
+    let w = window.predicate();
+    let rows = if session.has_column("k8s_audit", "pod_ip").await {
+        format!(
+            "SELECT pod_ip AS ip, namespace AS ns, pod, event_time AS t FROM k8s_audit \
+             WHERE {w} AND pod_ip IS NOT NULL"
+        )
     } else {
-        (
-            "json_get_str(request_object, 'status', 'podIP')",
-            "subresource = 'status' AND request_object IS NOT NULL",
+        format!(
+            "SELECT json_get_str(request_object, 'status', 'podIP') AS ip, namespace AS ns, \
+             pod, event_time AS t FROM k8s_audit WHERE {w} AND resource = 'pods' \
+             AND subresource = 'status' AND request_object IS NOT NULL"
         )
     };
-    read_sightings(
-        session,
-        &format!(
-            "SELECT {ip} AS ip, namespace AS ns, name AS pod, event_time AS t FROM k8s_audit \
-             WHERE {} AND {only} AND resource = 'pods' AND name IS NOT NULL",
-            window.predicate()
-        ),
-    )
-    .await
+    read_sightings(session, &rows).await
 }
 
 /// Runs a query of `(ip, ns, pod, t)` rows and groups them into hourly sightings.
