@@ -2,7 +2,7 @@
 //!
 //! Each row type says which field fills which column ([`super::EventRow::column`]); the
 //! builders here size their buffers once and copy each value once. (Rows used to go
-//! through serde and arrow-json's row-to-column decoder: a fifth of ingest's time.)
+//! through serde and arrow-json's row-to-column decoder: ≈ 13 % of ingest's CPU.)
 
 use std::sync::Arc;
 
