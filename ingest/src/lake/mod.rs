@@ -142,9 +142,7 @@ impl Lake {
             },
         }
     }
-}
 
-impl Lake {
     /// Columns kubetrail added after a table was created are added to it (nullable: the
     /// older files read as null there) before anything new is written; Delta readers find
     /// a file's columns by name, so the table takes the current column order. A table
@@ -202,27 +200,26 @@ impl Lake {
                 DeltaOperation::AddColumn { fields: added },
             )
             .await;
-        match committed {
-            Ok(_) => {
-                tracing::info!(%table, columns = names.join(", "), "added new columns");
-            }
-            // Another ingester added them first: the table, read again, shows it.
-            Err(e) => {
-                let again = self.open_table(table.name()).await?;
-                let done = again
-                    .as_ref()
-                    .and_then(|t| t.snapshot().ok())
-                    .is_some_and(|s| names.iter().all(|n| s.schema().field(n).is_some()));
-                if !done {
-                    return Err(LakeError::delta(table, e));
+        // Whether this commit or another ingester's added them, the table read again says.
+        let reopened = self.open_table(table.name()).await?;
+        let complete = reopened
+            .as_ref()
+            .and_then(|t| t.snapshot().ok())
+            .is_some_and(|s| names.iter().all(|n| s.schema().field(n).is_some()));
+        match (reopened, committed) {
+            (Some(t), committed) if complete => {
+                if committed.is_ok() {
+                    tracing::info!(%table, columns = names.join(", "), "added new columns");
                 }
+                Ok(t)
             }
-        }
-        match self.open_table(table.name()).await? {
-            Some(t) => Ok(t),
-            None => Err(LakeError::Location(
+            (_, Err(e)) => Err(LakeError::delta(table, e)),
+            (_, Ok(_)) => Err(LakeError::Location(
                 table.to_string(),
-                "vanished while its columns were added".into(),
+                format!(
+                    "its new columns ({}) are not in the table",
+                    names.join(", ")
+                ),
             )),
         }
     }
