@@ -12,6 +12,7 @@ use kubetrail_ingest::{
 };
 use kubetrail_schemas::{SourceFormat, Table};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::Encoding;
 
 fn samples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/data")
@@ -145,7 +146,7 @@ mod round_trip {
     }
 
     #[tokio::test]
-    async fn files_are_partitioned_by_day_sorted_by_time_and_zstd() {
+    async fn files_are_partitioned_by_day_sorted_by_time_zstd_with_times_as_differences() {
         let (dir, lake) = new_lake();
         ingest(
             &lake,
@@ -162,9 +163,30 @@ mod round_trip {
         let builder =
             ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&files[0]).unwrap())
                 .unwrap();
-        let column = builder.metadata().row_group(0).column(0);
+        let row_group = builder.metadata().row_group(0);
+        let column = row_group.column(0);
         assert_eq!(column.column_path().string(), "event_time");
         assert!(format!("{:?}", column.compression()).starts_with("ZSTD"));
+        // Times and offsets are stored as differences, text through a dictionary.
+        for c in row_group.columns() {
+            let name = c.column_path().string();
+            let encodings: Vec<Encoding> = c.encodings().collect();
+            let as_differences = encodings.contains(&Encoding::DELTA_BINARY_PACKED);
+            let dictionary = encodings.contains(&Encoding::RLE_DICTIONARY);
+            match name.as_str() {
+                "event_time"
+                | "stage_time"
+                | "request_received_time"
+                | "_offset"
+                | "_ingested_at" => {
+                    assert!(as_differences && !dictionary, "{name}: {encodings:?}")
+                }
+                "verb" | "user_name" | "_source" => {
+                    assert!(dictionary && !as_differences, "{name}: {encodings:?}")
+                }
+                _ => {}
+            }
+        }
         let batches: Vec<RecordBatch> = builder.build().unwrap().map(|b| b.unwrap()).collect();
         let mut previous = i64::MIN;
         for b in &batches {

@@ -147,7 +147,12 @@ impl LakeSession {
 fn new_context() -> SessionContext {
     let mut config = SessionConfig::new().with_information_schema(true);
     config.options_mut().sql_parser.dialect = Dialect::PostgreSQL;
-    config.options_mut().execution.parquet.pushdown_filters = true;
+    let parquet = &mut config.options_mut().execution.parquet;
+    parquet.pushdown_filters = true;
+    // Filters run cheapest column first: `pod_ip IS NOT NULL AND event_time >= …` decodes
+    // the day's times only where a pod address is (a timeline's pod status scan over 10M
+    // rows: 1.15 → 0.65 s of CPU).
+    parquet.reorder_filters = true;
     SessionContext::new_with_config(config)
 }
 

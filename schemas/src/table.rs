@@ -12,6 +12,8 @@ use crate::rows::{alert, audit, dead_letter, flow, runtime};
 pub const PARTITION_COLUMN: &str = "event_date";
 /// Column every event table is sorted by within a file.
 pub const TIME_COLUMN: &str = "event_time";
+/// Provenance column: the Kafka offset or line number of a row's record.
+pub const OFFSET_COLUMN: &str = "_offset";
 
 /// A Delta table in the lake: the four ingestion writes, and `alerts`, which detections
 /// write. The one place that knows the table list.
@@ -165,7 +167,7 @@ pub(crate) fn shared_fields(with_destination: bool) -> Vec<Field> {
 pub fn provenance_fields() -> Vec<Field> {
     vec![
         Field::new("_source", DataType::Utf8, false),
-        Field::new("_offset", DataType::Int64, false),
+        Field::new(OFFSET_COLUMN, DataType::Int64, false),
         Field::new("_ingested_at", timestamp_type(), false),
     ]
 }

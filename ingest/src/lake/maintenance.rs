@@ -70,7 +70,7 @@ pub async fn optimize(lake: &Lake, table: Table, days: Days) -> Result<OptimizeR
             .optimize()
             .with_type(OptimizeType::ZOrder(vec![TIME_COLUMN.to_owned()]))
             .with_filters(&filters)
-            .with_writer_properties(writer_properties())
+            .with_writer_properties(writer_properties(table))
             .await
             .map_err(|e| LakeError::delta(table, e))?;
         current = optimized;

@@ -8,7 +8,7 @@
 //! Flows and runtime events sight a running pod all the time, so they are read from shortly
 //! before the window ([`NEAR_LOOKBACK_MICROS`]); a pod's status update happens when it
 //! starts, possibly long before, so the audit log is read from the full lookback, once per
-//! timeline (see [`AddressBook`]).
+//! timeline, for every pod (see [`AddressBook`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -56,9 +56,10 @@ pub struct PodAddresses {
 }
 
 /// The sightings a timeline has learned so far. Each hop asks the lake only about the pods
-/// and addresses it has not asked about yet, and the audit log's pod status updates (the
-/// one costly scan: a day of audit events) are read once, for every pod, while the first
-/// flow and runtime sightings are read.
+/// and addresses it has not asked about yet. The audit log's pod status updates (the one
+/// costly scan: the whole lookback of audit events) are read once, for every pod, by
+/// [`status_sightings`] while the first hop reads, and handed over with
+/// [`AddressBook::add_status`].
 #[derive(Debug)]
 pub struct AddressBook {
     windows: SightingWindows,
@@ -85,6 +86,14 @@ impl AddressBook {
         &self.known
     }
 
+    /// Takes in the pod status sightings: those of the pods and addresses asked about so
+    /// far count at once, the rest as they are asked about.
+    pub fn add_status(&mut self, status: PodAddresses) {
+        self.known
+            .merge(status.select(&self.asked_pods, &self.asked_ips));
+        self.status = Some(status);
+    }
+
     /// Learns the sightings of the given pods and addresses (those not asked about yet).
     /// The pods' addresses may have been held by other pods too: [`AddressBook::learn_holders`]
     /// finds those, and can run while the pods' events are read.
@@ -99,33 +108,26 @@ impl AddressBook {
         if new_pods.is_empty() && new_ips.is_empty() {
             return Ok(());
         }
-        let near = near_sightings(session, &self.windows.near, &new_pods, &new_ips);
-        let mut found = if self.status.is_none() {
-            let (status, near) =
-                futures::try_join!(status_sightings(session, &self.windows.far), near)?;
-            self.status = Some(status);
-            near
-        } else {
-            near.await?
-        };
-        let status = self.status.as_ref().expect("read above");
-        found.merge(status.select(&new_pods, &new_ips));
+        let mut found = near_sightings(session, &self.windows.near, &new_pods, &new_ips).await?;
+        if let Some(status) = &self.status {
+            found.merge(status.select(&new_pods, &new_ips));
+        }
         self.known.merge(found);
         self.asked_pods.extend(new_pods);
         self.asked_ips.extend(new_ips);
         Ok(())
     }
 
-    /// Every sighting of the addresses learned so far: which other pods held them.
-    pub async fn learn_holders(&mut self, session: &LakeSession) -> Result<(), QueryError> {
-        let unasked: BTreeSet<String> = self
-            .known
-            .by_ip
-            .keys()
-            .filter(|ip| !self.asked_ips.contains(*ip))
-            .cloned()
-            .collect();
-        self.learn(session, &BTreeSet::new(), &unasked).await
+    /// Every sighting of the addresses learned so far (which other pods held them), and of
+    /// `more` addresses, in one query.
+    pub async fn learn_holders(
+        &mut self,
+        session: &LakeSession,
+        more: &BTreeSet<String>,
+    ) -> Result<(), QueryError> {
+        let mut ips: BTreeSet<String> = self.known.by_ip.keys().cloned().collect();
+        ips.extend(more.iter().cloned());
+        self.learn(session, &BTreeSet::new(), &ips).await
     }
 }
 
@@ -182,11 +184,11 @@ async fn near_sightings(
 /// column in the filter is one more column decoded over the whole lookback); row groups
 /// without any address are skipped by their statistics. A lake no kubetrail with that
 /// column has written to is read the slow way, from the request objects.
-async fn status_sightings(
+pub async fn status_sightings(
     session: &LakeSession,
-    window: &Window,
+    windows: &SightingWindows,
 ) -> Result<PodAddresses, QueryError> {
-    let w = window.predicate();
+    let w = windows.far.predicate();
     let rows = if session.has_column("k8s_audit", "pod_ip").await {
         format!(
             "SELECT pod_ip AS ip, namespace AS ns, pod, event_time AS t FROM k8s_audit \

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use foldhash::HashSet;
+
 use arrow::array::{Array, AsArray};
 
 use super::entity::{literal, Entity, PodRef};
@@ -78,6 +80,9 @@ fn entity_of(label: &str) -> Option<Entity> {
 #[derive(Debug, Default)]
 pub(crate) struct AlertEvidence {
     by_row: BTreeMap<String, Vec<String>>,
+    /// The offsets of those rows: most lines have none of them, and checking the number
+    /// first spares writing each line's reference out.
+    offsets: HashSet<i64>,
 }
 
 impl AlertEvidence {
@@ -111,12 +116,18 @@ impl AlertEvidence {
                 }
             }
         }
-        Ok(AlertEvidence { by_row })
+        let offsets = (by_row.keys())
+            .filter_map(|r| r.rsplit_once('#')?.1.parse().ok())
+            .collect();
+        Ok(AlertEvidence { by_row, offsets })
     }
 
     /// Marks each line with the ids of the alerts whose evidence includes its lake row.
     pub(crate) fn mark(&self, lines: &mut [TimelineEvent]) {
         for line in lines.iter_mut() {
+            if !self.offsets.contains(&line.evidence.offset) {
+                continue;
+            }
             if let Some(ids) = self.by_row.get(&line.evidence.to_string()) {
                 for id in ids {
                     if !line.alert_ids.contains(id) {

@@ -3,13 +3,13 @@
 //! with first and last time and a count (1,440 one-minute flow records to the same place
 //! are one fact).
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 use super::event::{Detail, Stream, TimelineEvent};
 
 /// Keeps one line per audit ID: the most complete stage (`ResponseComplete` over
 /// `ResponseStarted` over `RequestReceived`). Lines without an ID are kept as they are.
-pub fn one_line_per_request(lines: Vec<TimelineEvent>) -> Vec<TimelineEvent> {
+pub fn one_line_per_request(mut lines: Vec<TimelineEvent>) -> Vec<TimelineEvent> {
     let rank = |e: &TimelineEvent| match &e.detail {
         Detail::Audit { stage, .. } => match stage.as_deref() {
             Some("ResponseComplete") => 3,
@@ -20,8 +20,8 @@ pub fn one_line_per_request(lines: Vec<TimelineEvent>) -> Vec<TimelineEvent> {
         },
         _ => 0,
     };
-    let mut best: HashMap<String, usize> = HashMap::new();
     let mut keep = vec![true; lines.len()];
+    let mut best: HashMap<&str, usize> = HashMap::with_capacity(lines.len());
     for (i, e) in lines.iter().enumerate() {
         let Detail::Audit {
             audit_id: Some(id), ..
@@ -29,22 +29,21 @@ pub fn one_line_per_request(lines: Vec<TimelineEvent>) -> Vec<TimelineEvent> {
         else {
             continue;
         };
-        match best.get(id) {
+        match best.get(id.as_str()) {
             Some(&j) if rank(&lines[j]) >= rank(e) => keep[i] = false,
             Some(&j) => {
                 keep[j] = false;
-                best.insert(id.clone(), i);
+                best.insert(id, i);
             }
             None => {
-                best.insert(id.clone(), i);
+                best.insert(id, i);
             }
         }
     }
+    drop(best);
+    let mut kept = keep.into_iter();
+    lines.retain(|_| kept.next().unwrap_or(true));
     lines
-        .into_iter()
-        .zip(keep)
-        .filter_map(|(e, k)| k.then_some(e))
-        .collect()
 }
 
 /// Folds lines that say the same thing (same stream, actor, action, target, details and

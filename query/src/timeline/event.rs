@@ -2,6 +2,7 @@
 //! came from.
 
 use std::fmt;
+use std::sync::Arc;
 
 use kubetrail_schemas::Table;
 
@@ -46,7 +47,8 @@ impl fmt::Display for Stream {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Evidence {
     pub table: Table,
-    pub source: String,
+    /// Shared: the rows of one file or Kafka partition all carry the same text.
+    pub source: Arc<str>,
     pub offset: i64,
 }
 
@@ -125,6 +127,41 @@ pub struct TimelineEvent {
 }
 
 impl TimelineEvent {
+    /// A line of one lake row with nothing said about it yet; the stream's reader fills
+    /// in the rest.
+    pub(crate) fn new(stream: Stream, time: i64, evidence: Evidence) -> TimelineEvent {
+        TimelineEvent {
+            time,
+            last_time: time,
+            count: 1,
+            stream,
+            actor: None,
+            action: String::new(),
+            target: None,
+            namespace: None,
+            pod: None,
+            node: None,
+            src_ip: None,
+            src_port: None,
+            dst_ip: None,
+            dst_port: None,
+            bytes: None,
+            format: String::new(),
+            relation: String::new(),
+            alert_ids: Vec::new(),
+            evidence,
+            detail: Detail::Flow {
+                protocol: None,
+                verdict: None,
+                packets: None,
+                dns_query: None,
+                http: None,
+                src_pod: None,
+                dst_pod: None,
+            },
+        }
+    }
+
     /// The pod as `namespace/name`, when the line has one.
     pub fn pod_ref(&self) -> Option<String> {
         match (&self.namespace, &self.pod) {

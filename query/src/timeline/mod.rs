@@ -18,10 +18,13 @@ pub mod export;
 mod fetch;
 mod scope;
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
+
+use foldhash::HashSet;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
+use futures::TryFutureExt;
 use thiserror::Error;
 
 pub use crate::window::{parse_time, rfc3339, Window};
@@ -149,7 +152,7 @@ pub async fn build(
     let (started, rows) = (std::time::Instant::now(), lines.len());
     let mut lines = collapse::one_line_per_request(lines);
     evidence.mark(&mut lines);
-    lines.sort_by(|a, b| (a.time, a.stream, &a.evidence).cmp(&(b.time, b.stream, &b.evidence)));
+    let mut lines = in_time_order(lines);
     if request.collapse {
         lines = collapse::collapse(lines);
     }
@@ -177,6 +180,28 @@ pub async fn build(
     })
 }
 
+/// Sorted by time, stream and lake row. Lines are large and scattered in memory: their
+/// keys are sorted side by side, and the lines put in that order where they are.
+fn in_time_order(mut lines: Vec<TimelineEvent>) -> Vec<TimelineEvent> {
+    let mut keys: Vec<(i64, Stream, &str, i64, usize)> = (lines.iter().enumerate())
+        .map(|(i, e)| (e.time, e.stream, &*e.evidence.source, e.evidence.offset, i))
+        .collect();
+    keys.sort_unstable();
+    // order[k]: the line that belongs at k. Each cycle of the permutation is walked once.
+    let mut order: Vec<usize> = keys.into_iter().map(|k| k.4).collect();
+    for start in 0..order.len() {
+        let mut at = start;
+        while order[at] != start {
+            let from = order[at];
+            lines.swap(at, from);
+            order[at] = at;
+            at = from;
+        }
+        order[at] = at;
+    }
+    lines
+}
+
 /// The lines that concern the entity and, hop by hop up to the request's depth, the
 /// entities next to it; and the scope they ended with.
 async fn follow(
@@ -187,33 +212,40 @@ async fn follow(
     notes: &mut Vec<String>,
 ) -> Result<(Vec<TimelineEvent>, Scope), TimelineError> {
     let mut scope = root.clone();
-    let mut addresses = AddressBook::new(SightingWindows::new(
+    let windows = SightingWindows::new(window, request.address_lookback_micros);
+    let mut reader = Reader {
+        session,
         window,
-        request.address_lookback_micros,
-    ));
-    let mut rows = ReadRows::default();
+        request,
+        notes,
+        addresses: AddressBook::new(windows),
+        keys: ReadKeys::default(),
+        events: Vec::new(),
+        seen: HashSet::default(),
+        strangers: BTreeSet::new(),
+        look_up_strangers: false,
+    };
+    // The pod status scan (the whole lookback of the audit log) runs while the entity's
+    // own rows are read; the rows of any address it adds are read right after.
+    let (status, ()) = futures::try_join!(
+        addresses::status_sightings(session, &windows).err_into(),
+        reader.read_new_members(&scope)
+    )?;
+    reader.addresses.add_status(status);
     let mut hop = 0;
     loop {
-        read_new_members(
-            session,
-            &scope,
-            window,
-            &mut addresses,
-            &mut rows,
-            request,
-            notes,
-        )
-        .await?;
+        reader.read_new_members(&scope).await?;
         if hop == request.depth {
-            let lines = relate(&scope, rows.events, addresses.known());
-            return Ok((lines, scope));
+            break;
         }
-        // Relating fills in flows' pods: the next hop relates the rows again, with more
-        // members and addresses known, so this one works on a copy.
-        let lines = relate(&scope, rows.events.clone(), addresses.known());
-        let (next, left_out) = scope.next_hop(&lines, addresses.known(), window);
+        // Only audit lines lead to further entities (who acted on what); the addresses
+        // that lead to pods are in the address book.
+        let known = reader.addresses.known();
+        let audit = reader.events.iter().filter(|e| e.stream == Stream::Audit);
+        let lines = relate(&scope, audit.cloned().collect(), known);
+        let (next, left_out) = scope.next_hop(&lines, known, window);
         if !left_out.is_empty() {
-            notes.push(format!(
+            reader.notes.push(format!(
                 "hop {}: {} more entities not followed: {}",
                 hop + 1,
                 left_out.len(),
@@ -221,57 +253,71 @@ async fn follow(
             ));
         }
         if next.is_empty() {
-            return Ok((lines, scope));
+            break;
         }
         scope.extend(next);
+        // The addresses at flow ends no row named a pod for are looked up while the next
+        // hop reads (they name the other ends of flows, never a member).
+        reader.look_up_strangers = true;
         hop += 1;
     }
-}
-
-/// Every lake row read so far, each once (a row may concern members of two hops).
-#[derive(Default)]
-struct ReadRows {
-    keys: ReadKeys,
-    events: Vec<TimelineEvent>,
-    seen: HashSet<Evidence>,
-}
-
-/// Reads the rows of the scope's members not read yet; the address book learns the
-/// sightings that decide which flows concern a member (the next hop needs them too).
-async fn read_new_members(
-    session: &LakeSession,
-    scope: &Scope,
-    window: &Window,
-    addresses: &mut AddressBook,
-    rows: &mut ReadRows,
-    request: &TimelineRequest,
-    notes: &mut Vec<String>,
-) -> Result<(), TimelineError> {
-    let pods: BTreeSet<PodRef> = scope.pods.keys().cloned().collect();
-    let ips: BTreeSet<String> = scope.ips.keys().cloned().collect();
-    addresses.learn(session, &pods, &ips).await?;
-    let selection = scope.selection(addresses.known(), request.max_rows, &mut rows.keys);
-    let (fetched, ()) = futures::try_join!(
-        fetch::fetch(session, window, &selection),
-        addresses.learn_holders(session)
-    )?;
-    // Flow logs that know only addresses: find whose the other ends were, too.
-    let strangers = unnamed_flow_ends(&fetched.events, addresses.known());
+    let strangers = std::mem::take(&mut reader.strangers);
+    let mut addresses = reader.addresses;
     addresses
         .learn(session, &BTreeSet::new(), &strangers)
         .await?;
-    for stream in &fetched.truncated {
-        notes.push(format!(
-            "{stream}: the row limit ({}) was reached; later {stream} events are missing: narrow the window",
-            request.max_rows
-        ));
-    }
-    for e in fetched.events {
-        if rows.seen.insert(e.evidence.clone()) {
-            rows.events.push(e);
+    Ok((relate(&scope, reader.events, addresses.known()), scope))
+}
+
+/// Following an entity: the lake rows read so far, each once (a row may concern members
+/// of two hops), and the pod addresses learned on the way.
+struct Reader<'a> {
+    session: &'a LakeSession,
+    window: &'a Window,
+    request: &'a TimelineRequest,
+    notes: &'a mut Vec<String>,
+    addresses: AddressBook,
+    keys: ReadKeys,
+    events: Vec<TimelineEvent>,
+    seen: HashSet<Evidence>,
+    /// Private addresses at flow ends that name no pod, not looked up yet.
+    strangers: BTreeSet<String>,
+    /// Whether the next read looks them up as it goes.
+    look_up_strangers: bool,
+}
+
+impl Reader<'_> {
+    /// Reads the rows of the scope's members not read yet; the address book learns the
+    /// sightings that decide which flows concern a member (the next hop needs them too).
+    async fn read_new_members(&mut self, scope: &Scope) -> Result<(), TimelineError> {
+        let session = self.session;
+        let pods: BTreeSet<PodRef> = scope.pods.keys().cloned().collect();
+        let ips: BTreeSet<String> = scope.ips.keys().cloned().collect();
+        self.addresses.learn(session, &pods, &ips).await?;
+        let max_rows = self.request.max_rows;
+        let selection = scope.selection(self.addresses.known(), max_rows, &mut self.keys);
+        let strangers = match std::mem::take(&mut self.look_up_strangers) {
+            true => std::mem::take(&mut self.strangers),
+            false => BTreeSet::new(),
+        };
+        let (fetched, ()) = futures::try_join!(
+            fetch::fetch(session, self.window, &selection, &self.seen),
+            self.addresses.learn_holders(session, &strangers)
+        )?;
+        for stream in &fetched.truncated {
+            self.notes.push(format!(
+                "{stream}: the row limit ({max_rows}) was reached; later {stream} events are missing: narrow the window"
+            ));
         }
+        // Flow logs that know only addresses: whose the other ends were is looked up later.
+        unnamed_flow_ends(&fetched.events, self.addresses.known(), &mut self.strangers);
+        for e in fetched.events {
+            if self.seen.insert(e.evidence.clone()) {
+                self.events.push(e);
+            }
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// The rows that concern a member at their moment, each saying which.
@@ -290,13 +336,12 @@ fn relate(
     lines
 }
 
-/// Private addresses at the ends of flows that name no pod there (VPC flow logs), at most
-/// [`MAX_STRANGERS`] of them. Public addresses are left out: pods are not given them (a
-/// cluster whose pods hold public addresses sees such flows attributed only where a
-/// pod-naming source sighted the address).
-fn unnamed_flow_ends(events: &[TimelineEvent], known: &PodAddresses) -> BTreeSet<String> {
+/// Adds the private addresses at the ends of flows that name no pod there (VPC flow logs)
+/// to `out`, up to [`MAX_STRANGERS`] in all. Public addresses are left out: pods are not
+/// given them (a cluster whose pods hold public addresses sees such flows attributed only
+/// where a pod-naming source sighted the address).
+fn unnamed_flow_ends(events: &[TimelineEvent], known: &PodAddresses, out: &mut BTreeSet<String>) {
     const MAX_STRANGERS: usize = 500;
-    let mut out = BTreeSet::new();
     for e in events {
         let Detail::Flow {
             src_pod, dst_pod, ..
@@ -313,7 +358,6 @@ fn unnamed_flow_ends(events: &[TimelineEvent], known: &PodAddresses) -> BTreeSet
             }
         }
     }
-    out
 }
 
 /// Containers and alerts are pivots: a container to its pod, an alert to its entity and
@@ -414,4 +458,42 @@ fn int_at(batches: &[RecordBatch], column: usize) -> Option<i64> {
     let b = batches.iter().find(|b| b.num_rows() > 0)?;
     let a = b.column(column).as_primitive::<Int64Type>();
     (!a.is_null(0)).then(|| a.value(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(time: i64, stream: Stream, source: &str, offset: i64) -> TimelineEvent {
+        let evidence = Evidence {
+            table: stream.table(),
+            source: source.into(),
+            offset,
+        };
+        TimelineEvent::new(stream, time, evidence)
+    }
+
+    #[test]
+    fn lines_are_put_in_time_stream_and_row_order_whatever_order_they_came_in() {
+        // Few distinct times and sources, so ties are broken by stream, source and offset.
+        let mut seed = 7_u64;
+        let mut next = |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        let lines: Vec<TimelineEvent> = (0..500)
+            .map(|i| {
+                let stream = Stream::ALL[next(3) as usize];
+                let source = ["file:b", "file:a", "kafka:audit/0"][next(3) as usize];
+                event(next(20) as i64, stream, source, i)
+            })
+            .collect();
+        let mut expected = lines.clone();
+        expected
+            .sort_by(|a, b| (a.time, a.stream, &a.evidence).cmp(&(b.time, b.stream, &b.evidence)));
+        assert_eq!(in_time_order(lines), expected);
+        assert!(in_time_order(Vec::new()).is_empty());
+    }
 }

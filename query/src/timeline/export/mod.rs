@@ -141,7 +141,7 @@ pub fn to_batch(lines: &[TimelineEvent]) -> Result<RecordBatch, ArrowError> {
         text(&|e| (!e.alert_ids.is_empty()).then(|| e.alert_ids.join(" "))),
         text(&|e| Some(e.format.clone())),
         text(&|e| Some(e.evidence.table.name().to_owned())),
-        text(&|e| Some(e.evidence.source.clone())),
+        text(&|e| Some(e.evidence.source.to_string())),
         Arc::new(
             lines
                 .iter()
