@@ -8,7 +8,8 @@ use foldhash::{HashMap, HashMapExt};
 use super::event::{Detail, Stream, TimelineEvent};
 
 /// Keeps one line per audit ID: the most complete stage (`ResponseComplete` over
-/// `ResponseStarted` over `RequestReceived`). Lines without an ID are kept as they are.
+/// `ResponseStarted` over `RequestReceived`), of equals the first. Lines without an ID are
+/// kept as they are, and the order is kept.
 pub fn one_line_per_request(mut lines: Vec<TimelineEvent>) -> Vec<TimelineEvent> {
     let rank = |e: &TimelineEvent| match &e.detail {
         Detail::Audit { stage, .. } => match stage.as_deref() {

@@ -61,7 +61,11 @@ pub(crate) async fn fetch(
     });
     let answers = futures::future::try_join_all(queries).await?;
     let started = std::time::Instant::now();
-    let mut events = Vec::new();
+    let rows_read = answers
+        .iter()
+        .flat_map(|(_, b)| b)
+        .map(RecordBatch::num_rows);
+    let mut events = Vec::with_capacity(rows_read.sum());
     let mut truncated = Vec::new();
     for (stream, batches) in answers {
         let mut room = selection.max_rows;
@@ -307,7 +311,6 @@ fn rows(
     };
     let columns = StreamColumns::of(stream, batch)?;
     let taken = batch.num_rows().min(room);
-    out.reserve(taken);
     // A batch holds few sources (one per file or Kafka partition): rows share their text.
     let mut source: Arc<str> = Arc::from("");
     for row in 0..taken {

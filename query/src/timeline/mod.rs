@@ -150,9 +150,9 @@ pub async fn build(
         }
     }
     let (started, rows) = (std::time::Instant::now(), lines.len());
-    let mut lines = collapse::one_line_per_request(lines);
+    // In order first, so that of a request logged twice alike the earlier row is kept.
+    let mut lines = collapse::one_line_per_request(in_time_order(lines));
     evidence.mark(&mut lines);
-    let mut lines = in_time_order(lines);
     if request.collapse {
         lines = collapse::collapse(lines);
     }
@@ -311,10 +311,13 @@ impl Reader<'_> {
         }
         // Flow logs that know only addresses: whose the other ends were is looked up later.
         unnamed_flow_ends(&fetched.events, self.addresses.known(), &mut self.strangers);
-        for e in fetched.events {
-            if self.seen.insert(e.evidence.clone()) {
-                self.events.push(e);
-            }
+        // The fetch left out rows read before, and reads each row once: all are new.
+        self.seen
+            .extend(fetched.events.iter().map(|e| e.evidence.clone()));
+        if self.events.is_empty() {
+            self.events = fetched.events;
+        } else {
+            self.events.extend(fetched.events);
         }
         Ok(())
     }
@@ -323,17 +326,18 @@ impl Reader<'_> {
 /// The rows that concern a member at their moment, each saying which.
 fn relate(
     scope: &Scope,
-    events: Vec<TimelineEvent>,
+    mut events: Vec<TimelineEvent>,
     addresses: &PodAddresses,
 ) -> Vec<TimelineEvent> {
-    let mut lines = Vec::with_capacity(events.len());
-    for mut e in events {
-        if let Some(why) = scope.relation(&mut e, addresses) {
+    // In place: tens of thousands of large rows are not copied to a new vector.
+    events.retain_mut(|e| match scope.relation(e, addresses) {
+        Some(why) => {
             e.relation = why;
-            lines.push(e);
+            true
         }
-    }
-    lines
+        None => false,
+    });
+    events
 }
 
 /// Adds the private addresses at the ends of flows that name no pod there (VPC flow logs)
