@@ -142,7 +142,8 @@ impl Ints {
         (!self.0.is_null(row)).then(|| self.0.value(row))
     }
 
-    fn port(&self, row: usize) -> Option<i32> {
+    /// The value as a 32-bit integer (ports, status codes); `None` if it does not fit.
+    fn int32(&self, row: usize) -> Option<i32> {
         self.get(row).and_then(|p| i32::try_from(p).ok())
     }
 }
@@ -372,7 +373,7 @@ fn audit(e: &mut TimelineEvent, c: &AuditColumns, row: usize) {
         resource: resource.map(str::to_owned),
         subresource: subresource.map(str::to_owned),
         name,
-        response_code: c.response_code.port(row),
+        response_code: c.response_code.int32(row),
         user_agent: c.user_agent.owned(row),
         command,
         impersonated: c.impersonated_user.owned(row),
@@ -382,9 +383,9 @@ fn audit(e: &mut TimelineEvent, c: &AuditColumns, row: usize) {
 }
 
 fn flow(e: &mut TimelineEvent, c: &FlowColumns, row: usize) {
-    e.src_port = c.src_port.port(row);
+    e.src_port = c.src_port.int32(row);
     e.dst_ip = c.dst_ip.owned(row);
-    e.dst_port = c.dst_port.port(row);
+    e.dst_port = c.dst_port.int32(row);
     e.bytes = c.bytes.get(row);
     let verdict = c.action.owned(row).or_else(|| c.verdict.owned(row));
     e.action = verdict.clone().unwrap_or_else(|| "flow".into());
@@ -415,9 +416,9 @@ fn flow(e: &mut TimelineEvent, c: &FlowColumns, row: usize) {
 }
 
 fn runtime(e: &mut TimelineEvent, c: &RuntimeColumns, row: usize) {
-    e.src_port = c.src_port.port(row);
+    e.src_port = c.src_port.int32(row);
     e.dst_ip = c.dst_ip.owned(row);
-    e.dst_port = c.dst_port.port(row);
+    e.dst_port = c.dst_port.int32(row);
     let event_type = c.event_type.owned(row).unwrap_or_else(|| "event".into());
     let rule = c.rule.owned(row);
     e.actor = e
