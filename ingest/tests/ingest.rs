@@ -203,6 +203,66 @@ mod round_trip {
     }
 
     #[tokio::test]
+    async fn lookup_columns_carry_bloom_filters_that_answer_for_their_values() {
+        use parquet::file::properties::ReaderProperties;
+        use parquet::file::reader::{FileReader, RowGroupReader};
+        use parquet::file::serialized_reader::{ReadOptionsBuilder, SerializedFileReader};
+        let (dir, lake) = new_lake();
+        ingest(
+            &lake,
+            &samples().join("k8s-audit.jsonl"),
+            &FileIngest::default(),
+        )
+        .await;
+        let partition = dir.path().join("lake/k8s_audit/event_date=2026-11-20");
+        let file = std::fs::read_dir(&partition)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let options = ReadOptionsBuilder::new()
+            .with_reader_properties(
+                ReaderProperties::builder()
+                    .set_read_bloom_filter(true)
+                    .build(),
+            )
+            .build();
+        let reader =
+            SerializedFileReader::new_with_options(std::fs::File::open(&file).unwrap(), options)
+                .unwrap();
+        let row_group = reader.get_row_group(0).unwrap();
+        let metadata = row_group.metadata();
+        let column = |name: &str| {
+            (0..metadata.num_columns())
+                .find(|&i| metadata.column(i).column_path().string() == name)
+                .unwrap_or_else(|| panic!("no column {name}"))
+        };
+        for name in Table::K8sAudit.lookup_columns() {
+            assert!(
+                row_group.get_column_bloom_filter(column(name)).is_some(),
+                "{name} has no bloom filter"
+            );
+        }
+        for name in ["request_object", "user_agent", "audit_id", "event_time"] {
+            assert!(
+                row_group.get_column_bloom_filter(column(name)).is_none(),
+                "{name} should have no bloom filter"
+            );
+        }
+        // The sample holds secrets read by a service account, and no such resource as
+        // `nonexistentthings`: a reader skips this row group when asked for it.
+        let resource = row_group
+            .get_column_bloom_filter(column("resource"))
+            .unwrap();
+        assert!(resource.check(&"secrets"));
+        assert!(!resource.check(&"nonexistentthings"));
+        let verb = row_group.get_column_bloom_filter(column("verb")).unwrap();
+        assert!(verb.check(&"get"));
+        assert!(!verb.check(&"escalate-everything"));
+    }
+
+    #[tokio::test]
     async fn bounded_batches_become_several_files_in_one_commit() {
         let (_dir, lake) = new_lake();
         let options = FileIngest {

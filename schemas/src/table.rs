@@ -77,6 +77,62 @@ impl Table {
         all[self as usize].clone()
     }
 
+    /// The columns looked up by exact value: who, what, where (a rule's `resource =
+    /// 'validatingwebhookconfigurations'`, a timeline's `user_name IN (…)`, a responder's
+    /// `dns_query = …`). The lake writes a bloom filter of each, so that a reader skips the
+    /// row groups that cannot hold the value; free text and documents get none (their
+    /// values are unique, and nobody looks them up whole).
+    pub fn lookup_columns(self) -> &'static [&'static str] {
+        match self {
+            Table::K8sAudit => &[
+                "cluster",
+                "namespace",
+                "pod",
+                "node",
+                "src_ip",
+                "verb",
+                "user_name",
+                "impersonated_user",
+                "resource",
+                "subresource",
+                "name",
+                "pod_ip",
+                "api_group",
+                "decision",
+            ],
+            Table::NetworkFlows => &[
+                "cluster",
+                "namespace",
+                "pod",
+                "node",
+                "src_ip",
+                "dst_ip",
+                "src_namespace",
+                "src_pod",
+                "dst_namespace",
+                "dst_pod",
+                "verdict",
+                "dns_query",
+            ],
+            Table::RuntimeEvents => &[
+                "cluster",
+                "namespace",
+                "pod",
+                "node",
+                "src_ip",
+                "dst_ip",
+                "event_type",
+                "binary",
+                "container_id",
+                "image",
+                "rule",
+                "user_name",
+            ],
+            Table::DeadLetters => &[],
+            Table::Alerts => &["alert_id", "rule_id"],
+        }
+    }
+
     /// The columns decoders fill (everything but provenance).
     pub fn event_schema(self) -> SchemaRef {
         let full = self.schema();
@@ -190,5 +246,20 @@ mod tests {
             assert_eq!(t.event_schema().fields().len() + 3, s.fields().len());
         }
         assert!("nope".parse::<Table>().unwrap_err().contains("k8s_audit"));
+    }
+
+    #[test]
+    fn lookup_columns_are_text_columns_of_their_table() {
+        for t in Table::ALL {
+            let schema = t.schema();
+            for name in t.lookup_columns() {
+                let field = schema
+                    .field_with_name(name)
+                    .unwrap_or_else(|_| panic!("{t} has no lookup column {name}"));
+                assert_eq!(field.data_type(), &DataType::Utf8, "{t}.{name}");
+            }
+        }
+        assert!(Table::K8sAudit.lookup_columns().contains(&"resource"));
+        assert!(!Table::K8sAudit.lookup_columns().contains(&"request_object"));
     }
 }
