@@ -205,7 +205,7 @@ mod round_trip {
     #[tokio::test]
     async fn lookup_columns_carry_bloom_filters_that_answer_for_their_values() {
         use parquet::file::properties::ReaderProperties;
-        use parquet::file::reader::{FileReader, RowGroupReader};
+        use parquet::file::reader::FileReader;
         use parquet::file::serialized_reader::{ReadOptionsBuilder, SerializedFileReader};
         let (dir, lake) = new_lake();
         ingest(
