@@ -8,6 +8,7 @@
 //! ```
 
 pub mod output;
+mod scan_filters;
 pub mod session;
 pub mod shell;
 pub mod summary;
