@@ -145,8 +145,8 @@ mod round_trip {
         assert_eq!(row_count(&lake, Table::RuntimeEvents).await, 34);
     }
 
-    #[tokio::test]
-    async fn files_are_partitioned_by_day_sorted_by_time_zstd_with_times_as_differences() {
+    /// The one Parquet file the audit sample's day becomes (the directory keeps it).
+    async fn sample_day_file() -> (tempfile::TempDir, PathBuf) {
         let (dir, lake) = new_lake();
         ingest(
             &lake,
@@ -160,9 +160,15 @@ mod round_trip {
             .map(|e| e.unwrap().path())
             .collect();
         assert_eq!(files.len(), 1);
+        let file = files[0].clone();
+        (dir, file)
+    }
+
+    #[tokio::test]
+    async fn files_are_partitioned_by_day_sorted_by_time_zstd_with_times_as_differences() {
+        let (_dir, file) = sample_day_file().await;
         let builder =
-            ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&files[0]).unwrap())
-                .unwrap();
+            ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file).unwrap()).unwrap();
         let row_group = builder.metadata().row_group(0);
         let column = row_group.column(0);
         assert_eq!(column.column_path().string(), "event_time");
@@ -207,20 +213,7 @@ mod round_trip {
         use parquet::file::properties::ReaderProperties;
         use parquet::file::reader::FileReader;
         use parquet::file::serialized_reader::{ReadOptionsBuilder, SerializedFileReader};
-        let (dir, lake) = new_lake();
-        ingest(
-            &lake,
-            &samples().join("k8s-audit.jsonl"),
-            &FileIngest::default(),
-        )
-        .await;
-        let partition = dir.path().join("lake/k8s_audit/event_date=2026-11-20");
-        let file = std::fs::read_dir(&partition)
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .path();
+        let (_dir, file) = sample_day_file().await;
         let options = ReadOptionsBuilder::new()
             .with_reader_properties(
                 ReaderProperties::builder()
