@@ -82,55 +82,48 @@ impl Table {
     /// `dns_query = …`). The lake writes a bloom filter of each, so that a reader skips the
     /// row groups that cannot hold the value; free text and documents get none (their
     /// values are unique, and nobody looks them up whole).
-    pub fn lookup_columns(self) -> &'static [&'static str] {
-        match self {
-            Table::K8sAudit => &[
-                "cluster",
-                "namespace",
-                "pod",
-                "node",
-                "src_ip",
-                "verb",
-                "user_name",
-                "impersonated_user",
-                "resource",
-                "subresource",
-                "name",
-                "pod_ip",
-                "api_group",
-                "decision",
-            ],
-            Table::NetworkFlows => &[
-                "cluster",
-                "namespace",
-                "pod",
-                "node",
-                "src_ip",
-                "dst_ip",
-                "src_namespace",
-                "src_pod",
-                "dst_namespace",
-                "dst_pod",
-                "verdict",
-                "dns_query",
-            ],
-            Table::RuntimeEvents => &[
-                "cluster",
-                "namespace",
-                "pod",
-                "node",
-                "src_ip",
-                "dst_ip",
-                "event_type",
-                "binary",
-                "container_id",
-                "image",
-                "rule",
-                "user_name",
-            ],
-            Table::DeadLetters => &[],
-            Table::Alerts => &["alert_id", "rule_id"],
-        }
+    pub fn lookup_columns(self) -> Vec<&'static str> {
+        let (shared, own): (&[&str], &[&str]) = match self {
+            Table::K8sAudit => (
+                &SHARED_LOOKUPS[..5],
+                &[
+                    "verb",
+                    "user_name",
+                    "impersonated_user",
+                    "resource",
+                    "subresource",
+                    "name",
+                    "pod_ip",
+                    "api_group",
+                    "decision",
+                ],
+            ),
+            Table::NetworkFlows => (
+                &SHARED_LOOKUPS,
+                &[
+                    "src_namespace",
+                    "src_pod",
+                    "dst_namespace",
+                    "dst_pod",
+                    "verdict",
+                    "dns_query",
+                ],
+            ),
+            Table::RuntimeEvents => (
+                &SHARED_LOOKUPS,
+                &[
+                    "event_type",
+                    "binary",
+                    "container_id",
+                    "image",
+                    "rule",
+                    "user_name",
+                ],
+            ),
+            Table::DeadLetters => (&[], &[]),
+            Table::Alerts => (&[], &["alert_id", "rule_id"]),
+        };
+        shared.iter().chain(own).copied().collect()
     }
 
     /// The columns decoders fill (everything but provenance).
@@ -197,6 +190,10 @@ pub(crate) fn text_list(name: &str) -> Field {
 /// The columns every event table starts with, so joins and timelines across streams are
 /// direct: time, day, cluster, namespace, pod, node, source address, and for the streams
 /// that have one, the destination and ports.
+/// The columns of [`shared_fields`] looked up by value; the destination last, so that the
+/// tables without one take the first five.
+const SHARED_LOOKUPS: [&str; 6] = ["cluster", "namespace", "pod", "node", "src_ip", "dst_ip"];
+
 pub(crate) fn shared_fields(with_destination: bool) -> Vec<Field> {
     let mut fields = vec![
         Field::new(TIME_COLUMN, timestamp_type(), false),

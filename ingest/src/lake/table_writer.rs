@@ -190,7 +190,7 @@ pub(crate) fn writer_properties(table: Table) -> WriterProperties {
     // (a column of fifty verbs keeps a few hundred bytes), and a rule looking for a rare
     // `resource` or a timeline for one user reads only the row groups that may hold it.
     for name in table.lookup_columns() {
-        builder = builder.set_column_bloom_filter_fpp(ColumnPath::from(*name), BLOOM_FILTER_FPP);
+        builder = builder.set_column_bloom_filter_fpp(ColumnPath::from(name), BLOOM_FILTER_FPP);
     }
     builder.build()
 }
