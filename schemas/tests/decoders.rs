@@ -452,7 +452,19 @@ mod bad_input {
         assert!(reasons(SourceFormat::K8sAudit, bad_time.as_bytes())[0].contains("yesterday"));
         let core_event = r#"{"kind":"Event","apiVersion":"v1","metadata":{"creationTimestamp":"2024-01-01T00:00:00Z"},"reason":"Pulled"}"#;
         assert!(reasons(SourceFormat::K8sAudit, core_event.as_bytes())[0].contains("core Event"));
-        assert!(reasons(SourceFormat::K8sAudit, b"\xff\xfe{}")[0].starts_with("invalid JSON"));
+        // Bytes that are not UTF-8, outside or inside a string, say where.
+        assert_eq!(
+            reasons(SourceFormat::K8sAudit, b"\xff\xfe{}")[0],
+            "not UTF-8 text (invalid byte at 0)"
+        );
+        assert_eq!(
+            reasons(SourceFormat::K8sAudit, b"{\"verb\":\"g\xffet\"}")[0],
+            "not UTF-8 text (invalid byte at 10)"
+        );
+        assert_eq!(
+            reasons(SourceFormat::Hubble, b"{\"flow\":{\"x\":\"\xc3\"}}")[0],
+            "not UTF-8 text (invalid byte at 14)"
+        );
         assert!(!reasons(SourceFormat::Hubble, b"{\"flow\":{\"time\":\"2024-01-01T00:00:00Z\",\"l4\":{\"TCP\":{\"source_port\":70000}}}}")[0].is_empty());
         assert!(reasons(
             SourceFormat::Tetragon,

@@ -1,8 +1,9 @@
 //! Writes sorted batches of one table as Parquet files and commits them in one Delta
 //! commit, together with the markers that make the commit happen at most once.
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::DataType;
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Date32Type};
+use delta_kernel::expressions::Scalar;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Add, Transaction};
 use deltalake::parquet::basic::{Compression, Encoding, ZstdLevel};
@@ -10,8 +11,9 @@ use deltalake::parquet::file::metadata::SortingColumn;
 use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::parquet::schema::types::ColumnPath;
 use deltalake::protocol::{DeltaOperation, SaveMode};
-use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake::writer::{DeltaWriter, RecordBatchWriter, WriteMode};
 use deltalake::DeltaTable;
+use indexmap::IndexMap;
 use kubetrail_schemas::table::{OFFSET_COLUMN, PARTITION_COLUMN};
 use kubetrail_schemas::Table;
 
@@ -58,10 +60,25 @@ impl TableWriter {
     /// Writes one batch (already sorted by time) as one file per `event_date`.
     pub async fn stage(&mut self, batch: RecordBatch) -> Result<(), LakeError> {
         let rows = batch.num_rows();
-        self.writer
-            .write(batch)
-            .await
-            .map_err(|e| LakeError::delta(self.table, e))?;
+        // A batch sorted by time holds each day as one run of rows, handed to the day's
+        // file as a slice; given the whole batch, the writer would copy every column per day.
+        match day_runs(&batch) {
+            Some(runs) => {
+                for (day, start, len) in runs {
+                    let partition =
+                        IndexMap::from([(PARTITION_COLUMN.to_owned(), Scalar::Date(day))]);
+                    self.writer
+                        .write_partition(batch.slice(start, len), &partition, WriteMode::Default)
+                        .await
+                        .map_err(|e| LakeError::delta(self.table, e))?;
+                }
+            }
+            None => self
+                .writer
+                .write(batch)
+                .await
+                .map_err(|e| LakeError::delta(self.table, e))?,
+        }
         // Flushing after every batch keeps each file sorted by time.
         let adds = self
             .writer
@@ -152,6 +169,23 @@ impl TableWriter {
     }
 }
 
+/// The runs of rows of one `event_date` in a batch: (day, first row, rows). `None` when
+/// the batch has no such column or a row without a day (the writer then says what is wrong).
+fn day_runs(batch: &RecordBatch) -> Option<Vec<(i32, usize, usize)>> {
+    let days = batch
+        .column_by_name(PARTITION_COLUMN)?
+        .as_primitive_opt::<Date32Type>()
+        .filter(|c| c.null_count() == 0)?;
+    let mut runs: Vec<(i32, usize, usize)> = Vec::new();
+    for (row, &day) in days.values().iter().enumerate() {
+        match runs.last_mut() {
+            Some((last, _, len)) if *last == day => *len += 1,
+            _ => runs.push((day, row, 1)),
+        }
+    }
+    Some(runs)
+}
+
 /// Rows per Parquet row group.
 pub const ROW_GROUP_ROWS: usize = 128 * 1024;
 
@@ -201,4 +235,37 @@ const BLOOM_FILTER_FPP: f64 = 0.01;
 
 fn now_millis() -> i64 {
     chrono::Utc::now().timestamp_millis()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Date32Array, Int64Array};
+    use arrow::datatypes::{Field, Schema};
+
+    use super::*;
+
+    fn batch(days: Date32Array) -> RecordBatch {
+        let schema = Schema::new(vec![Field::new(PARTITION_COLUMN, DataType::Date32, true)]);
+        RecordBatch::try_new(Arc::new(schema), vec![Arc::new(days)]).unwrap()
+    }
+
+    #[test]
+    fn a_batch_is_cut_into_runs_of_one_day_in_the_order_they_come() {
+        let days = Date32Array::from(vec![7, 7, 8, 8, 8, 7]);
+        assert_eq!(
+            day_runs(&batch(days)),
+            Some(vec![(7, 0, 2), (8, 2, 3), (7, 5, 1)])
+        );
+        // No day for a row, or no day column: the writer's own split, and its error.
+        assert_eq!(
+            day_runs(&batch(Date32Array::from(vec![Some(7), None]))),
+            None
+        );
+        let schema = Schema::new(vec![Field::new("_offset", DataType::Int64, false)]);
+        let other =
+            RecordBatch::try_new(Arc::new(schema), vec![Arc::new(Int64Array::from(vec![1]))]);
+        assert_eq!(day_runs(&other.unwrap()), None);
+    }
 }

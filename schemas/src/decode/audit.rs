@@ -60,7 +60,9 @@ struct Envelope<'a> {
     timestamp: Str<'a>,
     #[serde(borrow)]
     metadata: Option<LegacyMeta<'a>>,
-    annotations: Option<BTreeMap<String, Value>>,
+    /// Kept as they came (only two are read): the column holds them as JSON text.
+    #[serde(borrow)]
+    annotations: Option<BTreeMap<Cow<'a, str>, &'a RawValue>>,
 
     // EventList
     #[serde(borrow)]
@@ -248,7 +250,10 @@ pub(crate) fn decode(record: &[u8], options: &DecodeOptions, out: &mut Output<Au
         format: "k8s",
         cluster: None,
     };
-    decode_nested(record, options, outer, 0, out)
+    match super::utf8(record) {
+        Ok(text) => decode_nested(text, options, outer, 0, out),
+        Err(e) => out.reject(record, e),
+    }
 }
 
 /// What the wrappers around an event said: which one it came in, and the cluster it names.
@@ -259,7 +264,7 @@ struct Wrapper<'a> {
 }
 
 fn decode_nested(
-    record: &[u8],
+    record: &str,
     options: &DecodeOptions,
     wrapper: Wrapper,
     depth: u8,
@@ -272,7 +277,7 @@ fn decode_nested(
         );
         return;
     }
-    let env: Envelope = match serde_json::from_slice(record) {
+    let env: Envelope = match serde_json::from_str(record) {
         Ok(env) => env,
         Err(e) => return out.reject(record, DecodeError::json(e)),
     };
@@ -286,7 +291,7 @@ fn decode_nested(
             );
         }
         for item in items {
-            decode_nested(item.get().as_bytes(), options, wrapper, depth + 1, out);
+            decode_nested(item.get(), options, wrapper, depth + 1, out);
         }
         return;
     }
@@ -300,16 +305,16 @@ fn decode_nested(
     };
     if let Some(events) = &env.log_events {
         for event in events {
-            decode_nested(event.message.as_bytes(), options, eks, depth + 1, out);
+            decode_nested(&event.message, options, eks, depth + 1, out);
         }
         return;
     }
     if let Some(message) = env.message.as_deref().or(env.at_message.as_deref()) {
-        return decode_nested(message.as_bytes(), options, eks, depth + 1, out);
+        return decode_nested(message, options, eks, depth + 1, out);
     }
     if let Some(records) = &env.records {
         for item in records {
-            decode_nested(item.get().as_bytes(), options, wrapper, depth + 1, out);
+            decode_nested(item.get(), options, wrapper, depth + 1, out);
         }
         return;
     }
@@ -332,7 +337,7 @@ fn decode_nested(
                 .and_then(aks_cluster)
                 .or(wrapper.cluster),
         };
-        return decode_nested(log.as_bytes(), options, aks, depth + 1, out);
+        return decode_nested(log, options, aks, depth + 1, out);
     }
     let result = match env.proto_payload {
         Some(payload) => gke_event(&env, payload, options, wrapper.cluster),
@@ -430,11 +435,8 @@ fn native_event(
         .collect();
     let annotations = env.annotations;
     let annotation = |key: &str| {
-        annotations
-            .as_ref()
-            .and_then(|a| a.get(key))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
+        let raw = annotations.as_ref()?.get(key)?;
+        serde_json::from_str::<Option<String>>(raw.get()).ok()?
     };
     let namespace = object_ref
         .as_ref()

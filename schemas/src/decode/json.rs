@@ -8,7 +8,7 @@ use crate::decode::audit::canonical_ip;
 use crate::time::parse_timestamp;
 
 pub(crate) fn parse_object(record: &[u8]) -> Result<Value, DecodeError> {
-    let value: Value = serde_json::from_slice(record).map_err(DecodeError::json)?;
+    let value: Value = serde_json::from_str(super::utf8(record)?).map_err(DecodeError::json)?;
     if !value.is_object() {
         return Err(DecodeError::unrecognized("expected a JSON object"));
     }

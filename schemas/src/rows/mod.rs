@@ -14,9 +14,11 @@ pub mod runtime;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, Date32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    Array, ArrayRef, AsArray, Date32Array, Int64Array, RecordBatch, StringBuilder,
+    TimestampMicrosecondArray,
 };
 use arrow::compute::{lexsort_to_indices, take_record_batch, SortColumn};
+use arrow::datatypes::{DataType, Int64Type, TimeUnit, TimestampMicrosecondType};
 use arrow::error::ArrowError;
 
 use crate::table::{Table, PARTITION_COLUMN, TIME_COLUMN};
@@ -52,7 +54,9 @@ pub trait EventRow: Sized {
 #[derive(Debug)]
 pub struct RowBuffer<R> {
     rows: Vec<R>,
-    sources: Vec<Arc<str>>,
+    /// Each source with the number of rows in a row that came from it: rows of one input
+    /// share one, and a count per run spares a shared reference count per row.
+    sources: Vec<(Arc<str>, usize)>,
     offsets: Vec<i64>,
     ingested: Vec<i64>,
     approx_bytes: usize,
@@ -73,12 +77,17 @@ impl<R> Default for RowBuffer<R> {
 impl<R: EventRow> RowBuffer<R> {
     /// Adds the rows decoded from one input record of `raw_len` bytes.
     pub fn extend(&mut self, rows: Vec<R>, provenance: &Provenance, raw_len: usize) {
-        for row in rows {
-            self.rows.push(row);
-            self.sources.push(provenance.source.clone());
-            self.offsets.push(provenance.offset);
-            self.ingested.push(provenance.ingested_at);
+        let n = rows.len();
+        match self.sources.last_mut() {
+            Some((source, count)) if Arc::ptr_eq(source, &provenance.source) => *count += n,
+            _ if n > 0 => self.sources.push((provenance.source.clone(), n)),
+            _ => {}
         }
+        self.rows.extend(rows);
+        self.offsets
+            .extend(std::iter::repeat_n(provenance.offset, n));
+        self.ingested
+            .extend(std::iter::repeat_n(provenance.ingested_at, n));
         self.approx_bytes += raw_len;
     }
 
@@ -107,9 +116,14 @@ impl<R: EventRow> RowBuffer<R> {
                 // Rows carry only event_time; the day is derived here so that the two can
                 // never disagree.
                 PARTITION_COLUMN => utc_days(self.rows.iter().map(R::event_time)),
-                "_source" => Arc::new(StringArray::from_iter_values(
-                    self.sources.iter().map(|s| s.as_ref()),
-                )) as ArrayRef,
+                "_source" => {
+                    let bytes = self.sources.iter().map(|(s, n)| s.len() * n).sum();
+                    let mut b = StringBuilder::with_capacity(self.rows.len(), bytes);
+                    for (source, n) in &self.sources {
+                        (0..*n).for_each(|_| b.append_value(source));
+                    }
+                    Arc::new(b.finish()) as ArrayRef
+                }
                 "_offset" => Arc::new(Int64Array::from(std::mem::take(&mut self.offsets))),
                 "_ingested_at" => Arc::new(
                     TimestampMicrosecondArray::from(std::mem::take(&mut self.ingested))
@@ -147,11 +161,38 @@ pub fn sort_by_time(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
             options: None,
         })
         .collect();
-    if keys.is_empty() {
+    if keys.is_empty() || already_sorted(&keys) {
+        // Inputs mostly arrive in time order (a worker's batch is its chunks in order):
+        // checking costs a pass over two columns, sorting a copy of every column.
         return Ok(batch.clone());
     }
     let indices = lexsort_to_indices(&keys, None)?;
     take_record_batch(batch, &indices)
+}
+
+/// Whether the rows are already in `event_time`, `_offset` order, both without nulls.
+fn already_sorted(keys: &[SortColumn]) -> bool {
+    fn values(column: &ArrayRef) -> Option<&[i64]> {
+        if column.null_count() > 0 {
+            return None;
+        }
+        match column.data_type() {
+            DataType::Timestamp(TimeUnit::Microsecond, _) => {
+                Some(column.as_primitive::<TimestampMicrosecondType>().values())
+            }
+            DataType::Int64 => Some(column.as_primitive::<Int64Type>().values()),
+            _ => None,
+        }
+    }
+    let Some(times) = keys.first().and_then(|k| values(&k.values)) else {
+        return false;
+    };
+    let offsets = keys.get(1).and_then(|k| values(&k.values));
+    (1..times.len()).all(|i| match times[i - 1].cmp(&times[i]) {
+        std::cmp::Ordering::Less => true,
+        std::cmp::Ordering::Equal => offsets.is_some_and(|o| o[i - 1] <= o[i]),
+        std::cmp::Ordering::Greater => false,
+    })
 }
 
 #[cfg(test)]
@@ -262,6 +303,95 @@ mod tests {
             .unwrap();
         assert_eq!((groups.value_length(0), groups.value_length(1)), (0, 2));
         assert_eq!(batch.column_by_name("namespace").unwrap().null_count(), 1);
+        assert!(buffer.take_batch().unwrap().is_none());
+    }
+
+    #[test]
+    fn batches_come_out_in_time_then_offset_order_whether_or_not_they_came_in_it() {
+        let batch = |times: &[i64], offsets: &[Option<i64>]| {
+            let schema = Arc::new(arrow::datatypes::Schema::new(vec![
+                arrow::datatypes::Field::new(
+                    TIME_COLUMN,
+                    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                    false,
+                ),
+                arrow::datatypes::Field::new("_offset", DataType::Int64, true),
+            ]));
+            let times = TimestampMicrosecondArray::from(times.to_vec()).with_timezone("UTC");
+            let offsets = Int64Array::from(offsets.to_vec());
+            RecordBatch::try_new(schema, vec![Arc::new(times), Arc::new(offsets)]).unwrap()
+        };
+        let order = |b: &RecordBatch| -> Vec<(i64, Option<i64>)> {
+            let t = b.column(0).as_primitive::<TimestampMicrosecondType>();
+            let o = b.column(1).as_primitive::<Int64Type>();
+            (0..b.num_rows())
+                .map(|i| (t.value(i), o.is_valid(i).then(|| o.value(i))))
+                .collect()
+        };
+        // In order already (ties broken by offset): kept as it is.
+        let sorted = batch(&[1, 2, 2, 3], &[Some(9), Some(1), Some(2), Some(0)]);
+        assert_eq!(order(&sort_by_time(&sorted).unwrap()), order(&sorted));
+        // A tie out of offset order, a time out of order, a null offset: each sorted.
+        for (times, offsets) in [
+            (&[1, 2, 2][..], &[Some(0), Some(5), Some(4)][..]),
+            (&[3, 1, 2][..], &[Some(0), Some(1), Some(2)][..]),
+            (&[1, 1, 2][..], &[Some(1), None, Some(2)][..]),
+        ] {
+            let out = order(&sort_by_time(&batch(times, offsets)).unwrap());
+            let mut expected = out.clone();
+            expected.sort(); // an absent offset first, as the sort puts nulls
+
+            assert_eq!(out, expected, "{times:?} {offsets:?}");
+            assert_eq!(out.len(), times.len());
+        }
+    }
+
+    #[test]
+    fn each_row_keeps_the_source_and_offset_of_its_record() {
+        let mut buffer = RowBuffer::default();
+        let row = |t: i64| AuditEvent {
+            event_time: t,
+            audit_format: "k8s".into(),
+            ..AuditEvent::default()
+        };
+        let from = |source: &str, offset: i64| Provenance {
+            source: Arc::from(source),
+            offset,
+            ingested_at: 0,
+        };
+        let a = from("file:a", 1);
+        buffer.extend(vec![row(1), row(2)], &a, 10);
+        buffer.extend(vec![], &from("file:none", 2), 10);
+        buffer.extend(
+            vec![row(3)],
+            &Provenance {
+                offset: 3,
+                ..a.clone()
+            },
+            10,
+        );
+        buffer.extend(vec![row(4)], &from("kafka:t/0", 7), 10);
+        buffer.extend(vec![row(5)], &from("file:a", 4), 10);
+        let batch = buffer.take_batch().unwrap().unwrap();
+        let sources = batch.column_by_name("_source").unwrap().as_string::<i32>();
+        let offsets = batch
+            .column_by_name("_offset")
+            .unwrap()
+            .as_primitive::<Int64Type>();
+        let got: Vec<(&str, i64)> = (0..batch.num_rows())
+            .map(|i| (sources.value(i), offsets.value(i)))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("file:a", 1),
+                ("file:a", 1),
+                ("file:a", 3),
+                ("kafka:t/0", 7),
+                ("file:a", 4)
+            ]
+        );
+        assert_eq!(buffer.approx_bytes(), 0);
         assert!(buffer.take_batch().unwrap().is_none());
     }
 }
