@@ -174,6 +174,14 @@ mod round_trip {
         assert_eq!(column.column_path().string(), "event_time");
         assert!(format!("{:?}", column.compression()).starts_with("ZSTD"));
         // Times and offsets are stored as differences, text through a dictionary.
+        let row_group_columns: Vec<String> = row_group
+            .columns()
+            .iter()
+            .map(|c| c.column_path().string())
+            .collect();
+        for name in Table::K8sAudit.unique_columns() {
+            assert!(row_group_columns.contains(&name.to_string()), "{name}");
+        }
         for c in row_group.columns() {
             let name = c.column_path().string();
             let encodings: Vec<Encoding> = c.encodings().collect();
@@ -189,6 +197,11 @@ mod round_trip {
                 }
                 "verb" | "user_name" | "_source" => {
                     assert!(dictionary && !as_differences, "{name}: {encodings:?}")
+                }
+                // Documents and ids: plain, no statistics.
+                "audit_id" | "request_object" | "response_object" => {
+                    assert!(!dictionary && !as_differences, "{name}: {encodings:?}");
+                    assert!(c.statistics().is_none(), "{name} has statistics");
                 }
                 _ => {}
             }

@@ -126,6 +126,19 @@ impl Table {
         shared.iter().chain(own).copied().collect()
     }
 
+    /// The columns that hold a whole JSON document or an id of one event: a dictionary of
+    /// their values only overflows (after hashing each value until it does), and their
+    /// minimum and maximum prune nothing. The lake writes them plain, without statistics.
+    pub fn unique_columns(self) -> &'static [&'static str] {
+        match self {
+            Table::K8sAudit => &["audit_id", "request_object", "response_object"],
+            Table::NetworkFlows => &["extra"],
+            Table::RuntimeEvents => &["output_fields"],
+            Table::DeadLetters => &["raw"],
+            Table::Alerts => &[],
+        }
+    }
+
     /// The columns decoders fill (everything but provenance).
     pub fn event_schema(self) -> SchemaRef {
         let full = self.schema();
@@ -245,18 +258,37 @@ mod tests {
         assert!("nope".parse::<Table>().unwrap_err().contains("k8s_audit"));
     }
 
+    /// The type of a named column of a table's schema; a missing one fails the test.
+    fn type_of(t: Table, name: &str) -> DataType {
+        let schema = t.schema();
+        let field = schema
+            .field_with_name(name)
+            .unwrap_or_else(|_| panic!("{t} has no column {name}"));
+        field.data_type().clone()
+    }
+
     #[test]
     fn lookup_columns_are_text_columns_of_their_table() {
         for t in Table::ALL {
-            let schema = t.schema();
             for name in t.lookup_columns() {
-                let field = schema
-                    .field_with_name(name)
-                    .unwrap_or_else(|_| panic!("{t} has no lookup column {name}"));
-                assert_eq!(field.data_type(), &DataType::Utf8, "{t}.{name}");
+                assert_eq!(type_of(t, name), DataType::Utf8, "{t}.{name}");
             }
         }
         assert!(Table::K8sAudit.lookup_columns().contains(&"resource"));
         assert!(!Table::K8sAudit.lookup_columns().contains(&"request_object"));
+    }
+
+    #[test]
+    fn unique_columns_are_columns_of_their_table_and_never_looked_up() {
+        for t in Table::ALL {
+            for name in t.unique_columns() {
+                let kind = type_of(t, name);
+                assert!(
+                    matches!(kind, DataType::Utf8 | DataType::Binary),
+                    "{t}.{name}"
+                );
+                assert!(!t.lookup_columns().contains(name), "{t}.{name}");
+            }
+        }
     }
 }

@@ -8,7 +8,7 @@ use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Add, Transaction};
 use deltalake::parquet::basic::{Compression, Encoding, ZstdLevel};
 use deltalake::parquet::file::metadata::SortingColumn;
-use deltalake::parquet::file::properties::WriterProperties;
+use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use deltalake::parquet::schema::types::ColumnPath;
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter, WriteMode};
@@ -190,7 +190,8 @@ fn day_runs(batch: &RecordBatch) -> Option<Vec<(i32, usize, usize)>> {
 pub const ROW_GROUP_ROWS: usize = 128 * 1024;
 
 /// zstd, row groups of [`ROW_GROUP_ROWS`], the sort order recorded in the file metadata,
-/// and times and offsets stored as differences.
+/// times and offsets stored as differences, documents and ids written plain without
+/// statistics, and bloom filters on the lookup columns.
 pub(crate) fn writer_properties(table: Table) -> WriterProperties {
     let level = ZstdLevel::try_new(3).unwrap_or_default();
     let mut builder = WriterProperties::builder()
@@ -218,6 +219,12 @@ pub(crate) fn writer_properties(table: Table) -> WriterProperties {
                 .set_column_dictionary_enabled(column.clone(), false)
                 .set_column_encoding(column, Encoding::DELTA_BINARY_PACKED);
         }
+    }
+    for name in table.unique_columns() {
+        let column = ColumnPath::from(*name);
+        builder = builder
+            .set_column_dictionary_enabled(column.clone(), false)
+            .set_column_statistics_enabled(column, EnabledStatistics::None);
     }
     // A bloom filter per row group of each column looked up by exact value: the filter
     // is sized for a row group of distinct values and folded down to what was written
