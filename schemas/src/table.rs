@@ -200,13 +200,13 @@ pub(crate) fn text_list(name: &str) -> Field {
     Field::new_list(name, Field::new("element", DataType::Utf8, true), true)
 }
 
-/// The columns every event table starts with, so joins and timelines across streams are
-/// direct: time, day, cluster, namespace, pod, node, source address, and for the streams
-/// that have one, the destination and ports.
 /// The columns of [`shared_fields`] looked up by value; the destination last, so that the
 /// tables without one take the first five.
 const SHARED_LOOKUPS: [&str; 6] = ["cluster", "namespace", "pod", "node", "src_ip", "dst_ip"];
 
+/// The columns every event table starts with, so joins and timelines across streams are
+/// direct: time, day, cluster, namespace, pod, node, source address, and for the streams
+/// that have one, the destination and ports.
 pub(crate) fn shared_fields(with_destination: bool) -> Vec<Field> {
     let mut fields = vec![
         Field::new(TIME_COLUMN, timestamp_type(), false),

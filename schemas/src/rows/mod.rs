@@ -1,8 +1,9 @@
 //! Typed rows of each table and the buffer that turns them into sorted Arrow batches.
 //!
 //! A row struct's field names are its table's column names; `table::Table::schema` holds
-//! the Arrow types. The buffer serializes rows against that schema in strict mode, so a
-//! field that drifts from the schema fails the unit tests instead of silently going missing.
+//! the Arrow types. Each row type names the column each field fills (`EventRow::column`),
+//! and a unit test checks fields and columns match both ways, so a field that drifts from
+//! the schema fails the tests instead of silently going missing.
 
 pub mod alert;
 pub mod audit;
