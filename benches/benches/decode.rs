@@ -8,7 +8,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use kubetrail_ingest::source::RecordReader;
-use kubetrail_schemas::rows::RowBuffer;
+use kubetrail_schemas::rows::{AuditColumns, RowBuffer};
 use kubetrail_schemas::{DecodeOptions, Decoder, Provenance, SourceFormat};
 
 fn decode(c: &mut Criterion) {
@@ -64,7 +64,7 @@ fn to_arrow(c: &mut Criterion) {
     group.throughput(Throughput::Elements(rows.len() as u64));
     group.bench_function("k8s_audit", |b| {
         b.iter(|| {
-            let mut buffer = RowBuffer::default();
+            let mut buffer = RowBuffer::<AuditColumns>::default();
             buffer.extend(rows.clone(), &provenance, 0);
             buffer.take_batch().expect("batch").expect("rows")
         })

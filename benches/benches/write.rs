@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use arrow::array::RecordBatch;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use kubetrail_ingest::{CommitMarker, Lake, TableWriter};
-use kubetrail_schemas::rows::RowBuffer;
+use kubetrail_schemas::rows::{AuditColumns, RowBuffer};
 use kubetrail_schemas::{Provenance, Table};
 
 fn audit_batch(rows: u64) -> RecordBatch {
@@ -18,7 +18,7 @@ fn audit_batch(rows: u64) -> RecordBatch {
         offset: 0,
         ingested_at: 0,
     };
-    let mut buffer = RowBuffer::default();
+    let mut buffer = RowBuffer::<AuditColumns>::default();
     buffer.extend(decoded, &provenance, 0);
     buffer.take_batch().expect("batch").expect("rows")
 }

@@ -26,13 +26,13 @@ pub fn records(n: u64) -> Vec<(SourceFormat, Vec<Vec<u8>>)> {
 }
 
 /// `n` audit events from the volume generator, decoded into rows.
-pub fn audit_rows(n: u64) -> Vec<AuditEvent> {
+pub fn audit_rows(n: u64) -> Vec<AuditEvent<'static>> {
     let (format, records) = records(n).remove(0);
     let mut decoder = Decoder::new(format, DecodeOptions::default());
     records
         .iter()
         .flat_map(|r| match decoder.decode(r) {
-            Decoded::Audit(o) => o.rows,
+            Decoded::Audit(o) => o.rows.into_iter().map(AuditEvent::into_owned).collect(),
             _ => Vec::new(),
         })
         .collect()

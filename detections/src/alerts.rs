@@ -7,7 +7,7 @@ use std::sync::Arc;
 use arrow::array::AsArray;
 use kubetrail_ingest::{CommitMarker, Lake, LakeError, TableWriter};
 use kubetrail_query::{LakeSession, QueryError};
-use kubetrail_schemas::rows::{Alert, Provenance, RowBuffer};
+use kubetrail_schemas::rows::{Alert, AlertColumns, Provenance, RowBuffer};
 use kubetrail_schemas::Table;
 use thiserror::Error;
 
@@ -78,7 +78,7 @@ async fn stage(writer: &mut TableWriter, alerts: Vec<Alert>) -> Result<(), Alert
 pub fn alerts_batch(
     alerts: Vec<Alert>,
 ) -> Result<Option<arrow::array::RecordBatch>, arrow::error::ArrowError> {
-    let mut buffer = RowBuffer::<Alert>::default();
+    let mut buffer = RowBuffer::<AlertColumns>::default();
     let provenance = Provenance {
         source: Arc::from("detections"),
         offset: 0,

@@ -5,10 +5,8 @@ use std::collections::BTreeMap;
 
 use arrow::array::RecordBatch;
 use arrow::error::ArrowError;
-use kubetrail_schemas::rows::RowBuffer;
-use kubetrail_schemas::{
-    AuditEvent, DeadLetter, DeadLetterBuffer, Decoded, FlowRecord, Provenance, RuntimeEvent, Table,
-};
+use kubetrail_schemas::rows::{AuditColumns, FlowColumns, RowBuffer, RuntimeColumns};
+use kubetrail_schemas::{DeadLetter, DeadLetterBuffer, Decoded, Provenance, Table};
 
 /// When a table's rows are cut into a batch.
 #[derive(Debug, Clone, Copy)]
@@ -33,9 +31,9 @@ impl Default for BatchLimits {
 #[derive(Debug, Default)]
 pub struct TableBatches {
     limits: BatchLimits,
-    audit: RowBuffer<AuditEvent>,
-    flows: RowBuffer<FlowRecord>,
-    runtime: RowBuffer<RuntimeEvent>,
+    audit: RowBuffer<AuditColumns>,
+    flows: RowBuffer<FlowColumns>,
+    runtime: RowBuffer<RuntimeColumns>,
     dead: DeadLetterBuffer,
     rows: BTreeMap<Table, u64>,
 }

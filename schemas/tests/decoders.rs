@@ -40,7 +40,8 @@ fn line_records(path: &Path) -> Vec<Vec<u8>> {
 /// Decoded rows and rejection reasons of a list of records.
 #[derive(Default)]
 struct Outcome {
-    audit: Vec<AuditEvent>,
+    /// Owned, to outlive the records they borrowed from.
+    audit: Vec<AuditEvent<'static>>,
     flows: Vec<FlowRecord>,
     runtime: Vec<RuntimeEvent>,
     rejected: Vec<String>,
@@ -58,7 +59,8 @@ fn decode_with(format: SourceFormat, records: &[Vec<u8>], options: DecodeOptions
             Decoded::Audit(o) => {
                 out.rejected
                     .extend(o.rejected.iter().map(|x| x.error.to_string()));
-                out.audit.extend(o.rows);
+                out.audit
+                    .extend(o.rows.into_iter().map(AuditEvent::into_owned));
             }
             Decoded::Flows(o) => {
                 out.rejected
@@ -77,7 +79,7 @@ fn decode_with(format: SourceFormat, records: &[Vec<u8>], options: DecodeOptions
 
 /// The rows through the real Arrow path: fails if a row does not fit the table schema.
 fn batch<R: EventRow>(rows: Vec<R>) -> RecordBatch {
-    let mut buffer = RowBuffer::default();
+    let mut buffer = RowBuffer::<R::Columns>::default();
     let provenance = Provenance {
         source: "file:test".into(),
         offset: 1,
@@ -507,6 +509,66 @@ mod bad_input {
         assert!(
             decode_all(SourceFormat::K8sAudit, &[deep.into_bytes()]).rejected[0].contains("nested")
         );
+    }
+
+    #[test]
+    fn escaped_texts_decode_whether_borrowed_or_not_and_annotations_must_be_an_object() {
+        let event = |user: &str, annotations: &str| {
+            format!(
+                r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"a","verb":"get","user":{{"username":"{user}","groups":["system:authenticated","a\u0042c"]}},"sourceIPs":["::ffff:10.0.0.1","10.0.0.2"],"annotations":{annotations},"requestReceivedTimestamp":"2024-01-01T00:00:00Z"}}"#
+            )
+            .into_bytes()
+        };
+        let records = [
+            // Plain texts, borrowed from the record; an escape in a list item and a name.
+            event(
+                "system:node:n\\u00e9ud-1",
+                r#"{"authorization.k8s.io/decision":"allow","authorization.k8s.io/reason":"RBAC: \"ok\""}"#,
+            ),
+            // Annotations that say nothing, and a decision that is not text: no columns.
+            event("alice", "{ }"),
+            event("alice", r#"{"authorization.k8s.io/decision":7}"#),
+            // Annotations that are not a map: the event is rejected, with why.
+            event("alice", r#""allow""#),
+        ];
+        let out = decode_all(SourceFormat::K8sAudit, &records);
+        assert_eq!(out.rejected, ["invalid annotations: not an object"]);
+        let [first, empty, odd] = &out.audit[..] else {
+            panic!("{} events", out.audit.len())
+        };
+        assert_eq!(first.user_name.as_deref(), Some("system:node:néud-1"));
+        assert_eq!(first.node.as_deref(), Some("néud-1"));
+        assert_eq!(first.user_groups, ["system:authenticated", "aBc"]);
+        assert_eq!(first.source_ips, ["10.0.0.1", "10.0.0.2"]);
+        assert_eq!(first.src_ip.as_deref(), Some("10.0.0.1"));
+        assert_eq!(first.decision.as_deref(), Some("allow"));
+        assert_eq!(first.authz_reason.as_deref(), Some(r#"RBAC: "ok""#));
+        assert!(first.annotations.as_deref().unwrap().contains("RBAC"));
+        assert_eq!(
+            (empty.annotations.as_deref(), empty.decision.as_deref()),
+            (None, None)
+        );
+        assert_eq!(odd.decision, None);
+        assert!(odd.annotations.is_some());
+        // An event carried as an escaped string (EKS) holds the same texts, and so does a
+        // cluster name with escapes in its log group.
+        let inner = String::from_utf8(records[0].clone()).unwrap();
+        let wrapped = format!(
+            r#"{{"logGroup":"\/aws\/eks\/prod-eu\/cluster","logEvents":[{{"message":{}}}]}}"#,
+            serde_json::to_string(&inner).unwrap()
+        );
+        let eks = decode_all(SourceFormat::K8sAudit, &[wrapped.into_bytes()]);
+        assert!(eks.rejected.is_empty(), "{:?}", eks.rejected);
+        assert_eq!(
+            AuditEvent {
+                cluster: None,
+                audit_format: "k8s".into(),
+                ..eks.audit[0].clone()
+            },
+            *first
+        );
+        assert_eq!(eks.audit[0].audit_format, "eks");
+        assert_eq!(eks.audit[0].cluster.as_deref(), Some("prod-eu"));
     }
 
     #[test]

@@ -4,7 +4,10 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
 
+use serde::de::{Deserializer, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -14,7 +17,46 @@ use crate::redact::Redactor;
 use crate::rows::AuditEvent;
 use crate::time::parse_timestamp;
 
-type Str<'a> = Option<Cow<'a, str>>;
+/// A JSON string that borrows from the record unless it holds escapes. (serde borrows into
+/// a `Cow<str>` only when the field is exactly that type, never inside `Option` or `Vec`:
+/// every optional text used to be a fresh allocation.)
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct TextVisitor<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for TextVisitor<'a> {
+            type Value = Text<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(TextVisitor(PhantomData))
+    }
+}
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+type Str<'a> = Option<Text<'a>>;
+
+/// The text of an optional field, as the row holds it.
+fn cow(text: Str) -> Option<Cow<str>> {
+    text.map(|t| t.0)
+}
 
 /// Every shape an audit record can take, read in one pass: the fields of an Event plus the
 /// fields by which the wrappers are recognised.
@@ -40,7 +82,7 @@ struct Envelope<'a> {
     #[serde(borrow)]
     impersonated_user: Option<UserInfo<'a>>,
     #[serde(rename = "sourceIPs", borrow)]
-    source_ips: Option<Vec<Cow<'a, str>>>,
+    source_ips: Option<Vec<Text<'a>>>,
     #[serde(borrow)]
     user_agent: Str<'a>,
     #[serde(borrow)]
@@ -62,7 +104,7 @@ struct Envelope<'a> {
     metadata: Option<LegacyMeta<'a>>,
     /// Kept as they came (only two are read): the column holds them as JSON text.
     #[serde(borrow)]
-    annotations: Option<BTreeMap<Cow<'a, str>, &'a RawValue>>,
+    annotations: Option<&'a RawValue>,
 
     // EventList
     #[serde(borrow)]
@@ -103,10 +145,11 @@ struct UserInfo<'a> {
     username: Str<'a>,
     #[serde(borrow)]
     uid: Str<'a>,
-    groups: Option<Vec<String>>,
+    #[serde(borrow)]
+    groups: Option<Vec<Text<'a>>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct ObjectRef<'a> {
     #[serde(borrow)]
@@ -142,7 +185,32 @@ struct LegacyMeta<'a> {
 #[derive(Deserialize)]
 struct CloudWatchEvent<'a> {
     #[serde(borrow)]
-    message: Cow<'a, str>,
+    message: Text<'a>,
+}
+
+/// The two annotations that get columns of their own.
+#[derive(Deserialize)]
+struct AuthzAnnotations<'a> {
+    #[serde(rename = "authorization.k8s.io/decision", borrow)]
+    decision: Option<&'a RawValue>,
+    #[serde(rename = "authorization.k8s.io/reason", borrow)]
+    reason: Option<&'a RawValue>,
+}
+
+impl<'a> AuthzAnnotations<'a> {
+    /// Annotations are a map of strings; anything else is not an annotation set.
+    fn read(raw: &'a RawValue) -> Result<Self, DecodeError> {
+        if !raw.get().starts_with('{') {
+            return Err(DecodeError::invalid("annotations", "not an object"));
+        }
+        serde_json::from_str(raw.get())
+            .map_err(|e| DecodeError::invalid("annotations", e.to_string()))
+    }
+
+    /// An annotation's text; a value that is not text is left out and the event still lands.
+    fn text(value: Option<&'a RawValue>) -> Option<Cow<'a, str>> {
+        serde_json::from_str::<Text>(value?.get()).ok().map(|t| t.0)
+    }
 }
 
 #[derive(Deserialize)]
@@ -245,7 +313,11 @@ struct ObjectMeta<'a> {
 /// Wrappers nest at most this deep (a `records` batch of AKS logs, say); deeper is hostile.
 const MAX_DEPTH: u8 = 4;
 
-pub(crate) fn decode(record: &[u8], options: &DecodeOptions, out: &mut Output<AuditEvent>) {
+pub(crate) fn decode<'a>(
+    record: &'a [u8],
+    options: &DecodeOptions,
+    out: &mut Output<AuditEvent<'a>>,
+) {
     let outer = Wrapper {
         format: "k8s",
         cluster: None,
@@ -257,18 +329,50 @@ pub(crate) fn decode(record: &[u8], options: &DecodeOptions, out: &mut Output<Au
 }
 
 /// What the wrappers around an event said: which one it came in, and the cluster it names.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Wrapper<'a> {
     format: &'static str,
-    cluster: Option<&'a str>,
+    cluster: Option<Cow<'a, str>>,
 }
 
-fn decode_nested(
-    record: &str,
+impl<'a> Wrapper<'a> {
+    /// The wrapper `format` naming the cluster found in `text` by `find`, else this one's.
+    fn inner(&self, format: &'static str, text: &Str<'a>, find: fn(&str) -> Option<&str>) -> Self {
+        let found = text.as_ref().and_then(|t| part_of(&t.0, find));
+        Wrapper {
+            format,
+            cluster: found.or_else(|| self.cluster.clone()),
+        }
+    }
+}
+
+/// Decodes an event carried as a JSON string inside a wrapper. Its rows borrow from the
+/// record unless the string held escapes, when they get texts of their own.
+fn decode_text<'a>(
+    text: &Text<'a>,
     options: &DecodeOptions,
-    wrapper: Wrapper,
+    wrapper: Wrapper<'a>,
     depth: u8,
-    out: &mut Output<AuditEvent>,
+    out: &mut Output<AuditEvent<'a>>,
+) {
+    match &text.0 {
+        Cow::Borrowed(text) => decode_nested(text, options, wrapper, depth, out),
+        Cow::Owned(text) => {
+            let mut inner: Output<AuditEvent> = Output::default();
+            decode_nested(text, options, wrapper, depth, &mut inner);
+            out.rows
+                .extend(inner.rows.into_iter().map(|row| row.into_owned()));
+            out.rejected.extend(inner.rejected);
+        }
+    }
+}
+
+fn decode_nested<'a>(
+    record: &'a str,
+    options: &DecodeOptions,
+    wrapper: Wrapper<'a>,
+    depth: u8,
+    out: &mut Output<AuditEvent<'a>>,
 ) {
     if depth > MAX_DEPTH {
         out.reject(
@@ -277,7 +381,7 @@ fn decode_nested(
         );
         return;
     }
-    let env: Envelope = match serde_json::from_str(record) {
+    let env: Envelope<'a> = match serde_json::from_str(record) {
         Ok(env) => env,
         Err(e) => return out.reject(record, DecodeError::json(e)),
     };
@@ -291,34 +395,27 @@ fn decode_nested(
             );
         }
         for item in items {
-            decode_nested(item.get(), options, wrapper, depth + 1, out);
+            decode_nested(item.get(), options, wrapper.clone(), depth + 1, out);
         }
         return;
     }
-    let eks = Wrapper {
-        format: "eks",
-        cluster: env
-            .log_group
-            .as_deref()
-            .and_then(eks_cluster)
-            .or(wrapper.cluster),
-    };
+    let eks = || wrapper.inner("eks", &env.log_group, eks_cluster);
     if let Some(events) = &env.log_events {
         for event in events {
-            decode_nested(&event.message, options, eks, depth + 1, out);
+            decode_text(&event.message, options, eks(), depth + 1, out);
         }
         return;
     }
-    if let Some(message) = env.message.as_deref().or(env.at_message.as_deref()) {
-        return decode_nested(message, options, eks, depth + 1, out);
+    if let Some(message) = env.message.as_ref().or(env.at_message.as_ref()) {
+        return decode_text(message, options, eks(), depth + 1, out);
     }
     if let Some(records) = &env.records {
         for item in records {
-            decode_nested(item.get(), options, wrapper, depth + 1, out);
+            decode_nested(item.get(), options, wrapper.clone(), depth + 1, out);
         }
         return;
     }
-    if let Some(log) = env.properties.as_ref().and_then(|p| p.log.as_deref()) {
+    if let Some(log) = env.properties.as_ref().and_then(|p| p.log.as_ref()) {
         if let Some(category) = env.category.as_deref() {
             if !category.starts_with("kube-audit") {
                 return out.reject(
@@ -329,15 +426,8 @@ fn decode_nested(
                 );
             }
         }
-        let aks = Wrapper {
-            format: "aks",
-            cluster: env
-                .resource_id
-                .as_deref()
-                .and_then(aks_cluster)
-                .or(wrapper.cluster),
-        };
-        return decode_nested(log, options, aks, depth + 1, out);
+        let aks = wrapper.inner("aks", &env.resource_id, aks_cluster);
+        return decode_text(log, options, aks, depth + 1, out);
     }
     let result = match env.proto_payload {
         Some(payload) => gke_event(&env, payload, options, wrapper.cluster),
@@ -349,11 +439,11 @@ fn decode_nested(
     }
 }
 
-fn native_event(
-    env: Envelope,
+fn native_event<'a>(
+    env: Envelope<'a>,
     options: &DecodeOptions,
-    wrapper: Wrapper,
-) -> Result<AuditEvent, DecodeError> {
+    wrapper: Wrapper<'a>,
+) -> Result<AuditEvent<'a>, DecodeError> {
     if let Some(version) = env.api_version.as_deref() {
         if !version.starts_with("audit.k8s.io/") {
             return Err(DecodeError::unrecognized(format!(
@@ -391,13 +481,25 @@ fn native_event(
         optional_time("requestReceivedTimestamp", &env.request_received_timestamp)?;
     let stage_time = optional_time("stageTimestamp", &env.stage_timestamp)?;
 
-    let object_ref = env.object_ref;
-    let resource = object_ref
-        .as_ref()
-        .and_then(|o| o.resource.as_deref().map(str::to_owned));
-    let subresource = object_ref
-        .as_ref()
-        .and_then(|o| o.subresource.as_deref().map(str::to_owned));
+    let (decision, authz_reason) = match env.annotations {
+        Some(raw) => {
+            let a = AuthzAnnotations::read(raw)?;
+            (
+                AuthzAnnotations::text(a.decision),
+                AuthzAnnotations::text(a.reason),
+            )
+        }
+        None => (None, None),
+    };
+    let annotations = env
+        .annotations
+        .map(RawValue::get)
+        .filter(|a| !is_empty_object(a))
+        .map(Cow::Borrowed);
+
+    let has_ref = env.object_ref.is_some();
+    let object_ref = env.object_ref.unwrap_or_default();
+    let resource = cow(object_ref.resource);
     let Objects {
         name,
         request: request_object,
@@ -405,103 +507,94 @@ fn native_event(
         pod_ip,
     } = objects(
         resource.as_deref(),
-        object_ref
-            .as_ref()
-            .and_then(|o| o.name.as_deref().map(str::to_owned)),
+        cow(object_ref.name),
         [env.request_object, env.response_object],
         &options.redactor,
     )?;
 
     let (user_name, user_uid, user_groups) = match env.user {
-        Some(u) => (
-            u.username.map(Cow::into_owned),
-            u.uid.map(Cow::into_owned),
-            u.groups.unwrap_or_default(),
-        ),
+        Some(u) => (cow(u.username), cow(u.uid), texts(u.groups)),
         None => (None, None, Vec::new()),
     };
     let (impersonated_user, impersonated_groups) = match env.impersonated_user {
-        Some(u) => (
-            u.username.map(Cow::into_owned),
-            u.groups.unwrap_or_default(),
-        ),
+        Some(u) => (cow(u.username), texts(u.groups)),
         None => (None, Vec::new()),
     };
-    let source_ips: Vec<String> = env
+    let source_ips: Vec<Cow<str>> = env
         .source_ips
         .unwrap_or_default()
         .into_iter()
-        .map(|ip| canonical_ip(&ip))
+        .map(|ip| canonical_ip_text(ip.0))
         .collect();
-    let annotations = env.annotations;
-    let annotation = |key: &str| {
-        let raw = annotations.as_ref()?.get(key)?;
-        serde_json::from_str::<Option<String>>(raw.get()).ok()?
-    };
-    let namespace = object_ref
-        .as_ref()
-        .and_then(|o| o.namespace.as_deref().map(str::to_owned));
-    let (api_group, api_version) = match &object_ref {
-        Some(o) => (
-            Some(o.api_group.as_deref().unwrap_or_default().to_owned()),
-            o.api_version.as_deref().map(str::to_owned),
-        ),
-        None => (None, None),
-    };
+    let api_group = has_ref.then(|| cow(object_ref.api_group).unwrap_or_default());
     let status = env.response_status;
+    let (response_code, response_reason, response_message) = match status {
+        Some(s) => (s.code, cow(s.reason), cow(s.message)),
+        None => (None, None, None),
+    };
     Ok(AuditEvent {
         event_time,
-        cluster: wrapper
-            .cluster
-            .or(options.cluster.as_deref())
-            .map(str::to_owned),
-        pod: pod_of(resource.as_deref(), name.as_deref()),
-        node: user_name.as_deref().and_then(node_of),
+        cluster: wrapper.cluster.or_else(|| options_cluster(options)),
+        pod: pod_of(resource.as_deref(), name.as_ref()),
+        node: user_name.as_ref().and_then(node_of),
         src_ip: source_ips.first().cloned(),
-        namespace,
-        audit_id: env.audit_id.map(Cow::into_owned),
-        stage: env.stage.map(Cow::into_owned),
-        level: env.level.map(Cow::into_owned),
-        verb: env.verb.map(Cow::into_owned),
+        namespace: cow(object_ref.namespace),
+        audit_id: cow(env.audit_id),
+        stage: cow(env.stage),
+        level: cow(env.level),
+        verb: cow(env.verb),
         user_name,
         user_uid,
         user_groups,
         impersonated_user,
         impersonated_groups,
         source_ips,
-        user_agent: env.user_agent.map(Cow::into_owned),
+        user_agent: cow(env.user_agent),
         resource,
-        subresource,
+        subresource: cow(object_ref.subresource),
         name,
         pod_ip,
         api_group,
-        api_version,
-        request_uri: env.request_uri.map(Cow::into_owned),
-        response_code: status.as_ref().and_then(|s| s.code),
-        response_reason: status
-            .as_ref()
-            .and_then(|s| s.reason.as_deref().map(str::to_owned)),
-        response_message: status
-            .as_ref()
-            .and_then(|s| s.message.as_deref().map(str::to_owned)),
-        decision: annotation("authorization.k8s.io/decision"),
-        authz_reason: annotation("authorization.k8s.io/reason"),
+        api_version: cow(object_ref.api_version),
+        request_uri: cow(env.request_uri),
+        response_code,
+        response_reason,
+        response_message,
+        decision,
+        authz_reason,
         request_received_time,
         stage_time,
         request_object,
         response_object,
-        annotations: annotations.filter(|a| !a.is_empty()).map(|a| json_text(&a)),
-        audit_format: wrapper.format.to_owned(),
+        annotations,
+        audit_format: Cow::Borrowed(wrapper.format),
     })
 }
 
-fn gke_event(
-    env: &Envelope,
-    payload: &RawValue,
+fn texts(list: Option<Vec<Text>>) -> Vec<Cow<str>> {
+    list.unwrap_or_default().into_iter().map(|t| t.0).collect()
+}
+
+/// The cluster the options name for records that name none.
+fn options_cluster<'a>(options: &DecodeOptions) -> Option<Cow<'a, str>> {
+    options.cluster.clone().map(Cow::Owned)
+}
+
+/// `{}` with any whitespace: annotations that say nothing.
+fn is_empty_object(json: &str) -> bool {
+    json.trim()
+        .strip_prefix('{')
+        .and_then(|rest| rest.strip_suffix('}'))
+        .is_some_and(|inner| inner.trim().is_empty())
+}
+
+fn gke_event<'a>(
+    env: &Envelope<'a>,
+    payload: &'a RawValue,
     options: &DecodeOptions,
-    cluster: Option<&str>,
-) -> Result<AuditEvent, DecodeError> {
-    let p: GkePayload = serde_json::from_str(payload.get()).map_err(DecodeError::json)?;
+    cluster: Option<Cow<'a, str>>,
+) -> Result<AuditEvent<'a>, DecodeError> {
+    let p: GkePayload<'a> = serde_json::from_str(payload.get()).map_err(DecodeError::json)?;
     let method = p
         .method_name
         .as_deref()
@@ -522,13 +615,13 @@ fn gke_event(
         .as_deref()
         .map(GkeResource::parse)
         .unwrap_or_default();
-    let verb = method.rsplit('.').next().map(str::to_owned);
+    let verb = method.rsplit('.').next().map(|v| Cow::Owned(v.to_owned()));
     let gke_cluster = env
         .resource
         .as_ref()
         .and_then(|r| r.labels.as_ref())
         .and_then(|l| l.get("cluster_name"))
-        .map(|c| c.to_string());
+        .map(|c| Cow::Owned(c.to_string()));
     let Objects {
         name,
         request: request_object,
@@ -536,18 +629,15 @@ fn gke_event(
         pod_ip,
     } = objects(
         path.resource.as_deref(),
-        path.name.clone(),
+        path.name.clone().map(Cow::Owned),
         [p.request, p.response],
         &options.redactor,
     )?;
-    let user_name = p
-        .authentication_info
-        .and_then(|a| a.principal_email)
-        .map(Cow::into_owned);
+    let user_name = p.authentication_info.and_then(|a| cow(a.principal_email));
     let (src_ip, user_agent) = match p.request_metadata {
         Some(m) => (
-            m.caller_ip.as_deref().map(canonical_ip),
-            m.caller_supplied_user_agent.map(Cow::into_owned),
+            m.caller_ip.map(|ip| canonical_ip_text(ip.0)),
+            cow(m.caller_supplied_user_agent),
         ),
         None => (None, None),
     };
@@ -556,69 +646,71 @@ fn gke_event(
             .as_ref()
             .and_then(|l| l.get(key))
             .and_then(Value::as_str)
-            .map(str::to_owned)
+            .map(|v| Cow::Owned(v.to_owned()))
     };
     let decision = label("authorization.k8s.io/decision").or_else(|| {
         if p.authorization_info.is_empty() {
             None
         } else if p.authorization_info.iter().all(|a| a.granted == Some(true)) {
-            Some("allow".to_owned())
+            Some(Cow::Borrowed("allow"))
         } else {
-            Some("forbid".to_owned())
+            Some(Cow::Borrowed("forbid"))
         }
     });
     let stage = env.operation.as_ref().map(|o| match (o.first, o.last) {
-        (Some(true), Some(false)) => "ResponseStarted".to_owned(),
-        _ => "ResponseComplete".to_owned(),
+        (Some(true), Some(false)) => Cow::Borrowed("ResponseStarted"),
+        _ => Cow::Borrowed("ResponseComplete"),
     });
     let (status_code, status_message) = match p.status {
-        Some(s) => (s.code, s.message.map(Cow::into_owned)),
+        Some(s) => (s.code, cow(s.message)),
         None => (None, None),
     };
+    let level = if response_object.is_some() {
+        "RequestResponse"
+    } else if request_object.is_some() {
+        "Request"
+    } else {
+        "Metadata"
+    };
+    let owned = |t: Option<String>| t.map(Cow::Owned);
     Ok(AuditEvent {
         event_time,
-        cluster: gke_cluster
-            .or_else(|| cluster.map(str::to_owned))
-            .or_else(|| options.cluster.clone()),
-        namespace: path.namespace.clone(),
-        pod: pod_of(path.resource.as_deref(), name.as_deref()),
-        node: user_name.as_deref().and_then(node_of),
+        cluster: gke_cluster.or(cluster).or_else(|| options_cluster(options)),
+        namespace: owned(path.namespace),
+        pod: pod_of(path.resource.as_deref(), name.as_ref()),
+        node: user_name.as_ref().and_then(node_of),
         source_ips: src_ip.iter().cloned().collect(),
         src_ip,
         audit_id: env
             .operation
             .as_ref()
-            .and_then(|o| o.id.as_deref().map(str::to_owned))
-            .or_else(|| env.insert_id.as_deref().map(str::to_owned)),
+            .and_then(|o| o.id.as_deref())
+            .or(env.insert_id.as_deref())
+            .map(|id| Cow::Owned(id.to_owned())),
         stage,
-        level: Some(
-            if response_object.is_some() {
-                "RequestResponse"
-            } else if request_object.is_some() {
-                "Request"
-            } else {
-                "Metadata"
-            }
-            .to_owned(),
-        ),
+        level: Some(Cow::Borrowed(level)),
         verb,
         user_name,
         user_agent,
-        resource: path.resource,
-        subresource: path.subresource,
+        resource: owned(path.resource),
+        subresource: owned(path.subresource),
         name,
         pod_ip,
-        api_group: path.group,
-        api_version: path.version,
-        request_uri: p.resource_name.map(Cow::into_owned),
+        api_group: owned(path.group),
+        api_version: owned(path.version),
+        request_uri: cow(p.resource_name),
         response_code: status_code.map(http_code_of_grpc),
         response_message: status_message,
         decision,
         authz_reason: label("authorization.k8s.io/reason"),
         request_object,
         response_object,
-        annotations: env.labels.as_ref().filter(|l| !l.is_empty()).map(json_text),
-        audit_format: "gke".to_owned(),
+        annotations: env
+            .labels
+            .as_ref()
+            .filter(|l| !l.is_empty())
+            .map(|l| Cow::Owned(json_text(l))),
+        audit_format: Cow::Borrowed("gke"),
         ..AuditEvent::default()
     })
 }
@@ -702,35 +794,38 @@ fn aks_cluster(resource_id: &str) -> Option<&str> {
 }
 
 /// What an event says about the object it is about.
-struct Objects {
+struct Objects<'a> {
     /// The reference's name, else the request or response object's `metadata.name`.
-    name: Option<String>,
+    name: Option<Cow<'a, str>>,
     /// JSON text of the request and response objects, secrets redacted.
-    request: Option<String>,
-    response: Option<String>,
+    request: Option<Cow<'a, str>>,
+    response: Option<Cow<'a, str>>,
     /// `status.podIP` of a pod object: kubelets report a pod's address in status updates.
-    pod_ip: Option<String>,
+    pod_ip: Option<Cow<'a, str>>,
 }
 
 /// Looks into the request and response objects only when the reference does not say
 /// everything (no name, or no resource): parsing them costs more than the rest of the event.
-fn objects(
+fn objects<'a>(
     resource: Option<&str>,
-    name: Option<String>,
-    [request, response]: [Option<&RawValue>; 2],
+    name: Option<Cow<'a, str>>,
+    [request, response]: [Option<&'a RawValue>; 2],
     redactor: &Redactor,
-) -> Result<Objects, DecodeError> {
-    let heads = if name.is_none() || resource.is_none() {
+) -> Result<Objects<'a>, DecodeError> {
+    let [request_head, response_head] = if name.is_none() || resource.is_none() {
         [request, response].map(|o| o.and_then(object_head))
     } else {
         [None, None]
     };
-    let name = name.or_else(|| heads.iter().flatten().find_map(|h| h.1.clone()));
     let is_secret = resource == Some("secrets")
-        || heads
-            .iter()
+        || [&request_head, &response_head]
+            .into_iter()
             .flatten()
-            .any(|h| h.0.as_deref().is_some_and(is_secret_kind));
+            .any(|h| h.kind.as_deref().is_some_and(is_secret_kind));
+    let head_name = |head: Option<ObjectHead<'a>>| head.and_then(|h| h.metadata?.name).map(|n| n.0);
+    let name = name
+        .or_else(|| head_name(request_head))
+        .or_else(|| head_name(response_head));
     // Only pod objects are read for their address: the request first (a status update
     // carries the new address), else the response (the pod as stored).
     let pod_ip = (resource == Some("pods"))
@@ -741,7 +836,7 @@ fn objects(
                 .find_map(pod_ip_in)
         })
         .flatten();
-    let text = |o: Option<&RawValue>| o.map(|o| redacted(o, is_secret, redactor)).transpose();
+    let text = |o: Option<&'a RawValue>| o.map(|o| redacted(o, is_secret, redactor)).transpose();
     Ok(Objects {
         name,
         request: text(request)?,
@@ -752,59 +847,120 @@ fn objects(
 
 /// The canonical `status.podIP` of a pod object, if it holds an address (a pod not yet
 /// scheduled has none; anything else there is not an address and is left out).
-fn pod_ip_in(raw: &RawValue) -> Option<String> {
+fn pod_ip_in(raw: &RawValue) -> Option<Cow<'_, str>> {
     let head: PodStatusHead = serde_json::from_str(raw.get()).ok()?;
     let ip = head.status?.pod_ip?;
     ip.parse::<std::net::IpAddr>().ok()?;
-    Some(canonical_ip(&ip))
+    Some(canonical_ip_text(ip.0))
 }
 
-fn object_head(raw: &RawValue) -> Option<(Option<String>, Option<String>)> {
-    let head: ObjectHead = serde_json::from_str(raw.get()).ok()?;
-    Some((
-        head.kind.map(Cow::into_owned),
-        head.metadata.and_then(|m| m.name).map(Cow::into_owned),
-    ))
+fn object_head(raw: &RawValue) -> Option<ObjectHead<'_>> {
+    serde_json::from_str(raw.get()).ok()
 }
 
 fn is_secret_kind(kind: &str) -> bool {
     kind == "Secret" || kind == "SecretList"
 }
 
-fn redacted(raw: &RawValue, is_secret: bool, redactor: &Redactor) -> Result<String, DecodeError> {
+fn redacted<'a>(
+    raw: &'a RawValue,
+    is_secret: bool,
+    redactor: &Redactor,
+) -> Result<Cow<'a, str>, DecodeError> {
     if !is_secret && !redactor.has_extra_paths() {
-        return Ok(raw.get().to_owned());
+        return Ok(Cow::Borrowed(raw.get()));
     }
     let mut value: Value = serde_json::from_str(raw.get()).map_err(DecodeError::json)?;
     if is_secret {
         redactor.redact_secret_object(&mut value);
     }
     redactor.redact_paths(&mut value);
-    Ok(value.to_string())
+    Ok(Cow::Owned(value.to_string()))
 }
 
-fn pod_of(resource: Option<&str>, name: Option<&str>) -> Option<String> {
-    (resource == Some("pods"))
-        .then(|| name.map(str::to_owned))
-        .flatten()
+/// The pod a request was about: its name when the resource is `pods`.
+fn pod_of<'a>(resource: Option<&str>, name: Option<&Cow<'a, str>>) -> Option<Cow<'a, str>> {
+    (resource == Some("pods")).then(|| name.cloned()).flatten()
 }
 
-fn node_of(user: &str) -> Option<String> {
-    user.strip_prefix("system:node:").map(str::to_owned)
+fn node_of<'a>(user: &Cow<'a, str>) -> Option<Cow<'a, str>> {
+    part_of(user, |u| u.strip_prefix("system:node:"))
+}
+
+/// The part of a text that `find` picks, borrowed as the text is.
+fn part_of<'a>(text: &Cow<'a, str>, find: impl Fn(&str) -> Option<&str>) -> Option<Cow<'a, str>> {
+    match text {
+        Cow::Borrowed(t) => find(t).map(Cow::Borrowed),
+        Cow::Owned(t) => find(t).map(|part| Cow::Owned(part.to_owned())),
+    }
 }
 
 /// IPs as text in canonical form: `::ffff:10.0.0.1` is `10.0.0.1`, IPv6 is compressed.
 pub(crate) fn canonical_ip(ip: &str) -> String {
+    canonical_ip_text(Cow::Borrowed(ip)).into_owned()
+}
+
+/// [`canonical_ip`] keeping the text it was given when that is already canonical, as
+/// dotted IPv4 addresses (nearly all of them) are.
+fn canonical_ip_text(ip: Cow<str>) -> Cow<str> {
+    if ip.parse::<std::net::Ipv4Addr>().is_ok() && !has_leading_zero(&ip) {
+        return ip;
+    }
     match ip.parse::<std::net::IpAddr>() {
         Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => v6.to_string(),
+            Some(v4) => Cow::Owned(v4.to_string()),
+            None => Cow::Owned(v6.to_string()),
         },
-        Ok(v4) => v4.to_string(),
-        Err(_) => ip.to_owned(),
+        Ok(v4) => Cow::Owned(v4.to_string()),
+        Err(_) => ip,
     }
+}
+
+/// Whether a dotted address has an octet such as `010`, which is not how it is printed.
+fn has_leading_zero(ip: &str) -> bool {
+    ip.split('.')
+        .any(|octet| octet.len() > 1 && octet.starts_with('0'))
 }
 
 fn json_text<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_kept_as_given_only_when_already_canonical() {
+        for (ip, canonical, kept) in [
+            ("10.0.0.1", "10.0.0.1", true),
+            ("::ffff:10.0.0.1", "10.0.0.1", false),
+            ("2001:db8:0:0:0:0:0:1", "2001:db8::1", false),
+            ("not an address", "not an address", true),
+        ] {
+            let out = canonical_ip_text(Cow::Borrowed(ip));
+            assert_eq!(out, canonical, "{ip}");
+            assert_eq!(matches!(out, Cow::Borrowed(_)), kept, "{ip}");
+        }
+        // A leading zero is never taken as printed: the text is whatever the standard
+        // library prints for the address it parses, or the input if it parses none.
+        let printed = match "010.0.0.1".parse::<std::net::IpAddr>() {
+            Ok(ip) => ip.to_string(),
+            Err(_) => "010.0.0.1".to_owned(),
+        };
+        assert_eq!(canonical_ip("010.0.0.1"), printed);
+    }
+
+    #[test]
+    fn only_an_object_with_nothing_in_it_is_empty() {
+        for (json, empty) in [
+            ("{}", true),
+            (" { \n } ", true),
+            (r#"{"a":"b"}"#, false),
+            ("[]", false),
+            ("{", false),
+        ] {
+            assert_eq!(is_empty_object(json), empty, "{json}");
+        }
+    }
 }

@@ -98,15 +98,15 @@ impl<R> Output<R> {
     }
 }
 
-/// Rows of whichever table the decoder's format feeds.
+/// Rows of whichever table the decoder's format feeds. Audit rows borrow from the record.
 #[derive(Debug)]
-pub enum Decoded {
-    Audit(Output<AuditEvent>),
+pub enum Decoded<'a> {
+    Audit(Output<AuditEvent<'a>>),
     Flows(Output<FlowRecord>),
     Runtime(Output<RuntimeEvent>),
 }
 
-impl Decoded {
+impl Decoded<'_> {
     pub fn row_count(&self) -> usize {
         match self {
             Decoded::Audit(o) => o.rows.len(),
@@ -155,7 +155,7 @@ impl Decoder {
     }
 
     /// Decodes one record. Never panics on input; every failure is in `rejected`.
-    pub fn decode(&mut self, record: &[u8]) -> Decoded {
+    pub fn decode<'a>(&mut self, record: &'a [u8]) -> Decoded<'a> {
         let o = &self.options;
         match self.format {
             SourceFormat::K8sAudit => {

@@ -1,10 +1,9 @@
 //! `alerts`: what detections found. Written by the detection engine, read by responders
 //! and by timelines (an alert's evidence marks the timeline lines it stands on).
 
-use arrow::array::ArrayRef;
 use arrow::datatypes::{DataType, Field};
 
-use super::{columns, EventRow};
+use super::columns::table_columns;
 use crate::table::{int, text, text_list, ts, Table, PARTITION_COLUMN, TIME_COLUMN};
 
 /// One alert: a rule matched an entity in a window.
@@ -37,20 +36,15 @@ pub struct Alert {
     pub detected_at: i64,
 }
 
-impl EventRow for Alert {
-    const TABLE: Table = Table::Alerts;
-    fn event_time(&self) -> i64 {
-        self.event_time
+table_columns!(
+    /// `alerts` being built from [`Alert`]s.
+    AlertColumns of Table::Alerts, from Alert {
+        TimeColumn: [event_time, first_seen, last_seen, window_start, window_end, detected_at],
+        TextColumn: [alert_id, rule_id, title, severity, entity, summary],
+        TextListColumn: [mitre, tags, entity_values, evidence],
+        Int64Column: [event_count],
     }
-    fn column(rows: &[Self], name: &str) -> Option<ArrayRef> {
-        columns::by_name!(rows, name, {
-            time: [event_time, first_seen, last_seen, window_start, window_end, detected_at],
-            text: [alert_id, rule_id, title, severity, entity, summary],
-            texts: [mitre, tags, entity_values, evidence],
-            int64: [event_count],
-        })
-    }
-}
+);
 
 pub(crate) fn fields() -> Vec<Field> {
     vec![

@@ -1,9 +1,8 @@
 //! `network_flows`: one row per flow record, whichever exporter wrote it.
 
-use arrow::array::ArrayRef;
 use arrow::datatypes::Field;
 
-use super::{columns, EventRow};
+use super::columns::table_columns;
 use crate::table::{boolean, int, int32, shared_fields, text, text_list, ts, Table};
 
 /// One network flow record from VPC flow logs, Hubble or Calico.
@@ -65,28 +64,23 @@ pub struct FlowRecord {
     pub flow_format: String,
 }
 
-impl EventRow for FlowRecord {
-    const TABLE: Table = Table::NetworkFlows;
-    fn event_time(&self) -> i64 {
-        self.event_time
+table_columns!(
+    /// `network_flows` being built from [`FlowRecord`]s.
+    FlowColumns of Table::NetworkFlows, from FlowRecord {
+        TimeColumn: [event_time, start_time, end_time],
+        TextColumn: [
+            cluster, namespace, pod, node, src_ip, dst_ip, protocol, action, verdict,
+            src_namespace, src_pod, dst_namespace, dst_pod, direction, drop_reason,
+            tcp_flags, l7_protocol, dns_query, http_method, http_url, summary, log_status,
+            account_id, interface_id, vpc_id, subnet_id, instance_id, region, extra,
+            flow_format,
+        ],
+        Int32Column: [src_port, dst_port, http_code],
+        Int64Column: [bytes, packets, src_identity, dst_identity],
+        BoolColumn: [is_reply],
+        TextListColumn: [src_labels, dst_labels],
     }
-    fn column(rows: &[Self], name: &str) -> Option<ArrayRef> {
-        columns::by_name!(rows, name, {
-            time: [event_time, start_time, end_time],
-            text: [
-                cluster, namespace, pod, node, src_ip, dst_ip, protocol, action, verdict,
-                src_namespace, src_pod, dst_namespace, dst_pod, direction, drop_reason,
-                tcp_flags, l7_protocol, dns_query, http_method, http_url, summary, log_status,
-                account_id, interface_id, vpc_id, subnet_id, instance_id, region, extra,
-                flow_format,
-            ],
-            int32: [src_port, dst_port, http_code],
-            int64: [bytes, packets, src_identity, dst_identity],
-            boolean: [is_reply],
-            texts: [src_labels, dst_labels],
-        })
-    }
-}
+);
 
 pub(crate) fn fields() -> Vec<Field> {
     let mut f = shared_fields(true);

@@ -1,9 +1,10 @@
 //! Typed rows of each table and the buffer that turns them into sorted Arrow batches.
 //!
 //! A row struct's field names are its table's column names; `table::Table::schema` holds
-//! the Arrow types. Each row type names the column each field fills (`EventRow::column`),
-//! and a unit test checks fields and columns match both ways, so a field that drifts from
-//! the schema fails the tests instead of silently going missing.
+//! the Arrow types. Each row type names the column each field fills and its kind
+//! (`columns::table_columns!`); rows are appended to those columns as they are added to a
+//! [`RowBuffer`]. A unit test checks fields and columns match both ways, so a field that
+//! drifts from the schema fails the tests instead of silently going missing.
 
 pub mod alert;
 pub mod audit;
@@ -22,13 +23,14 @@ use arrow::compute::{lexsort_to_indices, take_record_batch, SortColumn};
 use arrow::datatypes::{DataType, Int64Type, TimeUnit, TimestampMicrosecondType};
 use arrow::error::ArrowError;
 
-use crate::table::{Table, PARTITION_COLUMN, TIME_COLUMN};
+use crate::table::{PARTITION_COLUMN, TIME_COLUMN};
 
-pub use alert::Alert;
-pub use audit::AuditEvent;
+pub use alert::{Alert, AlertColumns};
+pub use audit::{AuditColumns, AuditEvent};
+pub use columns::{AppendRow, TableColumns};
 pub use dead_letter::{DeadLetter, DeadLetterBuffer};
-pub use flow::FlowRecord;
-pub use runtime::RuntimeEvent;
+pub use flow::{FlowColumns, FlowRecord};
+pub use runtime::{RuntimeColumns, RuntimeEvent};
 
 /// Where one input record came from. `source` is shared by every row of a stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,18 +45,15 @@ pub struct Provenance {
 
 /// A row of a table with an event time: the three event tables and `alerts`.
 pub trait EventRow: Sized {
-    const TABLE: Table;
-    /// Microseconds since the epoch, UTC.
-    fn event_time(&self) -> i64;
-    /// The column of that name built from the rows' field of the same name (`None` for a
-    /// name the row has no field for).
-    fn column(rows: &[Self], name: &str) -> Option<ArrayRef>;
+    /// Where rows of this type are appended, column by column.
+    type Columns: TableColumns + AppendRow<Self>;
 }
 
-/// Rows of one table waiting to become a record batch.
+/// Rows of one table on their way to a record batch, already in columns.
 #[derive(Debug)]
-pub struct RowBuffer<R> {
-    rows: Vec<R>,
+pub struct RowBuffer<C> {
+    columns: C,
+    rows: usize,
     /// Each source with the number of rows in a row that came from it: rows of one input
     /// share one, and a count per run spares a shared reference count per row.
     sources: Vec<(Arc<str>, usize)>,
@@ -63,10 +62,11 @@ pub struct RowBuffer<R> {
     approx_bytes: usize,
 }
 
-impl<R> Default for RowBuffer<R> {
+impl<C: Default> Default for RowBuffer<C> {
     fn default() -> Self {
         RowBuffer {
-            rows: Vec::new(),
+            columns: C::default(),
+            rows: 0,
             sources: Vec::new(),
             offsets: Vec::new(),
             ingested: Vec::new(),
@@ -75,16 +75,27 @@ impl<R> Default for RowBuffer<R> {
     }
 }
 
-impl<R: EventRow> RowBuffer<R> {
+impl<C: TableColumns> RowBuffer<C> {
     /// Adds the rows decoded from one input record of `raw_len` bytes.
-    pub fn extend(&mut self, rows: Vec<R>, provenance: &Provenance, raw_len: usize) {
-        let n = rows.len();
+    pub fn extend<R>(
+        &mut self,
+        rows: impl IntoIterator<Item = R>,
+        provenance: &Provenance,
+        raw_len: usize,
+    ) where
+        C: AppendRow<R>,
+    {
+        let before = self.rows;
+        for row in rows {
+            self.columns.append(&row);
+            self.rows += 1;
+        }
+        let n = self.rows - before;
         match self.sources.last_mut() {
             Some((source, count)) if Arc::ptr_eq(source, &provenance.source) => *count += n,
             _ if n > 0 => self.sources.push((provenance.source.clone(), n)),
             _ => {}
         }
-        self.rows.extend(rows);
         self.offsets
             .extend(std::iter::repeat_n(provenance.offset, n));
         self.ingested
@@ -93,11 +104,11 @@ impl<R: EventRow> RowBuffer<R> {
     }
 
     pub fn len(&self) -> usize {
-        self.rows.len()
+        self.rows
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
+        self.rows == 0
     }
 
     /// Size of the input these rows came from: a cheap proxy for their memory.
@@ -107,19 +118,22 @@ impl<R: EventRow> RowBuffer<R> {
 
     /// Builds one batch in the table's schema, sorted by `event_time`, and empties the buffer.
     pub fn take_batch(&mut self) -> Result<Option<RecordBatch>, ArrowError> {
-        if self.rows.is_empty() {
+        if self.rows == 0 {
             return Ok(None);
         }
-        let full = R::TABLE.schema();
+        let full = C::TABLE.schema();
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(full.fields().len());
+        let mut day_at = None;
         for field in full.fields() {
             let column = match field.name().as_str() {
-                // Rows carry only event_time; the day is derived here so that the two can
-                // never disagree.
-                PARTITION_COLUMN => utc_days(self.rows.iter().map(R::event_time)),
+                // Filled in from event_time below, so that the two can never disagree.
+                PARTITION_COLUMN => {
+                    day_at = Some(columns.len());
+                    arrow::array::new_null_array(&DataType::Date32, 0)
+                }
                 "_source" => {
                     let bytes = self.sources.iter().map(|(s, n)| s.len() * n).sum();
-                    let mut b = StringBuilder::with_capacity(self.rows.len(), bytes);
+                    let mut b = StringBuilder::with_capacity(self.rows, bytes);
                     for (source, n) in &self.sources {
                         (0..*n).for_each(|_| b.append_value(source));
                     }
@@ -130,13 +144,19 @@ impl<R: EventRow> RowBuffer<R> {
                     TimestampMicrosecondArray::from(std::mem::take(&mut self.ingested))
                         .with_timezone("UTC"),
                 ),
-                name => R::column(&self.rows, name).ok_or_else(|| {
-                    ArrowError::SchemaError(format!("{} rows have no {name}", R::TABLE))
+                name => self.columns.finish(name).ok_or_else(|| {
+                    ArrowError::SchemaError(format!("{} rows have no {name}", C::TABLE))
                 })?,
             };
             columns.push(column);
         }
-        self.rows.clear();
+        if let Some(at) = day_at {
+            let times = full
+                .index_of(TIME_COLUMN)
+                .map(|i| columns[i].as_primitive::<TimestampMicrosecondType>())?;
+            columns[at] = utc_days(times.values().iter().copied());
+        }
+        self.rows = 0;
         self.sources.clear();
         self.approx_bytes = 0;
         let batch = RecordBatch::try_new(full, columns)?;
@@ -229,20 +249,28 @@ mod tests {
     /// A field added to a row without its column, or a column without its field, fails here.
     fn every_field_fills_its_column<R: EventRow + Debug>(row: R) {
         let fields = field_names(&row);
-        let columns: BTreeSet<String> = R::TABLE
+        let table = <R::Columns as TableColumns>::TABLE;
+        let columns: BTreeSet<String> = table
             .event_schema()
             .fields()
             .iter()
             .map(|f| f.name().clone())
             .filter(|n| n != PARTITION_COLUMN)
             .collect();
-        assert_eq!(fields, columns, "{}", R::TABLE);
-        let rows = [row];
+        assert_eq!(fields, columns, "{table}");
+        let mut built = R::Columns::default();
+        built.append(&row);
         for name in &fields {
-            let column = R::column(&rows, name).unwrap_or_else(|| panic!("no column {name}"));
-            assert_eq!(column.len(), 1);
+            let column = built
+                .finish(name)
+                .unwrap_or_else(|| panic!("no column {name}"));
+            assert_eq!(column.len(), 1, "{name}");
+            assert_eq!(
+                column.data_type(),
+                table.schema().field_with_name(name).unwrap().data_type()
+            );
         }
-        assert!(R::column(&rows, "no_such_column").is_none());
+        assert!(built.finish("no_such_column").is_none());
     }
 
     #[test]
@@ -273,7 +301,7 @@ mod tests {
 
     #[test]
     fn a_batch_holds_every_value_of_its_rows_in_the_schema_types() {
-        let mut buffer = RowBuffer::default();
+        let mut buffer = RowBuffer::<AuditColumns>::default();
         let rows = vec![
             AuditEvent {
                 event_time: 86_400_000_001,
@@ -292,7 +320,7 @@ mod tests {
         ];
         buffer.extend(rows, &test_support::provenance(), 100);
         let batch = buffer.take_batch().unwrap().unwrap();
-        assert_eq!(batch.schema(), Table::K8sAudit.schema());
+        assert_eq!(batch.schema(), crate::Table::K8sAudit.schema());
         // Sorted by time; the day derived from it.
         let days = batch.column_by_name(PARTITION_COLUMN).unwrap();
         let days = days.as_any().downcast_ref::<Date32Array>().unwrap();
@@ -348,8 +376,44 @@ mod tests {
     }
 
     #[test]
+    fn a_second_batch_holds_only_its_own_rows() {
+        let mut buffer = RowBuffer::<AuditColumns>::default();
+        let row = |t: i64, groups: &[&'static str]| AuditEvent {
+            event_time: t,
+            verb: Some(format!("v{t}").into()),
+            user_groups: groups.iter().map(|g| (*g).into()).collect(),
+            response_code: Some(t as i32),
+            audit_format: "k8s".into(),
+            ..AuditEvent::default()
+        };
+        let provenance = test_support::provenance();
+        buffer.extend([row(1, &["a", "b"]), row(2, &[])], &provenance, 10);
+        let first = buffer.take_batch().unwrap().unwrap();
+        buffer.extend([row(3, &["c"])], &provenance, 10);
+        let second = buffer.take_batch().unwrap().unwrap();
+        let verbs = |b: &RecordBatch| -> Vec<String> {
+            let v = b.column_by_name("verb").unwrap().as_string::<i32>();
+            v.iter().map(|s| s.unwrap().to_owned()).collect()
+        };
+        assert_eq!(verbs(&first), ["v1", "v2"]);
+        assert_eq!(verbs(&second), ["v3"]);
+        let groups = second
+            .column_by_name("user_groups")
+            .unwrap()
+            .as_list::<i32>();
+        assert_eq!(groups.value(0).as_string::<i32>().value(0), "c");
+        assert_eq!(groups.value_length(0), 1);
+        let codes = second.column_by_name("response_code").unwrap();
+        assert_eq!(
+            codes.as_primitive::<arrow::datatypes::Int32Type>().values(),
+            &[3]
+        );
+        assert_eq!(second.num_rows(), 1);
+    }
+
+    #[test]
     fn each_row_keeps_the_source_and_offset_of_its_record() {
-        let mut buffer = RowBuffer::default();
+        let mut buffer = RowBuffer::<AuditColumns>::default();
         let row = |t: i64| AuditEvent {
             event_time: t,
             audit_format: "k8s".into(),

@@ -1,9 +1,8 @@
 //! `runtime_events`: one row per process, file, network or alert event from a node.
 
-use arrow::array::ArrayRef;
 use arrow::datatypes::Field;
 
-use super::{columns, EventRow};
+use super::columns::table_columns;
 use crate::table::{int, shared_fields, text, text_list, ts, Table};
 
 /// One Tetragon event or Falco alert.
@@ -63,27 +62,22 @@ pub struct RuntimeEvent {
     pub runtime_format: String,
 }
 
-impl EventRow for RuntimeEvent {
-    const TABLE: Table = Table::RuntimeEvents;
-    fn event_time(&self) -> i64 {
-        self.event_time
+table_columns!(
+    /// `runtime_events` being built from [`RuntimeEvent`]s.
+    RuntimeColumns of Table::RuntimeEvents, from RuntimeEvent {
+        TimeColumn: [event_time, process_start_time],
+        TextColumn: [
+            cluster, namespace, pod, node, src_ip, dst_ip, protocol, event_type, binary,
+            arguments, cwd, exec_id, parent_exec_id, parent_binary, parent_arguments,
+            container_id, container_name, image, image_id, function_name, policy_name,
+            action, kprobe_args, file_path, signal, rule, priority, output, event_source,
+            output_fields, user_name, runtime_format,
+        ],
+        Int32Column: [src_port, dst_port],
+        Int64Column: [pid, uid, parent_pid, exit_code],
+        TextListColumn: [pod_labels, tags],
     }
-    fn column(rows: &[Self], name: &str) -> Option<ArrayRef> {
-        columns::by_name!(rows, name, {
-            time: [event_time, process_start_time],
-            text: [
-                cluster, namespace, pod, node, src_ip, dst_ip, protocol, event_type, binary,
-                arguments, cwd, exec_id, parent_exec_id, parent_binary, parent_arguments,
-                container_id, container_name, image, image_id, function_name, policy_name,
-                action, kprobe_args, file_path, signal, rule, priority, output, event_source,
-                output_fields, user_name, runtime_format,
-            ],
-            int32: [src_port, dst_port],
-            int64: [pid, uid, parent_pid, exit_code],
-            texts: [pod_labels, tags],
-        })
-    }
-}
+);
 
 pub(crate) fn fields() -> Vec<Field> {
     let mut f = shared_fields(true);
