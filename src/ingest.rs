@@ -179,9 +179,9 @@ pub fn describe(r: &InputReport) -> String {
     let format = r.format.map_or("unrecognised", |f| f.name());
     if r.already_ingested {
         return format!(
-            "{}: already ingested (sha256 {}), nothing written",
+            "{}: already ingested (blake3 {}), nothing written",
             r.source,
-            &r.sha256[..12]
+            &r.content_hash[..12]
         );
     }
     let rows: Vec<String> = r.rows.iter().map(|(t, n)| format!("{t} {n}")).collect();

@@ -54,7 +54,8 @@ pub struct InputReport {
     /// The input's content was already in the lake: nothing was written.
     pub already_ingested: bool,
     pub bytes: u64,
-    pub sha256: String,
+    /// BLAKE3 of the raw bytes, in hex: the input's identity in the lake.
+    pub content_hash: String,
 }
 
 impl InputReport {
@@ -64,8 +65,8 @@ impl InputReport {
 }
 
 /// The app id of the marker a file's commits carry.
-pub fn file_marker(sha256: &str) -> String {
-    format!("kubetrail/file/{sha256}")
+pub fn file_marker(content_hash: &str) -> String {
+    format!("kubetrail/file/blake3:{content_hash}")
 }
 
 /// What the reading side learnt about the input.
@@ -100,9 +101,9 @@ pub async fn ingest_file(
     let (read, hash) = worker
         .await
         .map_err(|e| IngestError::Worker(e.to_string()))??;
-    let (sha256, bytes) = hash.finish();
+    let (content_hash, bytes) = hash.finish();
     let marker = CommitMarker {
-        app_id: file_marker(&sha256),
+        app_id: file_marker(&content_hash),
         version: 0,
     };
     let mut report = InputReport {
@@ -110,7 +111,7 @@ pub async fn ingest_file(
         format: read.format,
         records: read.records,
         bytes,
-        sha256,
+        content_hash,
         ..InputReport::default()
     };
     let mut skipped = 0;

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use flate2::bufread::MultiGzDecoder;
-use sha2::{Digest, Sha256};
 
 /// Told how many bytes of input have been read, for a progress bar.
 pub trait Progress: Send + Sync {
@@ -48,7 +47,7 @@ impl InputPath {
 /// What is known about the raw bytes once they have all been read.
 #[derive(Debug, Default)]
 struct Digested {
-    hasher: Sha256,
+    hasher: blake3::Hasher,
     bytes: u64,
 }
 
@@ -57,10 +56,10 @@ struct Digested {
 pub struct ContentHash(Arc<Mutex<Digested>>);
 
 impl ContentHash {
-    /// Hex SHA-256 of everything read so far, and how many bytes that was.
+    /// Hex BLAKE3 of everything read so far, and how many bytes that was.
     pub fn finish(&self) -> (String, u64) {
         let state = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        (hex::encode(state.hasher.clone().finalize()), state.bytes)
+        (state.hasher.finalize().to_hex().to_string(), state.bytes)
     }
 }
 
