@@ -70,11 +70,28 @@ pub(crate) fn consume(
         // lake's markers.
         lock(&state).failed = true;
     }
-    // Leaves the group; the revoke callback that runs now finds nothing left to flush.
+    leave_group(&consumer);
     drop(consumer);
     outcome?;
     let s = lock(&state);
     Ok(s.report.clone())
+}
+
+/// Gives the partitions back while still polling, so that closing the consumer finds no
+/// assignment under way: librdkafka aborts the process when a group terminates in the middle
+/// of one (`rd_kafka_cgrp_terminated: assert: !rd_kafka_assignment_in_progress`, seen when an
+/// ingester stopped during a rebalance; librdkafka#4027). The revoke callback that runs here
+/// finds nothing left to flush. Records polled meanwhile are left for whoever reads next:
+/// the lake's markers say where that is.
+fn leave_group(consumer: &BaseConsumer<IngestContext>) {
+    consumer.unsubscribe();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let _ = consumer.poll(Duration::from_millis(50));
+        if consumer.assignment().is_ok_and(|a| a.count() == 0) {
+            break;
+        }
+    }
 }
 
 fn poll_until_done(

@@ -20,7 +20,7 @@ use arrow::datatypes::{DataType, Field};
 
 /// A text column.
 #[derive(Debug, Default)]
-pub struct TextColumn {
+pub(crate) struct TextColumn {
     values: StringBuilder,
     bytes: usize,
 }
@@ -42,7 +42,7 @@ impl TextColumn {
 
 /// A list-of-text column: never null, empty when the row has none.
 #[derive(Debug)]
-pub struct TextListColumn {
+pub(crate) struct TextListColumn {
     lists: ListBuilder<StringBuilder>,
     items: usize,
     bytes: usize,
@@ -85,7 +85,7 @@ macro_rules! fixed_width_columns {
     ($($(#[$doc:meta])* $name:ident($builder:ident, $value:ty) $(with $tz:literal)?;)*) => {$(
         $(#[$doc])*
         #[derive(Debug, Default)]
-        pub struct $name($builder);
+        pub(crate) struct $name($builder);
 
         impl $name {
             pub(crate) fn push(&mut self, value: Option<$value>) {
