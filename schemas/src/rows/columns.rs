@@ -22,20 +22,16 @@ use arrow::datatypes::{DataType, Field};
 #[derive(Debug, Default)]
 pub(crate) struct TextColumn {
     values: StringBuilder,
-    bytes: usize,
 }
 
 impl TextColumn {
     pub(crate) fn push(&mut self, value: Option<&str>) {
-        if let Some(v) = value {
-            self.bytes += v.len();
-        }
         self.values.append_option(value);
     }
 
     pub(crate) fn finish(&mut self) -> ArrayRef {
-        let next = StringBuilder::with_capacity(self.values.len(), self.bytes);
-        self.bytes = 0;
+        let next =
+            StringBuilder::with_capacity(self.values.len(), self.values.values_slice().len());
         Arc::new(std::mem::replace(&mut self.values, next).finish())
     }
 }
@@ -44,16 +40,12 @@ impl TextColumn {
 #[derive(Debug)]
 pub(crate) struct TextListColumn {
     lists: ListBuilder<StringBuilder>,
-    items: usize,
-    bytes: usize,
 }
 
 impl Default for TextListColumn {
     fn default() -> Self {
         TextListColumn {
             lists: text_lists(0, 0, 0),
-            items: 0,
-            bytes: 0,
         }
     }
 }
@@ -66,16 +58,14 @@ fn text_lists(rows: usize, items: usize, bytes: usize) -> ListBuilder<StringBuil
 impl TextListColumn {
     pub(crate) fn push<S: AsRef<str>>(&mut self, values: &[S]) {
         for v in values {
-            self.bytes += v.as_ref().len();
             self.lists.values().append_value(v);
         }
-        self.items += values.len();
         self.lists.append(true);
     }
 
     pub(crate) fn finish(&mut self) -> ArrayRef {
-        let next = text_lists(self.lists.len(), self.items, self.bytes);
-        (self.items, self.bytes) = (0, 0);
+        let items = self.lists.values_ref();
+        let next = text_lists(self.lists.len(), items.len(), items.values_slice().len());
         Arc::new(std::mem::replace(&mut self.lists, next).finish())
     }
 }
