@@ -139,6 +139,27 @@ impl Table {
         }
     }
 
+    /// Free text, searched by pattern (`user_agent LIKE '%curl%'`) or read whole, never
+    /// compared by range: a minimum and maximum per page would prune nothing, and keeping
+    /// them compared every long value as it was written (≈ 2 % of ingest's CPU). The lake
+    /// writes them without statistics; unlike [`Table::unique_columns`] their values
+    /// repeat, so they keep their dictionaries.
+    pub fn free_text_columns(self) -> &'static [&'static str] {
+        match self {
+            Table::K8sAudit => &[
+                "user_agent",
+                "request_uri",
+                "response_message",
+                "authz_reason",
+                "annotations",
+            ],
+            Table::NetworkFlows => &["http_url", "summary"],
+            Table::RuntimeEvents => &["arguments", "parent_arguments", "kprobe_args", "output"],
+            Table::DeadLetters => &["reason"],
+            Table::Alerts => &[],
+        }
+    }
+
     /// The columns decoders fill (everything but provenance).
     pub fn event_schema(self) -> SchemaRef {
         let full = self.schema();
@@ -288,6 +309,17 @@ mod tests {
                     "{t}.{name}"
                 );
                 assert!(!t.lookup_columns().contains(name), "{t}.{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn free_text_columns_are_text_of_their_table_in_no_other_list() {
+        for t in Table::ALL {
+            for name in t.free_text_columns() {
+                assert_eq!(type_of(t, name), DataType::Utf8, "{t}.{name}");
+                assert!(!t.lookup_columns().contains(name), "{t}.{name}");
+                assert!(!t.unique_columns().contains(name), "{t}.{name}");
             }
         }
     }

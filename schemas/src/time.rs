@@ -5,6 +5,14 @@ use chrono::{DateTime, NaiveDateTime};
 /// Parses RFC 3339 (any number of fraction digits, `Z` or an offset with or without a
 /// colon) or a naive `YYYY-MM-DD HH:MM:SS[.f]` taken as UTC.
 pub fn parse_timestamp(s: &str) -> Result<i64, String> {
+    if let Some(micros) = utc_micros(s.as_bytes()) {
+        return Ok(micros);
+    }
+    parse_any_timestamp(s)
+}
+
+/// Every shape [`parse_timestamp`] takes, through chrono.
+fn parse_any_timestamp(s: &str) -> Result<i64, String> {
     let s = s.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.timestamp_micros());
@@ -18,6 +26,61 @@ pub fn parse_timestamp(s: &str) -> Result<i64, String> {
         }
     }
     Err(format!("'{}' is not an RFC 3339 timestamp", shorten(s)))
+}
+
+/// The shape nearly every event has, `YYYY-MM-DDTHH:MM:SS[.f…]Z`, read straight from its
+/// digits: an audit event has two, and chrono's general parser took 3 % of ingest's
+/// instructions. `None` for anything else (offsets, leap seconds, impossible dates, year
+/// 0), which goes the general way; the tests check both ways agree.
+fn utc_micros(b: &[u8]) -> Option<i64> {
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' {
+        return None;
+    }
+    if b[16] != b':' || b[b.len() - 1] != b'Z' {
+        return None;
+    }
+    let number = |from: usize, to: usize| -> Option<u32> {
+        b[from..to].iter().try_fold(0u32, |n, &d| {
+            d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+        })
+    };
+    let (year, month, day) = (number(0, 4)?, number(5, 7)?, number(8, 10)?);
+    let (hour, minute, second) = (number(11, 13)?, number(14, 16)?, number(17, 19)?);
+    let fraction = &b[19..b.len() - 1];
+    let micros = match fraction {
+        [] => 0,
+        [b'.', digits @ ..] if (1..=9).contains(&digits.len()) => {
+            let n = number(20, 20 + digits.len())?;
+            // Scaled to nine digits, then cut to microseconds as chrono does.
+            n * 10u32.pow(9 - digits.len() as u32) / 1000
+        }
+        _ => return None,
+    };
+    let days_in_month = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if year < 1 || day < 1 || day > days_in_month || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let seconds =
+        days_from_civil(year, month, day) * 86_400 + i64::from(hour * 3600 + minute * 60 + second);
+    Some(seconds * 1_000_000 + i64::from(micros))
+}
+
+/// Days from 1970-01-01 to a date of the proleptic Gregorian calendar (Howard Hinnant's
+/// `days_from_civil`, with years starting in March so that the leap day comes last).
+fn days_from_civil(year: u32, month: u32, day: u32) -> i64 {
+    let year = i64::from(year) - i64::from(month <= 2);
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let month_from_march = i64::from((month + 9) % 12);
+    let day_of_year = (153 * month_from_march + 2) / 5 + i64::from(day) - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
 }
 
 /// Seconds since the epoch, as VPC and Calico flow logs write them.
@@ -71,5 +134,68 @@ mod tests {
             1_470_327_477_881_781
         );
         assert!(from_epoch_seconds(i64::MAX).is_err());
+    }
+
+    /// The direct reading of `…Z` times gives what chrono gives, or leaves the text to it.
+    #[test]
+    fn utc_times_read_directly_agree_with_chrono() {
+        let mut texts: Vec<String> = Vec::new();
+        // Every day of a few years around the edges of the leap rules, at varied times.
+        for year in [1, 1600, 1900, 1969, 1970, 2000, 2024, 2026, 2100, 9999] {
+            for month in 0..=13 {
+                for day in [0, 1, 15, 28, 29, 30, 31, 32] {
+                    let h = (month * 7 + day) % 25;
+                    let m = (day * 13) % 61;
+                    let s = (month + day * 3) % 61;
+                    texts.push(format!(
+                        "{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}Z"
+                    ));
+                }
+            }
+        }
+        for fraction in [
+            "",
+            ".",
+            ".5",
+            ".05",
+            ".123",
+            ".123456",
+            ".1234567",
+            ".123456789",
+            ".1234567891",
+            ".12a",
+            ".999999999",
+        ] {
+            texts.push(format!("2026-11-19T09:00:00{fraction}Z"));
+        }
+        for odd in [
+            "2026-11-19T09:00:00z",
+            "2026-11-19t09:00:00Z",
+            "2026-11-19 09:00:00Z",
+            "2026-11-19T09:00:60Z",
+            "2026-11-19T24:00:00Z",
+            "0000-01-01T00:00:00Z",
+            "+026-11-19T09:00:00Z",
+            "2026-1a-19T09:00:00Z",
+            " 2026-11-19T09:00:00Z",
+            "2026-11-19T09:00:00Z ",
+            "2026-11-19T09:00:00+00:00",
+            "2026-11-19T09:00:00.Z",
+            "2026-11-19T09:00Z",
+        ] {
+            texts.push(odd.to_owned());
+        }
+        let mut direct = 0;
+        for text in &texts {
+            let general = parse_any_timestamp(text).ok();
+            match utc_micros(text.as_bytes()) {
+                Some(micros) => {
+                    direct += 1;
+                    assert_eq!(Some(micros), general, "{text}");
+                }
+                None => assert_eq!(parse_timestamp(text).ok(), general, "{text}"),
+            }
+        }
+        assert!(direct > 500, "only {direct} read directly");
     }
 }

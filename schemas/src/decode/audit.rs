@@ -916,10 +916,13 @@ fn canonical_ip_text(ip: Cow<str>) -> Cow<str> {
     }
 }
 
-/// Whether a dotted address has an octet such as `010`, which is not how it is printed.
+/// Whether a dotted address has an octet such as `010`, which is not how it is printed:
+/// a `0` that starts an octet and is followed by more of it.
 fn has_leading_zero(ip: &str) -> bool {
-    ip.split('.')
-        .any(|octet| octet.len() > 1 && octet.starts_with('0'))
+    let b = ip.as_bytes();
+    (0..b.len()).any(|i| {
+        b[i] == b'0' && (i == 0 || b[i - 1] == b'.') && b.get(i + 1).is_some_and(|&n| n != b'.')
+    })
 }
 
 fn json_text<T: serde::Serialize>(v: &T) -> String {
@@ -937,6 +940,8 @@ mod tests {
             ("::ffff:10.0.0.1", "10.0.0.1", false),
             ("2001:db8:0:0:0:0:0:1", "2001:db8::1", false),
             ("not an address", "not an address", true),
+            ("0.0.0.0", "0.0.0.0", true),
+            ("10.0.0.10", "10.0.0.10", true),
         ] {
             let out = canonical_ip_text(Cow::Borrowed(ip));
             assert_eq!(out, canonical, "{ip}");
@@ -949,6 +954,21 @@ mod tests {
             Err(_) => "010.0.0.1".to_owned(),
         };
         assert_eq!(canonical_ip("010.0.0.1"), printed);
+    }
+
+    #[test]
+    fn a_leading_zero_is_a_zero_that_starts_a_longer_octet() {
+        for (ip, leading) in [
+            ("010.0.0.1", true),
+            ("10.0.0.01", true),
+            ("10.00.1.1", true),
+            ("10.0.0.0", false),
+            ("0.0.0.0", false),
+            ("100.0.0.1", false),
+            ("10.20.30.40", false),
+        ] {
+            assert_eq!(has_leading_zero(ip), leading, "{ip}");
+        }
     }
 
     #[test]
