@@ -80,9 +80,9 @@ pub(crate) fn consume(
 /// Gives the partitions back while still polling, so that closing the consumer finds no
 /// assignment under way: librdkafka aborts the process when a group terminates in the middle
 /// of one (`rd_kafka_cgrp_terminated: assert: !rd_kafka_assignment_in_progress`, seen once in
-/// the Kafka tests; librdkafka#4027). The revoke callback that runs here
-/// finds nothing left to flush. Records polled meanwhile are left for whoever reads next:
-/// the lake's markers say where that is.
+/// the Kafka tests; librdkafka#4027). The revoke callback that runs here finds nothing left
+/// to flush. Records polled meanwhile are left for whoever reads next: the lake's markers
+/// say where that is.
 fn leave_group(consumer: &BaseConsumer<IngestContext>) {
     consumer.unsubscribe();
     let deadline = Instant::now() + Duration::from_secs(10);
