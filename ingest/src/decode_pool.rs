@@ -186,6 +186,13 @@ fn decode_chunks(
         }
         Ok(())
     };
+    // One per worker, its offset moved record by record: a fresh one per record cloned
+    // the shared source name, an atomic count both workers bumped on every record.
+    let mut provenance = Provenance {
+        source: source.clone(),
+        offset: 0,
+        ingested_at,
+    };
     loop {
         let next = inbox
             .lock()
@@ -198,11 +205,7 @@ fn decode_chunks(
             }
         }
         for record in chunk.records {
-            let provenance = Provenance {
-                source: source.clone(),
-                offset: record.line,
-                ingested_at,
-            };
+            provenance.offset = record.line;
             let known = chunk.format.and(decoder.as_mut());
             if let Some(problem) = record.problem {
                 let letter = DeadLetter {

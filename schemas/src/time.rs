@@ -33,24 +33,29 @@ fn parse_any_timestamp(s: &str) -> Result<i64, String> {
 /// instructions. `None` for anything else (offsets, leap seconds, impossible dates, year
 /// 0), which goes the general way; the tests check both ways agree.
 fn utc_micros(b: &[u8]) -> Option<i64> {
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' {
+    let (head, rest) = b.split_first_chunk::<19>()?;
+    let (&zone, fraction) = rest.split_last()?;
+    // Each digit at its place, less '0': a byte that is not a digit comes out above 9.
+    let d = head.map(|c| c.wrapping_sub(b'0'));
+    const DIGITS: [usize; 14] = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
+    let separators = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
+    if zone != b'Z'
+        || DIGITS.iter().any(|&i| d[i] > 9)
+        || separators.iter().any(|&(i, c)| head[i] != c)
+    {
         return None;
     }
-    if b[16] != b':' || b[b.len() - 1] != b'Z' {
-        return None;
-    }
-    let number = |from: usize, to: usize| -> Option<u32> {
-        b[from..to].iter().try_fold(0u32, |n, &d| {
-            d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
-        })
-    };
-    let (year, month, day) = (number(0, 4)?, number(5, 7)?, number(8, 10)?);
-    let (hour, minute, second) = (number(11, 13)?, number(14, 16)?, number(17, 19)?);
-    let fraction = &b[19..b.len() - 1];
+    let two = |i: usize| u32::from(d[i]) * 10 + u32::from(d[i + 1]);
+    let year = two(0) * 100 + two(2);
+    let (month, day) = (two(5), two(8));
+    let (hour, minute, second) = (two(11), two(14), two(17));
     let micros = match fraction {
         [] => 0,
         [b'.', digits @ ..] if (1..=9).contains(&digits.len()) => {
-            let n = number(20, 20 + digits.len())?;
+            let n = digits.iter().try_fold(0u32, |n, &c| {
+                let digit = c.wrapping_sub(b'0');
+                (digit <= 9).then(|| n * 10 + u32::from(digit))
+            })?;
             // Scaled to nine digits, then cut to microseconds as chrono does.
             n * 10u32.pow(9 - digits.len() as u32) / 1000
         }

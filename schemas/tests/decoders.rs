@@ -451,7 +451,27 @@ mod bad_input {
             .contains("missing requestReceivedTimestamp"));
         let bad_time =
             r#"{"kind":"Event","auditID":"a","verb":"get","requestReceivedTimestamp":"yesterday"}"#;
-        assert!(reasons(SourceFormat::K8sAudit, bad_time.as_bytes())[0].contains("yesterday"));
+        assert!(reasons(SourceFormat::K8sAudit, bad_time.as_bytes())[0]
+            .starts_with("invalid requestReceivedTimestamp: 'yesterday'"));
+        // A bad time is reported under its own name, even when another time is good.
+        let bad_stage = r#"{"kind":"Event","auditID":"a","verb":"get","requestReceivedTimestamp":"2024-01-01T00:00:00Z","stageTimestamp":"2024-13-01T00:00:00Z"}"#;
+        assert!(reasons(SourceFormat::K8sAudit, bad_stage.as_bytes())[0]
+            .starts_with("invalid stageTimestamp: '2024-13-01T00:00:00Z'"));
+        let bad_legacy = r#"{"kind":"Event","auditID":"a","verb":"get","timestamp":"soon"}"#;
+        assert!(reasons(SourceFormat::K8sAudit, bad_legacy.as_bytes())[0]
+            .starts_with("invalid timestamp: 'soon'"));
+        // Lists of texts hold texts.
+        for list in [r#""sourceIPs":"10.0.0.1""#, r#""user":{"groups":["a",7]}"#] {
+            let event = format!(
+                r#"{{"kind":"Event","auditID":"a","verb":"get","requestReceivedTimestamp":"2024-01-01T00:00:00Z",{list}}}"#
+            );
+            let reason = &reasons(SourceFormat::K8sAudit, event.as_bytes())[0];
+            assert!(
+                reason.starts_with("unexpected value: invalid type"),
+                "{reason}"
+            );
+            assert!(reason.contains("expected a"), "{reason}");
+        }
         let core_event = r#"{"kind":"Event","apiVersion":"v1","metadata":{"creationTimestamp":"2024-01-01T00:00:00Z"},"reason":"Pulled"}"#;
         assert!(reasons(SourceFormat::K8sAudit, core_event.as_bytes())[0].contains("core Event"));
         // Bytes that are not UTF-8, outside or inside a string, say where.

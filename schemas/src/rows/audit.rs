@@ -14,7 +14,7 @@ type Text<'a> = Option<Cow<'a, str>>;
 /// into their column.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct AuditEvent<'a> {
-    /// `stageTimestamp`, else `requestReceivedTimestamp`, else the legacy `timestamp`.
+    /// `requestReceivedTimestamp`, else `stageTimestamp`, else the legacy `timestamp`.
     pub event_time: i64,
     pub cluster: Text<'a>,
     pub namespace: Text<'a>,
