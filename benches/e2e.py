@@ -19,6 +19,7 @@ JSON (default target/kubetrail-e2e/results-N.json) for comparison between commit
 """
 
 import argparse
+import collections
 import datetime
 import json
 import os
@@ -49,8 +50,12 @@ class Failed(Exception):
 GNU_TIME = Path("/usr/bin/time")
 
 
+Measured = collections.namedtuple("Measured", "seconds rss stdout cpu")
+
+
 def measure(cmd):
-    """Runs a command to completion: (wall seconds, peak RSS in bytes, stdout text).
+    """Runs a command to completion: wall seconds, peak RSS in bytes, stdout text and CPU
+    seconds (user and system, the command's and its children's).
 
     The peak RSS comes from GNU time wrapped around the command: a child's own rusage
     also counts the pages of the process that forked it, so a large harness would inflate
@@ -75,7 +80,19 @@ def measure(cmd):
     stdout = out.read()
     if proc.returncode != 0:
         raise Failed(f"{' '.join(map(str, cmd))} exited {proc.returncode}: {err.read().strip()[-800:]}")
-    return seconds, rss_kb * 1024, stdout
+    cpu = usage.ru_utime + usage.ru_stime
+    return Measured(seconds, rss_kb * 1024, stdout, cpu)
+
+
+def process_cpu(pid):
+    """A function reading the CPU seconds (user and system) a running process has used."""
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def read():
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+    return read
 
 
 class Figure:
@@ -306,11 +323,11 @@ class Bench:
         for run in range(self.args.runs):
             lake = self.work / f"ingest-lake-{run}"
             shutil.rmtree(lake, ignore_errors=True)
-            s, rss, _ = self.kubetrail("ingest", "file", "--lake", lake, "--quiet", self.audit)
+            s, rss, _, _ = self.kubetrail("ingest", "file", "--lake", lake, "--quiet", self.audit)
             ours.append((s, rss))
             shutil.rmtree(lake, ignore_errors=True)
             parquet = self.work / "duckdb-audit.parquet"
-            s, rss, _ = measure([
+            s, rss, _, _ = measure([
                 self.python, __file__, "duck-convert", "--input", self.audit,
                 "--output", parquet, "--threads", self.cores,
             ])
@@ -359,16 +376,23 @@ class Bench:
         try:
             subprocess.run([broker_script, "topic", broker_dir, "audit", "2"], check=True,
                            capture_output=True)
-            s, _, _ = self.kubetrail("produce", "--brokers", brokers, "--topic", "audit", sample)
+            s = self.kubetrail("produce", "--brokers", brokers, "--topic", "audit", sample).seconds
             self.add("kafka: produce to tansu", "events/s", [n / s])
             lake = self.work / "kafka-lake"
             shutil.rmtree(lake, ignore_errors=True)
-            s, rss, _ = self.kubetrail("ingest", "kafka", "--lake", lake, "--brokers", brokers,
-                                       "--topic", "audit=k8s-audit", "--until-caught-up",
-                                       "--linger", "1s")
+            broker_cpu = process_cpu(int((broker_dir / "broker.pid").read_text()))
+            before = broker_cpu()
+            s, rss, _, cpu = self.kubetrail("ingest", "kafka", "--lake", lake, "--brokers",
+                                            brokers, "--topic", "audit=k8s-audit",
+                                            "--until-caught-up", "--linger", "1s")
             self.add("kafka: Kafka -> lake", "events/s", [n / s],
                      note=f"{n:,} events, ingest kafka --until-caught-up, whole process")
             self.add("kafka: ingest peak RSS", "MB", [rss / 1e6], higher_is_better=False)
+            # A test broker can be the slower side: whose CPU the run took says which.
+            self.add("kafka: ingester CPU per event", "us", [cpu / n * 1e6],
+                     higher_is_better=False, note="user + system")
+            self.add("kafka: broker CPU per event", "us", [(broker_cpu() - before) / n * 1e6],
+                     higher_is_better=False, note="tansu, while the ingester read")
             self.kafka_latency(brokers, lake)
         finally:
             subprocess.run([broker_script, "stop", broker_dir], capture_output=True)
@@ -394,7 +418,7 @@ class Bench:
                 started = time.perf_counter()
                 self.kubetrail("produce", "--brokers", brokers, "--topic", "audit", one)
                 while True:
-                    _, _, out = self.kubetrail(
+                    _, _, out, _ = self.kubetrail(
                         "sql", "--lake", lake, "--format", "csv",
                         f"SELECT count(*) FROM k8s_audit WHERE audit_id = '{marker}'")
                     if out.strip().splitlines()[-1].strip() == "1":
@@ -415,8 +439,8 @@ class Bench:
 
         s_runs = []
         for _ in range(self.args.runs):
-            s, rss, _ = self.kubetrail("detect", "run", "--lake", self.lake, "--from", DAY_FROM,
-                                       "--to", DAY_TO, "--format", "csv")
+            s, rss, _, _ = self.kubetrail("detect", "run", "--lake", self.lake, "--from",
+                                          DAY_FROM, "--to", DAY_TO, "--format", "csv")
             s_runs.append((s, rss))
         self.add("detect: whole pack (49 rules), kubetrail", "s", [s for s, _ in s_runs],
                  higher_is_better=False)
@@ -452,8 +476,8 @@ class Bench:
 
         spec = self.work / "duckdb-rules.json"
         write_spec(rules)
-        _, _, out = measure([self.python, __file__, "duck-rules", "--spec", spec,
-                             "--threads", self.cores])
+        _, _, out, _ = measure([self.python, __file__, "duck-rules", "--spec", spec,
+                                "--threads", self.cores])
         probe = json.loads(out)
         portable = sorted(r for r, v in probe.items() if "seconds" in v)
         refused = {r: v["error"] for r, v in probe.items() if "error" in v}
@@ -469,11 +493,11 @@ class Bench:
         write_spec({r: rules[r] for r in portable})
         ours, theirs = [], []
         for _ in range(self.args.runs):
-            s, _, _ = self.kubetrail("detect", "run", "--rules", portable_dir, "--lake", self.lake,
-                                     "--from", DAY_FROM, "--to", DAY_TO, "--format", "csv")
+            s = self.kubetrail("detect", "run", "--rules", portable_dir, "--lake", self.lake,
+                               "--from", DAY_FROM, "--to", DAY_TO, "--format", "csv").seconds
             ours.append(s)
-            s, _, _ = measure([self.python, __file__, "duck-rules", "--spec", spec,
-                               "--threads", self.cores])
+            s = measure([self.python, __file__, "duck-rules", "--spec", spec,
+                         "--threads", self.cores]).seconds
             theirs.append(s)
         a = self.add(f"detect: {len(portable)} portable rules, kubetrail", "s", ours,
                      higher_is_better=False, note="whole process: lake open, rules, alerts written")
@@ -486,8 +510,8 @@ class Bench:
     def timeline(self):
         runs = []
         for _ in range(max(self.args.runs, 5)):
-            s, rss, _ = self.kubetrail("timeline", "--lake", self.lake, "--pod", POD, "--around",
-                                       ATTACK, "--window", "2h")
+            s, rss, _, _ = self.kubetrail("timeline", "--lake", self.lake, "--pod", POD,
+                                          "--around", ATTACK, "--window", "2h")
             runs.append((s, rss))
         self.add("timeline: --pod, 2 h, depth 1", "s", [s for s, _ in runs],
                  higher_is_better=False, note="whole process; target < 1 s")
