@@ -16,7 +16,7 @@ use kubetrail_schemas::{DecodeOptions, SourceFormat, Table};
 use tokio::sync::mpsc;
 
 use crate::batch::BatchLimits;
-use crate::decode_pool::{Chunk, Dispatch, CHUNK_BYTES, CHUNK_RECORDS};
+use crate::decode_pool::Dispatch;
 use crate::error::IngestError;
 use crate::lake::{CommitMarker, Lake, TableWriter};
 use crate::source::{input, InputPath, Progress, RecordReader, DEFAULT_MAX_RECORD_BYTES};
@@ -148,24 +148,23 @@ fn decode_input(
         tx,
     );
     let mut format = options.format;
-    let mut chunk = Chunk::new(format);
-    let mut chunk_bytes = 0;
+    let mut chunk = workers.chunk(format);
     let mut records = 0u64;
-    for record in RecordReader::with_max_record_bytes(opened.reader, options.max_record_bytes) {
+    let mut reader = RecordReader::with_max_record_bytes(opened.reader, options.max_record_bytes);
+    while chunk.read_record(&mut reader) {
         records += 1;
-        if format.is_none() && record.problem.is_none() {
-            if let Some(found) = SourceFormat::sniff(&record.bytes) {
+        if format.is_none() {
+            if let Some(found) = chunk.last_sound_record().and_then(SourceFormat::sniff) {
                 // Records before this one stay unrecognised; this one and those after are `found`.
                 format = Some(found);
-                workers.send(std::mem::replace(&mut chunk, Chunk::new(format)))?;
-                chunk_bytes = 0;
+                let mut recognised = workers.chunk(format);
+                chunk.move_last_record(&mut recognised);
+                workers.send(std::mem::replace(&mut chunk, recognised))?;
             }
         }
-        chunk_bytes += record.bytes.len();
-        chunk.records.push(record);
-        if chunk.records.len() >= CHUNK_RECORDS || chunk_bytes >= CHUNK_BYTES {
-            workers.send(std::mem::replace(&mut chunk, Chunk::new(format)))?;
-            chunk_bytes = 0;
+        if chunk.is_full() {
+            let next = workers.chunk(format);
+            workers.send(std::mem::replace(&mut chunk, next))?;
         }
     }
     workers.send(chunk)?;

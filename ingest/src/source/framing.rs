@@ -19,6 +19,16 @@ pub struct Record {
     pub problem: Option<String>,
 }
 
+/// A record read onto the end of a caller's buffer ([`RecordReader::read_into`]): all but
+/// its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordHead {
+    /// 1-based line number of the record's first byte.
+    pub line: i64,
+    /// Why the record cannot be decoded as it is, if it cannot.
+    pub problem: Option<String>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Lines,
@@ -95,14 +105,14 @@ impl<'a> RecordReader<'a> {
         Ok(mode)
     }
 
-    fn next_line_record(&mut self) -> io::Result<Option<Record>> {
+    fn next_line_record(&mut self, out: &mut Vec<u8>) -> io::Result<Option<RecordHead>> {
+        let start = out.len();
         loop {
-            let mut bytes = Vec::new();
             let line = self.line;
             let (ended, total) =
-                match read_line_bounded(&mut self.reader, &mut bytes, self.max_bytes) {
+                match read_line_bounded(&mut self.reader, out, start, self.max_bytes) {
                     Ok(r) => r,
-                    Err(e) => return Ok(Some(self.fail(bytes, e))),
+                    Err(e) => return Ok(Some(self.fail(e))),
                 };
             if ended {
                 self.line += 1;
@@ -110,22 +120,19 @@ impl<'a> RecordReader<'a> {
             if total == 0 && !ended {
                 return Ok(None);
             }
-            if bytes.last() == Some(&b'\r') {
-                bytes.pop();
+            if out.last() == Some(&b'\r') && out.len() > start {
+                out.pop();
             }
-            if bytes.iter().all(u8::is_ascii_whitespace) && total <= self.max_bytes {
+            if out[start..].iter().all(u8::is_ascii_whitespace) && total <= self.max_bytes {
+                out.truncate(start);
                 continue; // blank line
             }
             let problem = (total > self.max_bytes).then(|| oversize(total, self.max_bytes));
-            return Ok(Some(Record {
-                bytes,
-                line,
-                problem,
-            }));
+            return Ok(Some(RecordHead { line, problem }));
         }
     }
 
-    fn next_json_record(&mut self) -> io::Result<Option<Record>> {
+    fn next_json_record(&mut self, out: &mut Vec<u8>) -> io::Result<Option<RecordHead>> {
         loop {
             let Some(byte) = self.peek()? else {
                 return Ok(None);
@@ -145,10 +152,10 @@ impl<'a> RecordReader<'a> {
                     self.in_array = false;
                     self.reader.consume(1);
                 }
-                b'{' | b'[' => return self.scan_value().map(Some),
-                _ if self.in_array => return self.scan_value().map(Some),
+                b'{' | b'[' => return self.scan_value(out).map(Some),
+                _ if self.in_array => return self.scan_value(out).map(Some),
                 // Garbage between top-level values: the rest of its line is one bad record.
-                _ => return self.next_line_record(),
+                _ => return self.next_line_record(out),
             }
         }
     }
@@ -159,9 +166,9 @@ impl<'a> RecordReader<'a> {
 
     /// Scans one JSON value (object, array or, inside an array, a scalar) by tracking
     /// nesting and strings. Ends at the matching bracket, or for scalars before `,`/`]`.
-    fn scan_value(&mut self) -> io::Result<Record> {
+    fn scan_value(&mut self, out: &mut Vec<u8>) -> io::Result<RecordHead> {
         let line = self.line;
-        let mut bytes = Vec::new();
+        let start = out.len();
         let mut total = 0usize;
         let mut depth = 0usize;
         let mut in_string = false;
@@ -169,7 +176,7 @@ impl<'a> RecordReader<'a> {
         loop {
             let buf = match self.reader.fill_buf() {
                 Ok(buf) => buf,
-                Err(e) => return Ok(self.fail(bytes, e)),
+                Err(e) => return Ok(self.fail(e)),
             };
             if buf.is_empty() {
                 break; // input ended inside the value: the decoder will say so
@@ -206,30 +213,26 @@ impl<'a> RecordReader<'a> {
                     break;
                 }
             }
-            let take = (self.max_bytes.saturating_sub(bytes.len())).min(used);
-            bytes.extend_from_slice(&buf[..take]);
+            let take = (self.max_bytes.saturating_sub(out.len() - start)).min(used);
+            out.extend_from_slice(&buf[..take]);
             total += used;
             self.reader.consume(used);
             if done {
                 break;
             }
         }
-        while bytes.last().is_some_and(u8::is_ascii_whitespace) {
-            bytes.pop();
+        while out.len() > start && out.last().is_some_and(u8::is_ascii_whitespace) {
+            out.pop();
         }
         let problem = (total > self.max_bytes).then(|| oversize(total, self.max_bytes));
-        Ok(Record {
-            bytes,
-            line,
-            problem,
-        })
+        Ok(RecordHead { line, problem })
     }
 }
 
-impl Iterator for RecordReader<'_> {
-    type Item = Record;
-
-    fn next(&mut self) -> Option<Record> {
+impl RecordReader<'_> {
+    /// Reads the next record onto the end of `out`, so that many records can share one
+    /// buffer; `None` at the end of the input.
+    pub fn read_into(&mut self, out: &mut Vec<u8>) -> Option<RecordHead> {
         if self.finished {
             return None;
         }
@@ -240,40 +243,55 @@ impl Iterator for RecordReader<'_> {
                     self.mode = Some(mode);
                     mode
                 }
-                Err(e) => return Some(self.fail(Vec::new(), e)),
+                Err(e) => return Some(self.fail(e)),
             },
         };
         let result = match mode {
-            Mode::Lines => self.next_line_record(),
-            Mode::JsonValues => self.next_json_record(),
+            Mode::Lines => self.next_line_record(out),
+            Mode::JsonValues => self.next_json_record(out),
         };
         match result {
-            Ok(Some(record)) => Some(record),
+            Ok(Some(head)) => Some(head),
             Ok(None) => {
                 self.finished = true;
                 None
             }
-            Err(e) => Some(self.fail(Vec::new(), e)),
+            Err(e) => Some(self.fail(e)),
         }
     }
-}
 
-impl RecordReader<'_> {
-    fn fail(&mut self, bytes: Vec<u8>, error: io::Error) -> Record {
+    /// Ends the stream with a record of whatever was read of it before `error`.
+    fn fail(&mut self, error: io::Error) -> RecordHead {
         self.finished = true;
-        Record {
-            bytes,
+        RecordHead {
             line: self.line,
             problem: Some(format!("input ends early: {error}")),
         }
     }
 }
 
-/// Reads up to and excluding `\n`, keeping at most `max` bytes. Returns whether a newline
-/// ended the line and how many bytes the line had in all.
+/// Each record in a buffer of its own.
+impl Iterator for RecordReader<'_> {
+    type Item = Record;
+
+    fn next(&mut self) -> Option<Record> {
+        let mut bytes = Vec::new();
+        let head = self.read_into(&mut bytes)?;
+        Some(Record {
+            bytes,
+            line: head.line,
+            problem: head.problem,
+        })
+    }
+}
+
+/// Reads up to and excluding `\n` onto `out`, keeping at most `max` bytes of the line (the
+/// line starts at `out[start]`). Returns whether a newline ended the line and how many
+/// bytes the line had in all.
 fn read_line_bounded(
     reader: &mut dyn BufRead,
     out: &mut Vec<u8>,
+    start: usize,
     max: usize,
 ) -> io::Result<(bool, usize)> {
     let mut total = 0;
@@ -286,7 +304,7 @@ fn read_line_bounded(
             Some(i) => (&buf[..i], true),
             None => (buf, false),
         };
-        let room = max.saturating_sub(out.len());
+        let room = max.saturating_sub(out.len() - start);
         out.extend_from_slice(&chunk[..chunk.len().min(room)]);
         total += chunk.len();
         let used = chunk.len() + usize::from(ended);
@@ -389,6 +407,51 @@ mod tests {
         assert_eq!(got[0].0.len(), 64);
         assert!(got[0].2.as_deref().unwrap().contains("108 bytes"));
         assert_eq!(got[1].0, "{\"b\":1}");
+    }
+
+    #[test]
+    fn records_read_into_one_buffer_are_bounded_each_on_their_own() {
+        // The limit is per record, wherever in the buffer the record starts.
+        let input = format!(
+            "{{\"a\":\"{}\"}}\r\n\n{{\"b\":\"{}\"}}\n{{\"c\":1}}",
+            "x".repeat(50),
+            "y".repeat(100)
+        );
+        let mut reader = RecordReader::with_max_record_bytes(input.as_bytes(), 64);
+        let mut buffer = b"earlier records".to_vec();
+        let mut ends = vec![buffer.len()];
+        let mut heads = Vec::new();
+        while let Some(head) = reader.read_into(&mut buffer) {
+            heads.push(head);
+            ends.push(buffer.len());
+        }
+        let texts: Vec<&[u8]> = ends.windows(2).map(|w| &buffer[w[0]..w[1]]).collect();
+        assert_eq!(texts.len(), 3);
+        assert_eq!(texts[0].len(), 58, "CR dropped, nothing cut");
+        assert_eq!(
+            heads[0],
+            RecordHead {
+                line: 1,
+                problem: None
+            }
+        );
+        assert_eq!(texts[1].len(), 64, "cut at the limit");
+        assert_eq!(heads[1].line, 3);
+        assert!(heads[1].problem.as_deref().unwrap().contains("108 bytes"));
+        assert_eq!(texts[2], b"{\"c\":1}");
+        assert!(buffer.starts_with(b"earlier records"));
+    }
+
+    #[test]
+    fn pretty_values_read_into_one_buffer_keep_their_own_bytes() {
+        let mut reader = RecordReader::new(&b"[{\"a\": 1},\n {\"b\": [2]}  ]"[..]);
+        let mut buffer = Vec::new();
+        assert!(reader.read_into(&mut buffer).is_some());
+        assert_eq!(buffer, b"{\"a\": 1}");
+        let head = reader.read_into(&mut buffer).unwrap();
+        assert_eq!(buffer, b"{\"a\": 1}{\"b\": [2]}");
+        assert_eq!(head.line, 2);
+        assert_eq!(reader.read_into(&mut buffer), None);
     }
 
     #[test]

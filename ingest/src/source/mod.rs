@@ -3,5 +3,5 @@
 pub mod framing;
 pub mod input;
 
-pub use framing::{Record, RecordReader, DEFAULT_MAX_RECORD_BYTES};
+pub use framing::{Record, RecordHead, RecordReader, DEFAULT_MAX_RECORD_BYTES};
 pub use input::{InputPath, NoProgress, Progress};
