@@ -532,6 +532,71 @@ mod bad_input {
     }
 
     #[test]
+    fn an_audit_record_that_is_not_strict_json_is_rejected_whole_with_where() {
+        let head = r#"{"kind":"Event","auditID":"a","verb":"get","requestReceivedTimestamp":"2024-01-01T00:00:00Z""#;
+        for (tail, reason) in [
+            // Broken JSON in a field nobody reads is still broken JSON.
+            (
+                r#","unread":{"x":[1,]}}"#,
+                "invalid JSON: expected a value at byte",
+            ),
+            (r#","unread":tru}"#, "invalid JSON: expected true at byte"),
+            (
+                r#","unread":01}"#,
+                "invalid JSON: expected no leading zero at byte",
+            ),
+            ("}{}", "invalid JSON: expected the end of the text at byte"),
+            (
+                r#","verb":"list"}"#,
+                "unexpected value: duplicate field `verb`",
+            ),
+            ("", "invalid JSON: the text ends early, expected ',' or '}'"),
+            (
+                ",\"userAgent\":\"curl\u{1}\"}",
+                "invalid JSON: control character in a string at byte",
+            ),
+            (
+                r#","userAgent":"\q"}"#,
+                "invalid JSON: expected an escape character at byte",
+            ),
+            (
+                r#","user":"alice"}"#,
+                "unexpected value: invalid type: a string, expected a user object",
+            ),
+            (
+                r#","responseStatus":{"code":200.5}}"#,
+                "unexpected value: invalid value: 200.5, expected a 32-bit integer",
+            ),
+        ] {
+            let record = format!("{head}{tail}");
+            let reasons = reasons(SourceFormat::K8sAudit, record.as_bytes());
+            assert_eq!(reasons.len(), 1, "{record}");
+            assert!(reasons[0].starts_with(reason), "{record}: {}", reasons[0]);
+        }
+        for record in ["[]", "null", "7", r#""Event""#] {
+            let reasons = reasons(SourceFormat::K8sAudit, record.as_bytes());
+            assert!(
+                reasons[0].starts_with("unexpected value: invalid type:"),
+                "{record}: {reasons:?}"
+            );
+            assert!(
+                reasons[0].contains("expected an audit event object"),
+                "{reasons:?}"
+            );
+        }
+        // Nulls are absent fields; whitespace is fine wherever JSON allows it.
+        let spaced = " {\n \"kind\" : \"Event\" ,\t\"auditID\":\"a\", \"verb\": \"get\", \"user\": null, \"objectRef\": null, \"requestReceivedTimestamp\" :\"2024-01-01T00:00:00Z\" } \r\n";
+        let out = decode_all(SourceFormat::K8sAudit, &[spaced.as_bytes().to_vec()]);
+        assert_eq!(
+            (out.audit.len(), out.rejected.len()),
+            (1, 0),
+            "{:?}",
+            out.rejected
+        );
+        assert_eq!(out.audit[0].user_name, None);
+    }
+
+    #[test]
     fn escaped_texts_decode_whether_borrowed_or_not_and_annotations_must_be_an_object() {
         let event = |user: &str, annotations: &str| {
             format!(

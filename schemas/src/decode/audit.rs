@@ -7,11 +7,12 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 
-use serde::de::{Deserializer, SeqAccess, Visitor};
+use serde::de::{Deserializer, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use super::scan::Scanner;
 use super::{DecodeError, DecodeOptions, Output};
 use crate::redact::Redactor;
 use crate::rows::AuditEvent;
@@ -53,158 +54,216 @@ impl std::ops::Deref for Text<'_> {
 
 type Str<'a> = Option<Text<'a>>;
 
-/// A list of JSON strings, borrowed like [`Text`]. Read into room for four from the start:
-/// serde's own `Vec` starts empty (serde_json cannot tell a list's length) and grew twice
-/// for an event's groups and addresses, 1 % of ingest's instructions.
-struct TextList<'a>(Vec<Cow<'a, str>>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for TextList<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct ListVisitor<'a>(PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for ListVisitor<'a> {
-            type Value = TextList<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a list of strings")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<TextList<'a>, A::Error> {
-                let mut texts = Vec::with_capacity(seq.size_hint().unwrap_or(4).min(64));
-                while let Some(Text(text)) = seq.next_element()? {
-                    texts.push(text);
-                }
-                Ok(TextList(texts))
-            }
-        }
-        d.deserialize_seq(ListVisitor(PhantomData))
-    }
-}
-
 /// The text of an optional field, as the row holds it.
 fn cow(text: Str) -> Option<Cow<str>> {
     text.map(|t| t.0)
 }
 
-/// Every shape an audit record can take, read in one pass: the fields of an Event plus the
-/// fields by which the wrappers are recognised.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// Every shape an audit record can take, read in one pass ([`Envelope::scan`]): the fields
+/// of an Event plus the fields by which the wrappers are recognised.
+#[derive(Default)]
 struct Envelope<'a> {
-    #[serde(borrow)]
     kind: Str<'a>,
-    #[serde(borrow)]
     api_version: Str<'a>,
-    #[serde(rename = "auditID", borrow)]
     audit_id: Str<'a>,
-    #[serde(borrow)]
     level: Str<'a>,
-    #[serde(borrow)]
     stage: Str<'a>,
-    #[serde(rename = "requestURI", borrow)]
     request_uri: Str<'a>,
-    #[serde(borrow)]
     verb: Str<'a>,
-    #[serde(borrow)]
     user: Option<UserInfo<'a>>,
-    #[serde(borrow)]
     impersonated_user: Option<UserInfo<'a>>,
-    #[serde(rename = "sourceIPs", borrow)]
-    source_ips: Option<TextList<'a>>,
-    #[serde(borrow)]
+    source_ips: Option<Vec<Cow<'a, str>>>,
     user_agent: Str<'a>,
-    #[serde(borrow)]
     object_ref: Option<ObjectRef<'a>>,
-    #[serde(borrow)]
     response_status: Option<Status<'a>>,
-    #[serde(borrow)]
-    request_object: Option<&'a RawValue>,
-    #[serde(borrow)]
-    response_object: Option<&'a RawValue>,
-    #[serde(borrow)]
+    /// JSON text, as the record holds it.
+    request_object: Option<&'a str>,
+    response_object: Option<&'a str>,
     request_received_timestamp: Str<'a>,
-    #[serde(borrow)]
     stage_timestamp: Str<'a>,
     /// v1beta1 and GKE.
-    #[serde(borrow)]
     timestamp: Str<'a>,
-    #[serde(borrow)]
-    metadata: Option<LegacyMeta<'a>>,
+    metadata_creation_timestamp: Str<'a>,
     /// Kept as they came (only two are read): the column holds them as JSON text.
-    #[serde(borrow)]
-    annotations: Option<&'a RawValue>,
+    annotations: Option<&'a str>,
 
+    // The wrappers, rare next to plain events: read by serde from their own text.
     // EventList
-    #[serde(borrow)]
     items: Option<Vec<&'a RawValue>>,
     // EKS through CloudWatch Logs: a subscription batch, or one exported log event.
-    #[serde(borrow)]
     log_events: Option<Vec<CloudWatchEvent<'a>>>,
-    #[serde(borrow)]
     log_group: Str<'a>,
-    #[serde(borrow)]
     message: Str<'a>,
-    #[serde(rename = "@message", borrow)]
     at_message: Str<'a>,
     // AKS diagnostic logs, alone or in an Event Hubs `records` batch.
-    #[serde(borrow)]
     category: Str<'a>,
-    #[serde(borrow)]
     properties: Option<AksProperties<'a>>,
-    #[serde(borrow)]
     resource_id: Str<'a>,
-    #[serde(borrow)]
     records: Option<Vec<&'a RawValue>>,
     // GKE Cloud Audit Logs.
-    #[serde(borrow)]
-    proto_payload: Option<&'a RawValue>,
-    #[serde(borrow)]
+    proto_payload: Option<&'a str>,
     resource: Option<GcpResource<'a>>,
-    #[serde(borrow)]
     operation: Option<GcpOperation<'a>>,
-    #[serde(borrow)]
     insert_id: Str<'a>,
     labels: Option<BTreeMap<String, Value>>,
 }
 
-#[derive(Deserialize)]
-struct UserInfo<'a> {
-    #[serde(borrow)]
-    username: Str<'a>,
-    #[serde(borrow)]
-    uid: Str<'a>,
-    #[serde(borrow)]
-    groups: Option<TextList<'a>>,
+impl<'a> Envelope<'a> {
+    /// Reads a record's JSON text. A field given twice is an error, as is anything that
+    /// is not JSON, even in fields nobody reads.
+    fn scan(record: &'a str) -> Result<Envelope<'a>, DecodeError> {
+        let mut s = Scanner::new(record);
+        let mut env = Envelope::default();
+        let e = &mut env;
+        let present = s.object("an audit event object", |s, key| match key {
+            "kind" => once(&mut e.kind, text(s)?, key),
+            "apiVersion" => once(&mut e.api_version, text(s)?, key),
+            "auditID" => once(&mut e.audit_id, text(s)?, key),
+            "level" => once(&mut e.level, text(s)?, key),
+            "stage" => once(&mut e.stage, text(s)?, key),
+            "requestURI" => once(&mut e.request_uri, text(s)?, key),
+            "verb" => once(&mut e.verb, text(s)?, key),
+            "user" => once(&mut e.user, UserInfo::scan(s)?, key),
+            "impersonatedUser" => once(&mut e.impersonated_user, UserInfo::scan(s)?, key),
+            "sourceIPs" => once(&mut e.source_ips, s.texts()?, key),
+            "userAgent" => once(&mut e.user_agent, text(s)?, key),
+            "objectRef" => once(&mut e.object_ref, ObjectRef::scan(s)?, key),
+            "responseStatus" => once(&mut e.response_status, Status::scan(s)?, key),
+            "requestObject" => once(&mut e.request_object, s.raw()?, key),
+            "responseObject" => once(&mut e.response_object, s.raw()?, key),
+            "requestReceivedTimestamp" => once(&mut e.request_received_timestamp, text(s)?, key),
+            "stageTimestamp" => once(&mut e.stage_timestamp, text(s)?, key),
+            "timestamp" => once(&mut e.timestamp, text(s)?, key),
+            "metadata" => {
+                let mut created = None;
+                s.object("an object", |s, key| match key {
+                    "creationTimestamp" => once(&mut created, text(s)?, key),
+                    _ => s.skip(),
+                })?;
+                once(&mut e.metadata_creation_timestamp, created, key)
+            }
+            "annotations" => once(&mut e.annotations, s.raw()?, key),
+            "items" => once(&mut e.items, by_serde(s)?, key),
+            "logEvents" => once(&mut e.log_events, by_serde(s)?, key),
+            "logGroup" => once(&mut e.log_group, text(s)?, key),
+            "message" => once(&mut e.message, text(s)?, key),
+            "@message" => once(&mut e.at_message, text(s)?, key),
+            "category" => once(&mut e.category, text(s)?, key),
+            "properties" => once(&mut e.properties, by_serde(s)?, key),
+            "resourceId" => once(&mut e.resource_id, text(s)?, key),
+            "records" => once(&mut e.records, by_serde(s)?, key),
+            "protoPayload" => once(&mut e.proto_payload, s.raw()?, key),
+            "resource" => once(&mut e.resource, by_serde(s)?, key),
+            "operation" => once(&mut e.operation, by_serde(s)?, key),
+            "insertId" => once(&mut e.insert_id, text(s)?, key),
+            "labels" => once(&mut e.labels, by_serde(s)?, key),
+            _ => s.skip(),
+        })?;
+        s.finish()?;
+        if !present {
+            return Err(DecodeError::Shape(
+                "invalid type: null, expected an audit event object".into(),
+            ));
+        }
+        Ok(env)
+    }
 }
 
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
+/// Sets a field read from the record, refusing one given twice.
+fn once<T>(slot: &mut Option<T>, value: Option<T>, key: &str) -> Result<(), DecodeError> {
+    if slot.is_some() && value.is_some() {
+        return Err(DecodeError::Shape(format!("duplicate field `{key}`")));
+    }
+    if value.is_some() {
+        *slot = value;
+    }
+    Ok(())
+}
+
+fn text<'a>(s: &mut Scanner<'a>) -> Result<Str<'a>, DecodeError> {
+    Ok(s.text()?.map(Text))
+}
+
+/// A value read by serde from its own text.
+fn by_serde<'a, T: Deserialize<'a>>(s: &mut Scanner<'a>) -> Result<Option<T>, DecodeError> {
+    match s.raw()? {
+        Some(raw) => serde_json::from_str(raw)
+            .map(Some)
+            .map_err(DecodeError::json),
+        None => Ok(None),
+    }
+}
+
+struct UserInfo<'a> {
+    username: Str<'a>,
+    uid: Str<'a>,
+    groups: Option<Vec<Cow<'a, str>>>,
+}
+
+impl<'a> UserInfo<'a> {
+    fn scan(s: &mut Scanner<'a>) -> Result<Option<Self>, DecodeError> {
+        let (mut username, mut uid, mut groups) = (None, None, None);
+        let present = s.object("a user object", |s, key| match key {
+            "username" => once(&mut username, text(s)?, key),
+            "uid" => once(&mut uid, text(s)?, key),
+            "groups" => once(&mut groups, s.texts()?, key),
+            _ => s.skip(),
+        })?;
+        Ok(present.then_some(UserInfo {
+            username,
+            uid,
+            groups,
+        }))
+    }
+}
+
+#[derive(Default)]
 struct ObjectRef<'a> {
-    #[serde(borrow)]
     resource: Str<'a>,
-    #[serde(borrow)]
     namespace: Str<'a>,
-    #[serde(borrow)]
     name: Str<'a>,
-    #[serde(borrow)]
     api_group: Str<'a>,
-    #[serde(borrow)]
     api_version: Str<'a>,
-    #[serde(borrow)]
     subresource: Str<'a>,
 }
 
-#[derive(Deserialize)]
+impl<'a> ObjectRef<'a> {
+    fn scan(s: &mut Scanner<'a>) -> Result<Option<Self>, DecodeError> {
+        let mut r = ObjectRef::default();
+        let present = s.object("an objectRef object", |s, key| match key {
+            "resource" => once(&mut r.resource, text(s)?, key),
+            "namespace" => once(&mut r.namespace, text(s)?, key),
+            "name" => once(&mut r.name, text(s)?, key),
+            "apiGroup" => once(&mut r.api_group, text(s)?, key),
+            "apiVersion" => once(&mut r.api_version, text(s)?, key),
+            "subresource" => once(&mut r.subresource, text(s)?, key),
+            _ => s.skip(),
+        })?;
+        Ok(present.then_some(r))
+    }
+}
+
 struct Status<'a> {
     code: Option<i32>,
-    #[serde(borrow)]
     reason: Str<'a>,
-    #[serde(borrow)]
     message: Str<'a>,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct LegacyMeta<'a> {
-    #[serde(borrow)]
-    creation_timestamp: Str<'a>,
+impl<'a> Status<'a> {
+    fn scan(s: &mut Scanner<'a>) -> Result<Option<Self>, DecodeError> {
+        let (mut code, mut reason, mut message) = (None, None, None);
+        let present = s.object("a responseStatus object", |s, key| match key {
+            "code" => once(&mut code, s.int32()?, key),
+            "reason" => once(&mut reason, text(s)?, key),
+            "message" => once(&mut message, text(s)?, key),
+            _ => s.skip(),
+        })?;
+        Ok(present.then_some(Status {
+            code,
+            reason,
+            message,
+        }))
+    }
 }
 
 #[derive(Deserialize)]
@@ -213,29 +272,30 @@ struct CloudWatchEvent<'a> {
     message: Text<'a>,
 }
 
-/// The two annotations that get columns of their own.
-#[derive(Deserialize)]
-struct AuthzAnnotations<'a> {
-    #[serde(rename = "authorization.k8s.io/decision", borrow)]
-    decision: Option<&'a RawValue>,
-    #[serde(rename = "authorization.k8s.io/reason", borrow)]
-    reason: Option<&'a RawValue>,
-}
-
-impl<'a> AuthzAnnotations<'a> {
-    /// Annotations are a map of strings; anything else is not an annotation set.
-    fn read(raw: &'a RawValue) -> Result<Self, DecodeError> {
-        if !raw.get().starts_with('{') {
-            return Err(DecodeError::invalid("annotations", "not an object"));
-        }
-        serde_json::from_str(raw.get())
-            .map_err(|e| DecodeError::invalid("annotations", e.to_string()))
+/// The two annotations that get columns of their own. Annotations are a map of strings;
+/// anything else is not an annotation set. A value that is not text is left out and the
+/// event still lands.
+fn authz_annotations(raw: &str) -> Result<[Option<Cow<'_, str>>; 2], DecodeError> {
+    if !raw.starts_with('{') {
+        return Err(DecodeError::invalid("annotations", "not an object"));
     }
-
-    /// An annotation's text; a value that is not text is left out and the event still lands.
-    fn text(value: Option<&'a RawValue>) -> Option<Cow<'a, str>> {
-        serde_json::from_str::<Text>(value?.get()).ok().map(|t| t.0)
-    }
+    let mut found = [None, None];
+    Scanner::new(raw)
+        .object("an object", |s, key| {
+            let slot = match key {
+                "authorization.k8s.io/decision" => &mut found[0],
+                "authorization.k8s.io/reason" => &mut found[1],
+                _ => return s.skip(),
+            };
+            match s.text() {
+                Ok(text) => *slot = text,
+                Err(DecodeError::Shape(_)) => s.skip()?,
+                Err(e) => return Err(e),
+            }
+            Ok(())
+        })
+        .map_err(|e| DecodeError::invalid("annotations", e.to_string()))?;
+    Ok(found)
 }
 
 #[derive(Deserialize)]
@@ -406,9 +466,9 @@ fn decode_nested<'a>(
         );
         return;
     }
-    let env: Envelope<'a> = match serde_json::from_str(record) {
+    let env = match Envelope::scan(record) {
         Ok(env) => env,
-        Err(e) => return out.reject(record, DecodeError::json(e)),
+        Err(e) => return out.reject(record, e),
     };
     // Wrappers first: each inner event is decoded on its own, so one bad event in a batch
     // becomes one dead letter and the rest land.
@@ -493,10 +553,10 @@ fn native_event<'a>(
         env.request_received_timestamp.as_deref(),
     )?;
     let stage_time = time("stageTimestamp", env.stage_timestamp.as_deref())?;
-    let legacy_time = env.timestamp.as_deref().or(env
-        .metadata
-        .as_ref()
-        .and_then(|m| m.creation_timestamp.as_deref()));
+    let legacy_time = env
+        .timestamp
+        .as_deref()
+        .or(env.metadata_creation_timestamp.as_deref());
     let event_time = match request_received_time.or(stage_time) {
         Some(t) => t,
         None => time("timestamp", legacy_time)?.ok_or(DecodeError::Missing(
@@ -504,19 +564,12 @@ fn native_event<'a>(
         ))?,
     };
 
-    let (decision, authz_reason) = match env.annotations {
-        Some(raw) => {
-            let a = AuthzAnnotations::read(raw)?;
-            (
-                AuthzAnnotations::text(a.decision),
-                AuthzAnnotations::text(a.reason),
-            )
-        }
-        None => (None, None),
+    let [decision, authz_reason] = match env.annotations {
+        Some(raw) => authz_annotations(raw)?,
+        None => [None, None],
     };
     let annotations = env
         .annotations
-        .map(RawValue::get)
         .filter(|a| !is_empty_object(a))
         .map(Cow::Borrowed);
 
@@ -545,7 +598,7 @@ fn native_event<'a>(
     };
     let source_ips: Vec<Cow<str>> = env
         .source_ips
-        .map(|ips| ips.0.into_iter().map(canonical_ip_text).collect())
+        .map(|ips| ips.into_iter().map(canonical_ip_text).collect())
         .unwrap_or_default();
     let api_group = has_ref.then(|| cow(object_ref.api_group).unwrap_or_default());
     let status = env.response_status;
@@ -592,8 +645,8 @@ fn native_event<'a>(
     })
 }
 
-fn texts(list: Option<TextList>) -> Vec<Cow<str>> {
-    list.map(|l| l.0).unwrap_or_default()
+fn texts(list: Option<Vec<Cow<str>>>) -> Vec<Cow<str>> {
+    list.unwrap_or_default()
 }
 
 /// The cluster the options name for records that name none.
@@ -611,11 +664,11 @@ fn is_empty_object(json: &str) -> bool {
 
 fn gke_event<'a>(
     env: &Envelope<'a>,
-    payload: &'a RawValue,
+    payload: &'a str,
     options: &DecodeOptions,
     cluster: Option<Cow<'a, str>>,
 ) -> Result<AuditEvent<'a>, DecodeError> {
-    let p: GkePayload<'a> = serde_json::from_str(payload.get()).map_err(DecodeError::json)?;
+    let p: GkePayload<'a> = serde_json::from_str(payload).map_err(DecodeError::json)?;
     let method = p
         .method_name
         .as_deref()
@@ -651,7 +704,7 @@ fn gke_event<'a>(
     } = objects(
         path.resource.as_deref(),
         path.name.clone().map(Cow::Owned),
-        [p.request, p.response],
+        [p.request, p.response].map(|o| o.map(RawValue::get)),
         &options.redactor,
     )?;
     let user_name = p.authentication_info.and_then(|a| cow(a.principal_email));
@@ -830,7 +883,7 @@ struct Objects<'a> {
 fn objects<'a>(
     resource: Option<&str>,
     name: Option<Cow<'a, str>>,
-    [request, response]: [Option<&'a RawValue>; 2],
+    [request, response]: [Option<&'a str>; 2],
     redactor: &Redactor,
 ) -> Result<Objects<'a>, DecodeError> {
     let [request_head, response_head] = if name.is_none() || resource.is_none() {
@@ -857,7 +910,7 @@ fn objects<'a>(
                 .find_map(pod_ip_in)
         })
         .flatten();
-    let text = |o: Option<&'a RawValue>| o.map(|o| redacted(o, is_secret, redactor)).transpose();
+    let text = |o: Option<&'a str>| o.map(|o| redacted(o, is_secret, redactor)).transpose();
     Ok(Objects {
         name,
         request: text(request)?,
@@ -868,15 +921,15 @@ fn objects<'a>(
 
 /// The canonical `status.podIP` of a pod object, if it holds an address (a pod not yet
 /// scheduled has none; anything else there is not an address and is left out).
-fn pod_ip_in(raw: &RawValue) -> Option<Cow<'_, str>> {
-    let head: PodStatusHead = serde_json::from_str(raw.get()).ok()?;
+fn pod_ip_in(raw: &str) -> Option<Cow<'_, str>> {
+    let head: PodStatusHead = serde_json::from_str(raw).ok()?;
     let ip = head.status?.pod_ip?;
     ip.parse::<std::net::IpAddr>().ok()?;
     Some(canonical_ip_text(ip.0))
 }
 
-fn object_head(raw: &RawValue) -> Option<ObjectHead<'_>> {
-    serde_json::from_str(raw.get()).ok()
+fn object_head(raw: &str) -> Option<ObjectHead<'_>> {
+    serde_json::from_str(raw).ok()
 }
 
 fn is_secret_kind(kind: &str) -> bool {
@@ -884,14 +937,14 @@ fn is_secret_kind(kind: &str) -> bool {
 }
 
 fn redacted<'a>(
-    raw: &'a RawValue,
+    raw: &'a str,
     is_secret: bool,
     redactor: &Redactor,
 ) -> Result<Cow<'a, str>, DecodeError> {
     if !is_secret && !redactor.has_extra_paths() {
-        return Ok(Cow::Borrowed(raw.get()));
+        return Ok(Cow::Borrowed(raw));
     }
-    let mut value: Value = serde_json::from_str(raw.get()).map_err(DecodeError::json)?;
+    let mut value: Value = serde_json::from_str(raw).map_err(DecodeError::json)?;
     if is_secret {
         redactor.redact_secret_object(&mut value);
     }

@@ -12,6 +12,7 @@ pub mod falco;
 pub mod gcp_vpc;
 pub mod hubble;
 mod json;
+mod scan;
 pub mod tetragon;
 
 use thiserror::Error;
