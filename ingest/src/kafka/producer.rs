@@ -79,7 +79,7 @@ pub fn produce(options: &Produce, paths: &[InputPath]) -> Result<ProduceReport, 
         let key = options.key_by_file.then(|| path.source());
         let opened = input::open(path, Arc::new(NoProgress))?;
         for record in RecordReader::with_max_record_bytes(opened.reader, DEFAULT_MAX_RECORD_BYTES) {
-            if record.problem.is_some() {
+            if record.head.problem.is_some() {
                 report.skipped += 1;
                 continue;
             }

@@ -9,18 +9,15 @@ pub const DEFAULT_MAX_RECORD_BYTES: usize = 64 << 20;
 /// How much of the first line is read to choose between JSON lines and pretty JSON.
 const PEEK_BYTES: usize = 1 << 20;
 
-/// One record and where it starts.
+/// One record in a buffer of its own, and where it starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     pub bytes: Vec<u8>,
-    /// 1-based line number of the record's first byte.
-    pub line: i64,
-    /// Why the record cannot be decoded as it is, if it cannot.
-    pub problem: Option<String>,
+    pub head: RecordHead,
 }
 
-/// A record read onto the end of a caller's buffer ([`RecordReader::read_into`]): all but
-/// its bytes.
+/// All of a record but its bytes: what [`RecordReader::read_into`] returns, having put the
+/// bytes onto the end of the caller's buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordHead {
     /// 1-based line number of the record's first byte.
@@ -277,11 +274,7 @@ impl Iterator for RecordReader<'_> {
     fn next(&mut self) -> Option<Record> {
         let mut bytes = Vec::new();
         let head = self.read_into(&mut bytes)?;
-        Some(Record {
-            bytes,
-            line: head.line,
-            problem: head.problem,
-        })
+        Some(Record { bytes, head })
     }
 }
 
@@ -361,8 +354,8 @@ mod tests {
             .map(|r| {
                 (
                     String::from_utf8_lossy(&r.bytes).into_owned(),
-                    r.line,
-                    r.problem,
+                    r.head.line,
+                    r.head.problem,
                 )
             })
             .collect()
@@ -474,6 +467,7 @@ mod tests {
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].bytes, b"{\"a\":1}");
         assert!(got[1]
+            .head
             .problem
             .as_deref()
             .unwrap()

@@ -75,24 +75,14 @@ impl<'a> Scanner<'a> {
         }
         // Room for the groups or addresses of nearly every event without growing.
         let mut texts = Vec::with_capacity(4);
-        if self.peek() == Some(b']') {
-            self.pos += 1;
-            return Ok(Some(texts));
-        }
-        loop {
-            match self.peek() {
-                Some(b'"') => texts.push(self.string()?),
-                _ => return Err(self.wrong_type("a string in a list of strings")),
+        self.items(|s| {
+            if s.peek() != Some(b'"') {
+                return Err(s.wrong_type("a string in a list of strings"));
             }
-            match self.peek() {
-                Some(b',') => self.pos += 1,
-                Some(b']') => {
-                    self.pos += 1;
-                    return Ok(Some(texts));
-                }
-                _ => return Err(self.syntax("',' or ']'")),
-            }
-        }
+            texts.push(s.string()?);
+            Ok(())
+        })?;
+        Ok(Some(texts))
     }
 
     /// A 32-bit integer, or `None` for `null`.
@@ -149,27 +139,35 @@ impl<'a> Scanner<'a> {
                 .map(drop),
             Some(b'[') => {
                 self.pos += 1;
-                if self.peek() == Some(b']') {
-                    self.pos += 1;
-                    return Ok(());
-                }
-                loop {
-                    self.skip_nested(depth + 1)?;
-                    match self.peek() {
-                        Some(b',') => self.pos += 1,
-                        Some(b']') => {
-                            self.pos += 1;
-                            return Ok(());
-                        }
-                        _ => return Err(self.syntax("',' or ']'")),
-                    }
-                }
+                self.items(|s| s.skip_nested(depth + 1))
             }
             Some(b'-' | b'0'..=b'9') => self.number(),
             Some(b't') => self.literal("true"),
             Some(b'f') => self.literal("false"),
             Some(b'n') => self.null(),
             _ => Err(self.syntax("a value")),
+        }
+    }
+
+    /// Reads a list's items with `item`, from just past its `[` to just past its `]`.
+    fn items(
+        &mut self,
+        mut item: impl FnMut(&mut Self) -> Result<(), DecodeError>,
+    ) -> Result<(), DecodeError> {
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            return Ok(());
+        }
+        loop {
+            item(self)?;
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b']') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.syntax("',' or ']'")),
+            }
         }
     }
 
@@ -263,31 +261,21 @@ impl<'a> Scanner<'a> {
         let mut out = String::with_capacity(at - start + 16);
         out.push_str(&self.text[start..at]);
         loop {
-            // `bytes[at]` is a backslash.
-            let escaped = match bytes.get(at + 1) {
-                Some(b'"') => '"',
-                Some(b'\\') => '\\',
-                Some(b'/') => '/',
-                Some(b'b') => '\u{8}',
-                Some(b'f') => '\u{c}',
-                Some(b'n') => '\n',
-                Some(b'r') => '\r',
-                Some(b't') => '\t',
-                Some(b'u') => {
-                    let (c, len) = self.unicode_escape(at)?;
-                    out.push(c);
-                    at += len;
-                    at = self.copy_plain(&mut out, at)?;
-                    if bytes[at] == b'"' {
-                        self.pos = at + 1;
-                        return Ok(out);
-                    }
-                    continue;
-                }
+            // `bytes[at]` is a backslash: the character it stands for and its length.
+            let (escaped, len) = match bytes.get(at + 1) {
+                Some(b'"') => ('"', 2),
+                Some(b'\\') => ('\\', 2),
+                Some(b'/') => ('/', 2),
+                Some(b'b') => ('\u{8}', 2),
+                Some(b'f') => ('\u{c}', 2),
+                Some(b'n') => ('\n', 2),
+                Some(b'r') => ('\r', 2),
+                Some(b't') => ('\t', 2),
+                Some(b'u') => self.unicode_escape(at)?,
                 _ => return Err(self.syntax_at(at + 1, "an escape character")),
             };
             out.push(escaped);
-            at = self.copy_plain(&mut out, at + 2)?;
+            at = self.copy_plain(&mut out, at + len)?;
             if bytes[at] == b'"' {
                 self.pos = at + 1;
                 return Ok(out);
@@ -313,14 +301,11 @@ impl<'a> Scanner<'a> {
     /// `\uXXXX` at `at`, or a surrogate pair of them: the character and the escape's length.
     fn unicode_escape(&self, at: usize) -> Result<(char, usize), DecodeError> {
         let unit = |from: usize| {
+            // `from_str_radix` alone would take a sign: `\u+123`.
             self.text
                 .get(from..from + 4)
+                .filter(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
                 .and_then(|hex| u16::from_str_radix(hex, 16).ok())
-                .filter(|_| {
-                    self.text.as_bytes()[from..from + 4]
-                        .iter()
-                        .all(u8::is_ascii_hexdigit)
-                })
                 .ok_or_else(|| self.syntax_at(from, "four hex digits"))
         };
         let first = unit(at + 2)?;
