@@ -360,10 +360,58 @@ impl<'a> Scanner<'a> {
 }
 
 /// Where the first byte that ends a string's plain text is (`"`, `\` or a control
-/// character, which JSON allows only escaped), else the length: eight bytes at a time,
-/// each word tested for all three at once. (`memchr2` and a separate check for control
-/// characters took twice the instructions on the short strings of audit events.)
+/// character, which JSON allows only escaped), else the length: sixteen bytes at a time
+/// with SSE2 (every x86-64 has it), each block tested for all three at once; the last
+/// fifteen bytes of the text, and other processors, by words. (`memchr2` and a separate
+/// check for control characters took twice the instructions on the short strings of
+/// audit events.)
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline]
 fn string_stop(bytes: &[u8]) -> usize {
+    // SAFETY: nothing in it is unsafe but the call itself, which Rust requires of any
+    // function with a `target_feature`; this build runs only where SSE2 is (the cfg above).
+    unsafe { string_stop_sse2(bytes) }
+}
+
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[target_feature(enable = "sse2")]
+#[inline]
+fn string_stop_sse2(bytes: &[u8]) -> usize {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+        _mm_set_epi64x,
+    };
+    let quote = _mm_set1_epi8(b'"' as i8);
+    let backslash = _mm_set1_epi8(b'\\' as i8);
+    let control = _mm_set1_epi8(0x1f);
+    let mut blocks = bytes.chunks_exact(16);
+    let mut at = 0;
+    for block in &mut blocks {
+        // Two words rather than a pointer load keeps this safe code; they compile to one load.
+        let (low, high) = block.split_at(8);
+        let word = |half: &[u8]| i64::from_le_bytes(half.try_into().expect("eight bytes"));
+        let v = _mm_set_epi64x(word(high), word(low));
+        // A byte is a control character when min(byte, 0x1f) is the byte itself.
+        let hits = _mm_or_si128(
+            _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+            _mm_cmpeq_epi8(_mm_min_epu8(v, control), v),
+        );
+        let mask = _mm_movemask_epi8(hits) as u32;
+        if mask != 0 {
+            return at + mask.trailing_zeros() as usize;
+        }
+        at += 16;
+    }
+    at + string_stop_by_words(blocks.remainder())
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+fn string_stop(bytes: &[u8]) -> usize {
+    string_stop_by_words(bytes)
+}
+
+/// [`string_stop`] eight bytes at a time in plain integer arithmetic.
+fn string_stop_by_words(bytes: &[u8]) -> usize {
     const ONES: u64 = u64::MAX / 255;
     const HIGH: u64 = ONES << 7;
     // The high bit of each byte that is zero, and possibly of bytes after it (a borrow
@@ -411,14 +459,27 @@ mod tests {
         ] {
             assert_eq!(string_stop(text.as_bytes()), stop, "{text:?}");
         }
-        // Wherever in a word the stop falls, and whatever comes after it.
-        for at in 0..20 {
-            for stop in [b'"', b'\\', 0x00, 0x1f] {
-                let mut bytes = vec![b'x'; 24];
-                bytes[at] = stop;
-                bytes[at + 1..].fill(0x01);
-                assert_eq!(string_stop(&bytes), at, "{at} {stop}");
+        // Wherever in a block or word the stop falls, after plain bytes high or low, and
+        // whatever comes after it; both ways of searching agree.
+        for len in [7, 8, 15, 16, 17, 24, 31, 40] {
+            for at in 0..len {
+                for stop in [b'"', b'\\', 0x00, 0x1f] {
+                    for plain in [b'x', 0x20, 0x7f, 0x80, 0xff] {
+                        let mut bytes = vec![plain; len];
+                        bytes[at] = stop;
+                        bytes[at + 1..].fill(0x01);
+                        assert_eq!(string_stop(&bytes), at, "{len} {at} {stop} {plain}");
+                        assert_eq!(
+                            string_stop_by_words(&bytes),
+                            at,
+                            "{len} {at} {stop} {plain}"
+                        );
+                    }
+                }
             }
+            let plain = vec![0x20u8; len];
+            assert_eq!(string_stop(&plain), len);
+            assert_eq!(string_stop_by_words(&plain), len);
         }
     }
 
