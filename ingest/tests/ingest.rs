@@ -579,6 +579,148 @@ mod bad_input {
     }
 }
 
+mod staged_files {
+    //! A table writer encodes staged batches concurrently and commits them in one commit.
+
+    use super::*;
+    use arrow::datatypes::{DataType, Field, Schema};
+    use kubetrail_ingest::{CommitMarker, TableWriter};
+    use kubetrail_schemas::{DeadLetter, DeadLetterBuffer, Provenance};
+
+    /// 2025-11-20T00:00:00Z, in µs.
+    const MIDNIGHT: i64 = 1_763_596_800_000_000;
+
+    /// A `dead_letters` batch of `rows` letters over two days, numbered from `first`.
+    fn letters(first: i64, rows: i64) -> RecordBatch {
+        let mut buffer = DeadLetterBuffer::default();
+        for n in 0..rows {
+            let provenance = Provenance {
+                source: Arc::from("file:letters"),
+                offset: first + n,
+                // Half on each day, so each batch is split into two files.
+                ingested_at: MIDNIGHT + n * 2 * 86_400_000_000 / rows,
+            };
+            let letter = DeadLetter {
+                format: "auto".into(),
+                reason: format!("letter {}", first + n),
+                raw: b"not json".to_vec(),
+            };
+            buffer.push(letter, &provenance);
+        }
+        buffer.take_batch().unwrap().unwrap()
+    }
+
+    fn marker(n: i64) -> CommitMarker {
+        CommitMarker {
+            app_id: "test/staged".into(),
+            version: n,
+        }
+    }
+
+    /// The `_offset` of the first row of each file the latest commit added, in log order.
+    fn committed_files_first_offsets(dir: &Path, version: u64) -> Vec<i64> {
+        let log = dir.join(format!("lake/dead_letters/_delta_log/{version:020}.json"));
+        let mut firsts = Vec::new();
+        for line in std::fs::read_to_string(log).unwrap().lines() {
+            let action: serde_json::Value = serde_json::from_str(line).unwrap();
+            let Some(path) = action["add"]["path"].as_str() else {
+                continue;
+            };
+            let file = std::fs::File::open(dir.join("lake/dead_letters").join(path)).unwrap();
+            let mut reader = ParquetRecordBatchReaderBuilder::try_new(file)
+                .unwrap()
+                .build()
+                .unwrap();
+            firsts.push(ints(&[reader.next().unwrap().unwrap()], "_offset")[0]);
+        }
+        firsts
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn batches_written_at_once_are_committed_together_in_the_order_they_were_staged() {
+        let (dir, lake) = new_lake();
+        let mut writer = TableWriter::open(&lake, Table::DeadLetters).await.unwrap();
+        // More batches than cores: staging waits for the oldest while others are written.
+        // Large and small alternate, so that a later batch is done before an earlier one.
+        let sizes: [i64; 7] = [4_000, 10, 4_000, 10, 4_000, 10, 4_000];
+        let mut firsts = Vec::new();
+        for rows in sizes {
+            let first = firsts.last().map_or(0, |(f, r)| f + r);
+            writer.stage(letters(first, rows)).await.unwrap();
+            firsts.push((first, rows));
+        }
+        let total: i64 = sizes.iter().sum();
+        assert_eq!(writer.staged_rows() as i64, total);
+        let version = writer.commit(&[marker(1)]).await.unwrap();
+        assert_eq!(row_count(&lake, Table::DeadLetters).await as i64, total);
+        // Two days per batch, one file each (a batch's days in no set order), the batches'
+        // files in the order the batches came.
+        let files = committed_files_first_offsets(dir.path(), version);
+        let batches: Vec<Vec<i64>> = files
+            .chunks(2)
+            .map(|days| {
+                let mut days = days.to_vec();
+                days.sort();
+                days
+            })
+            .collect();
+        let expected: Vec<Vec<i64>> = firsts
+            .iter()
+            .map(|(first, rows)| vec![*first, first + rows / 2])
+            .collect();
+        assert_eq!(batches, expected);
+        assert_eq!(writer.staged_rows(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_that_cannot_be_written_fails_the_commit_and_publishes_nothing() {
+        let (_dir, lake) = new_lake();
+        let mut writer = TableWriter::open(&lake, Table::DeadLetters).await.unwrap();
+        writer.stage(letters(0, 10)).await.unwrap();
+        writer.commit(&[marker(1)]).await.unwrap();
+        let before = table(&lake, Table::DeadLetters).await.unwrap().version();
+
+        // A batch whose `reason` is a number: the table holds text there.
+        let good = letters(10, 10);
+        let mut fields: Vec<Field> = good
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        let reason = good.schema().index_of("reason").unwrap();
+        fields[reason] = Field::new("reason", DataType::Int64, false);
+        let mut columns = good.columns().to_vec();
+        columns[reason] = Arc::new(arrow::array::Int64Array::from(vec![7; 10]));
+        let bad = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+
+        writer.stage(good).await.unwrap();
+        // Staging may report the failure now or leave it to the commit; either way the
+        // commit must refuse, or the marker would advance over rows that are not there.
+        let staged = writer.stage(bad).await;
+        let committed = writer.commit(&[marker(2)]).await;
+        let err = match (staged, committed) {
+            (Err(e), _) | (Ok(()), Err(e)) => e.to_string(),
+            (Ok(()), Ok(v)) => panic!("committed version {v} with a batch that failed"),
+        };
+        assert!(
+            err.contains("dead_letters") && err.contains("does not match"),
+            "{err}"
+        );
+        assert_eq!(
+            table(&lake, Table::DeadLetters).await.unwrap().version(),
+            before
+        );
+        assert_eq!(row_count(&lake, Table::DeadLetters).await, 10);
+
+        // The writer starts clean: the next batch commits alone.
+        writer.discard();
+        writer.stage(letters(20, 10)).await.unwrap();
+        writer.commit(&[marker(2)]).await.unwrap();
+        assert_eq!(row_count(&lake, Table::DeadLetters).await, 20);
+    }
+}
+
 mod maintenance {
     use super::*;
     use kubetrail_ingest::lake::maintenance::{drop_before, optimize, vacuum, Days};

@@ -29,6 +29,8 @@ pub enum LakeError {
     },
     #[error("table {table}: {message}")]
     Arrow { table: String, message: String },
+    #[error("table {table}: the task writing a file ended without finishing it: {message}")]
+    WriteTask { table: String, message: String },
     #[error("lake I/O: {0}")]
     Io(#[from] std::io::Error),
 }

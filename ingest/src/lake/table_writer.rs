@@ -1,6 +1,8 @@
 //! Writes sorted batches of one table as Parquet files and commits them in one Delta
 //! commit, together with the markers that make the commit happen at most once.
 
+use std::collections::VecDeque;
+
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Date32Type};
 use delta_kernel::expressions::Scalar;
@@ -12,10 +14,11 @@ use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use deltalake::parquet::schema::types::ColumnPath;
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter, WriteMode};
-use deltalake::DeltaTable;
+use deltalake::{DeltaTable, DeltaTableError};
 use indexmap::IndexMap;
 use kubetrail_schemas::table::{OFFSET_COLUMN, PARTITION_COLUMN};
 use kubetrail_schemas::Table;
+use tokio::task::JoinHandle;
 
 use super::{Lake, LakeError};
 
@@ -30,10 +33,19 @@ pub struct CommitMarker {
 
 /// Files of one table written but not yet committed: invisible to readers until
 /// [`TableWriter::commit`]; left behind for `vacuum` if the process dies first.
+///
+/// Each staged batch is encoded into its file on a task of its own, up to one per core at
+/// a time, so that batches arriving together (every decoding worker's last batch of an
+/// input, or several workers' at once on a machine with many cores) are encoded on every
+/// core instead of one after the other. Their files are committed in the order the batches
+/// were staged, and the commit waits for all of them.
 pub struct TableWriter {
     table: Table,
     delta: DeltaTable,
-    writer: RecordBatchWriter,
+    properties: WriterProperties,
+    /// Batches being written, oldest first.
+    writing: VecDeque<JoinHandle<Result<Vec<Add>, DeltaTableError>>>,
+    most_writing: usize,
     staged: Vec<Add>,
     staged_rows: usize,
 }
@@ -41,13 +53,13 @@ pub struct TableWriter {
 impl TableWriter {
     pub async fn open(lake: &Lake, table: Table) -> Result<TableWriter, LakeError> {
         let delta = lake.open_or_create(table).await?;
-        let writer = RecordBatchWriter::for_table(&delta)
-            .map_err(|e| LakeError::delta(table, e))?
-            .with_writer_properties(writer_properties(table));
+        let most_writing = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ok(TableWriter {
             table,
             delta,
-            writer,
+            properties: writer_properties(table),
+            writing: VecDeque::new(),
+            most_writing,
             staged: Vec::new(),
             staged_rows: 0,
         })
@@ -57,36 +69,35 @@ impl TableWriter {
         self.table
     }
 
-    /// Writes one batch (already sorted by time) as one file per `event_date`.
+    /// Starts writing one batch (already sorted by time) as one file per `event_date`;
+    /// waits first for the oldest batch being written when as many are as there are cores.
+    /// An error may be an earlier batch's: either way the staged set is incomplete, and
+    /// the caller must not commit it.
     pub async fn stage(&mut self, batch: RecordBatch) -> Result<(), LakeError> {
-        let rows = batch.num_rows();
-        // A batch sorted by time holds each day as one run of rows, handed to the day's
-        // file as a slice; given the whole batch, the writer would copy every column per day.
-        match day_runs(&batch) {
-            Some(runs) => {
-                for (day, start, len) in runs {
-                    let partition =
-                        IndexMap::from([(PARTITION_COLUMN.to_owned(), Scalar::Date(day))]);
-                    self.writer
-                        .write_partition(batch.slice(start, len), &partition, WriteMode::Default)
-                        .await
-                        .map_err(|e| LakeError::delta(self.table, e))?;
-                }
-            }
-            None => self
-                .writer
-                .write(batch)
-                .await
-                .map_err(|e| LakeError::delta(self.table, e))?,
+        if self.writing.len() >= self.most_writing {
+            self.wait_oldest().await?;
         }
-        // Flushing after every batch keeps each file sorted by time.
-        let adds = self
-            .writer
-            .flush()
+        let writer = RecordBatchWriter::for_table(&self.delta)
+            .map_err(|e| LakeError::delta(self.table, e))?
+            .with_writer_properties(self.properties.clone());
+        self.staged_rows += batch.num_rows();
+        self.writing
+            .push_back(tokio::spawn(write_files(writer, batch)));
+        Ok(())
+    }
+
+    async fn wait_oldest(&mut self) -> Result<(), LakeError> {
+        let Some(oldest) = self.writing.pop_front() else {
+            return Ok(());
+        };
+        let adds = oldest
             .await
+            .map_err(|e| LakeError::WriteTask {
+                table: self.table.to_string(),
+                message: e.to_string(),
+            })?
             .map_err(|e| LakeError::delta(self.table, e))?;
         self.staged.extend(adds);
-        self.staged_rows += rows;
         Ok(())
     }
 
@@ -130,6 +141,12 @@ impl TableWriter {
     /// the markers alone (so that an input with no rows for this table is still recorded).
     /// Returns the new table version.
     pub async fn commit(&mut self, markers: &[CommitMarker]) -> Result<u64, LakeError> {
+        while !self.writing.is_empty() {
+            if let Err(e) = self.wait_oldest().await {
+                self.discard();
+                return Err(e);
+            }
+        }
         let actions: Vec<Action> = std::mem::take(&mut self.staged)
             .into_iter()
             .map(Action::Add)
@@ -162,11 +179,42 @@ impl TableWriter {
         Ok(version)
     }
 
-    /// Forgets staged files (they stay on disk, unreferenced, until vacuum).
+    /// Forgets staged files and stops those being written (they stay on disk,
+    /// unreferenced, until vacuum).
     pub fn discard(&mut self) {
+        for writing in self.writing.drain(..) {
+            writing.abort();
+        }
         self.staged.clear();
         self.staged_rows = 0;
     }
+}
+
+impl Drop for TableWriter {
+    fn drop(&mut self) {
+        self.discard();
+    }
+}
+
+/// Writes one batch as one file per `event_date` and returns the files.
+async fn write_files(
+    mut writer: RecordBatchWriter,
+    batch: RecordBatch,
+) -> Result<Vec<Add>, DeltaTableError> {
+    // A batch sorted by time holds each day as one run of rows, handed to the day's
+    // file as a slice; given the whole batch, the writer would copy every column per day.
+    match day_runs(&batch) {
+        Some(runs) => {
+            for (day, start, len) in runs {
+                let partition = IndexMap::from([(PARTITION_COLUMN.to_owned(), Scalar::Date(day))]);
+                writer
+                    .write_partition(batch.slice(start, len), &partition, WriteMode::Default)
+                    .await?;
+            }
+        }
+        None => writer.write(batch).await?,
+    }
+    writer.flush().await
 }
 
 /// The runs of rows of one `event_date` in a batch: (day, first row, rows). `None` when
