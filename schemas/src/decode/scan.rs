@@ -256,6 +256,10 @@ impl<'a> Scanner<'a> {
     }
 
     /// The rest of a string with escapes in it, from its first backslash at `at`.
+    // Out of line: few strings have escapes, and inlined it made every string's call
+    // set up its frame.
+    #[cold]
+    #[inline(never)]
     fn unescape(&mut self, start: usize, mut at: usize) -> Result<String, DecodeError> {
         let bytes = self.text.as_bytes();
         let mut out = String::with_capacity(at - start + 16);
@@ -325,6 +329,7 @@ impl<'a> Scanner<'a> {
         char::from_u32(code).map(|c| (c, 12)).ok_or_else(pair)
     }
 
+    #[cold]
     fn wrong_type(&mut self, expected: &str) -> DecodeError {
         let found = match self.peek() {
             Some(b'{') => "an object",
@@ -342,11 +347,13 @@ impl<'a> Scanner<'a> {
         ))
     }
 
+    #[cold]
     fn syntax(&mut self, expected: &str) -> DecodeError {
         self.peek();
         self.syntax_at(self.pos, expected)
     }
 
+    #[cold]
     fn syntax_at(&self, at: usize, expected: &str) -> DecodeError {
         if at >= self.text.len() {
             return DecodeError::Json(format!("the text ends early, expected {expected}"));
@@ -354,6 +361,7 @@ impl<'a> Scanner<'a> {
         DecodeError::Json(format!("expected {expected} at byte {at}"))
     }
 
+    #[cold]
     fn control(&self, at: usize) -> DecodeError {
         DecodeError::Json(format!("control character in a string at byte {at}"))
     }
