@@ -241,6 +241,8 @@ impl<'a> Scanner<'a> {
 
     /// The string that starts at the scanner, borrowed unless it holds escapes.
     fn string(&mut self) -> Result<Cow<'a, str>, DecodeError> {
+        // The same stop test as `copy_plain`'s, written out: shared through a helper
+        // returning a `Result`, it cost 1.7 % of ingest's instructions even inlined.
         let bytes = self.text.as_bytes();
         let start = self.pos + 1;
         let end = start + string_stop(&bytes[start..]);
