@@ -5,27 +5,9 @@ use std::collections::BTreeMap;
 
 use arrow::array::RecordBatch;
 use arrow::error::ArrowError;
+pub use kubetrail_schemas::rows::BatchLimits;
 use kubetrail_schemas::rows::{AuditColumns, FlowColumns, RowBuffer, RuntimeColumns};
 use kubetrail_schemas::{DeadLetter, DeadLetterBuffer, Decoded, Provenance, Table};
-
-/// When a table's rows are cut into a batch.
-#[derive(Debug, Clone, Copy)]
-pub struct BatchLimits {
-    pub max_rows: usize,
-    /// Input bytes behind the buffered rows.
-    pub max_bytes: usize,
-}
-
-impl Default for BatchLimits {
-    /// 250k rows or 128 MiB of input: files of tens of MB after zstd (good Parquet scan
-    /// sizes), and a few hundred MB of memory at most per table while decoding.
-    fn default() -> Self {
-        BatchLimits {
-            max_rows: 250_000,
-            max_bytes: 128 << 20,
-        }
-    }
-}
 
 /// Rows waiting for the lake, one buffer per table, and how many went where.
 #[derive(Debug, Default)]
@@ -42,6 +24,9 @@ impl TableBatches {
     pub fn new(limits: BatchLimits) -> Self {
         TableBatches {
             limits,
+            audit: RowBuffer::new(limits),
+            flows: RowBuffer::new(limits),
+            runtime: RowBuffer::new(limits),
             ..TableBatches::default()
         }
     }

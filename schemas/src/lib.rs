@@ -17,7 +17,7 @@ pub use decode::{DecodeError, DecodeOptions, Decoded, Decoder, Output, Rejected}
 pub use format::SourceFormat;
 pub use redact::Redactor;
 pub use rows::{
-    AuditEvent, DeadLetter, DeadLetterBuffer, EventRow, FlowRecord, Provenance, RowBuffer,
-    RuntimeEvent,
+    AuditEvent, BatchLimits, DeadLetter, DeadLetterBuffer, EventRow, FlowRecord, Provenance,
+    RowBuffer, RuntimeEvent,
 };
 pub use table::Table;

@@ -10,20 +10,40 @@
 //! one, so a table's second batch onwards fills buffers sized once instead of doubling them.
 //! (Sized exactly, a batch a little larger than the one before doubled its buffers of
 //! megabytes: a copy into fresh memory, faulted in page by page. Room never written to is
-//! never faulted in.)
+//! never faulted in.) A table's first batch has no batch before it: once its first rows
+//! are in, [`TableColumns::make_room`] moves them into builders sized by what they took.
 
 use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayBuilder, ArrayRef, BooleanBuilder, Int32Builder, Int64Builder, ListBuilder, StringBuilder,
-    TimestampMicrosecondBuilder,
+    ArrayBuilder, ArrayRef, AsArray, BooleanBuilder, Int32Builder, Int64Builder, ListBuilder,
+    StringBuilder, TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::{DataType, Field};
 
 /// Room for the next batch of a column whose last batch took `len`.
-fn with_room(len: usize) -> usize {
+pub(crate) fn with_room(len: usize) -> usize {
     len + len / 4
+}
+
+/// How many rows, and how much else, a batch of `rows` rows is expected to need: what the
+/// first rows needed, scaled up, plus an eighth for the rows to come being larger.
+#[derive(Debug, Clone, Copy)]
+pub struct Expected {
+    /// Rows in so far.
+    pub(crate) sample: usize,
+    /// Rows the batch is expected to reach.
+    pub(crate) rows: usize,
+}
+
+impl Expected {
+    /// Room for the batch of something the sample took `len` of.
+    fn room(self, len: usize) -> usize {
+        let scaled = len as u128 * self.rows as u128 / self.sample.max(1) as u128;
+        let scaled = usize::try_from(scaled).unwrap_or(usize::MAX);
+        scaled.saturating_add(scaled / 8)
+    }
 }
 
 /// A text column.
@@ -43,6 +63,18 @@ impl TextColumn {
             with_room(self.values.values_slice().len()),
         );
         Arc::new(std::mem::replace(&mut self.values, next).finish())
+    }
+
+    pub(crate) fn make_room(&mut self, expected: Expected) {
+        let mut next = StringBuilder::with_capacity(
+            expected.room(self.values.len()),
+            expected.room(self.values.values_slice().len()),
+        );
+        // Copied, not moved: texts that fit the old builder's offsets fit an empty one's,
+        // but were that ever not so, the column would stay whole and go on growing.
+        if next.append_array(&self.values.finish_cloned()).is_ok() {
+            self.values = next;
+        }
     }
 }
 
@@ -82,6 +114,22 @@ impl TextListColumn {
         );
         Arc::new(std::mem::replace(&mut self.lists, next).finish())
     }
+
+    pub(crate) fn make_room(&mut self, expected: Expected) {
+        let items = self.lists.values_ref();
+        let next = text_lists(
+            expected.room(self.lists.len()),
+            expected.room(items.len()),
+            expected.room(items.values_slice().len()),
+        );
+        let sample = std::mem::replace(&mut self.lists, next).finish();
+        for list in sample.iter().flatten() {
+            for text in list.as_string::<i32>() {
+                self.lists.values().append_option(text);
+            }
+            self.lists.append(true);
+        }
+    }
 }
 
 /// Columns of fixed-width values: numbers, flags and times.
@@ -101,6 +149,12 @@ macro_rules! fixed_width_columns {
                 let array = std::mem::replace(&mut self.0, next).finish();
                 $(let array = array.with_timezone($tz);)?
                 Arc::new(array)
+            }
+
+            pub(crate) fn make_room(&mut self, expected: Expected) {
+                let next = $builder::with_capacity(expected.room(self.0.len()));
+                let sample = std::mem::replace(&mut self.0, next).finish();
+                self.0.append_array(&sample);
             }
         }
     )*};
@@ -192,6 +246,8 @@ pub trait TableColumns: Default {
     /// The column of that name as built so far, leaving it empty (`None` for a name the
     /// table's rows have no field for).
     fn finish(&mut self, name: &str) -> Option<ArrayRef>;
+    /// Moves the rows in so far into builders with room for the batch `expected` says.
+    fn make_room(&mut self, expected: Expected);
 }
 
 /// Columns that take rows of type `R`.
@@ -225,6 +281,9 @@ macro_rules! table_columns {
                     _ => None,
                 }
             }
+            fn make_room(&mut self, expected: $crate::rows::columns::Expected) {
+                $($(self.$field.make_room(expected);)*)*
+            }
         }
 
         impl $crate::rows::columns::AppendRow<$row> for $columns {
@@ -242,7 +301,54 @@ pub(crate) use table_columns;
 
 #[cfg(test)]
 mod tests {
+    use arrow::array::Array;
+
     use super::*;
+
+    #[test]
+    fn a_first_batch_moved_into_room_for_the_whole_batch_fills_it_in_place() {
+        let mut text = TextColumn::default();
+        let mut lists = TextListColumn::default();
+        let mut times = TimeColumn::default();
+        let value = |i: usize| (!i.is_multiple_of(4)).then(|| format!("pod-{i:04}"));
+        let list = |i: usize| vec![format!("group-{i:04}"); i % 3];
+        for i in 0..100 {
+            text.push(value(i).as_deref());
+            lists.push(&list(i));
+            times.push((!i.is_multiple_of(5)).then_some(i as i64));
+        }
+        let expected = Expected {
+            sample: 100,
+            rows: 1000,
+        };
+        text.make_room(expected);
+        lists.make_room(expected);
+        times.make_room(expected);
+        let start = text.values.values_slice().as_ptr();
+        for i in 100..1000 {
+            text.push(value(i).as_deref());
+            lists.push(&list(i));
+            times.push((!i.is_multiple_of(5)).then_some(i as i64));
+        }
+        assert_eq!(text.values.values_slice().as_ptr(), start);
+        assert!(times.0.capacity() >= 1000);
+        let text = text.finish();
+        let text = text.as_string::<i32>();
+        let lists = lists.finish();
+        let lists = lists.as_list::<i32>();
+        let times = times.finish();
+        let times = times.as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
+        for i in 0..1000 {
+            assert_eq!(text.is_valid(i).then(|| text.value(i)), value(i).as_deref());
+            let items = lists.value(i);
+            let items: Vec<&str> = items.as_string::<i32>().iter().flatten().collect();
+            assert_eq!(items, list(i));
+            assert_eq!(
+                times.is_valid(i).then(|| times.value(i)),
+                (!i.is_multiple_of(5)).then_some(i as i64)
+            );
+        }
+    }
 
     #[test]
     fn a_batch_a_little_larger_than_the_last_fills_the_buffers_it_was_given() {
