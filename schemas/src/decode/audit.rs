@@ -170,6 +170,9 @@ impl<'a> Envelope<'a> {
 }
 
 /// Sets a field read from the record, refusing one given twice.
+// Inlined: it runs for nearly every field of every event (callgrind, one worker, 50k
+// events: -0.4 % of ingest's instructions).
+#[inline(always)]
 fn once<T>(slot: &mut Option<T>, value: Option<T>, key: &str) -> Result<(), DecodeError> {
     if slot.is_some() && value.is_some() {
         return Err(DecodeError::Shape(format!("duplicate field `{key}`")));
