@@ -173,16 +173,20 @@ mod round_trip {
         let column = row_group.column(0);
         assert_eq!(column.column_path().string(), "event_time");
         assert!(format!("{:?}", column.compression()).starts_with("ZSTD"));
-        // Times and offsets are stored as differences, text through a dictionary.
-        let unique = Table::K8sAudit.unique_columns();
-        let free_text = Table::K8sAudit.free_text_columns();
-        let (mut unique_seen, mut free_text_seen) = (0, 0);
+        // Times and offsets are stored as differences, text through a dictionary but for
+        // documents and ids, and statistics kept where they prune.
+        let audit = Table::K8sAudit;
+        let unique = audit.unique_columns();
+        let (mut unique_seen, mut lists_seen) = (0, 0);
         for c in row_group.columns() {
-            let name = c.column_path().string();
+            let path = c.column_path().string();
+            // A list's values are a leaf of their own: `user_groups.list.element`.
+            let name = path.split('.').next().unwrap();
+            lists_seen += usize::from(name != path);
             let encodings: Vec<Encoding> = c.encodings().collect();
             let as_differences = encodings.contains(&Encoding::DELTA_BINARY_PACKED);
             let dictionary = encodings.contains(&Encoding::RLE_DICTIONARY);
-            match name.as_str() {
+            match name {
                 "event_time"
                 | "stage_time"
                 | "request_received_time"
@@ -190,31 +194,29 @@ mod round_trip {
                 | "_ingested_at" => {
                     assert!(as_differences && !dictionary, "{name}: {encodings:?}")
                 }
-                "verb" | "user_name" | "_source" => {
+                "verb" | "user_name" | "_source" | "stage" | "user_agent" => {
                     assert!(dictionary && !as_differences, "{name}: {encodings:?}")
                 }
-                // Documents and ids: plain, no statistics.
                 name if unique.contains(&name) => {
                     assert!(!dictionary && !as_differences, "{name}: {encodings:?}");
-                    assert!(c.statistics().is_none(), "{name} has statistics");
                     unique_seen += 1;
                 }
-                // Free text: a dictionary (values repeat), no statistics.
-                name if free_text.contains(&name) => {
-                    assert!(dictionary, "{name}: {encodings:?}");
-                    assert!(c.statistics().is_none(), "{name} has statistics");
-                    free_text_seen += 1;
-                }
-                // Everything else keeps its statistics.
-                name => assert!(c.statistics().is_some(), "{name} has no statistics"),
+                _ => {}
             }
+            assert_eq!(
+                c.statistics().is_some(),
+                audit.keeps_statistics(name),
+                "{path}: statistics"
+            );
         }
         assert_eq!(unique_seen, unique.len(), "{unique:?} not all in the file");
         assert_eq!(
-            free_text_seen,
-            free_text.len(),
-            "{free_text:?} not all in the file"
+            lists_seen, 3,
+            "user_groups, impersonated_groups, source_ips"
         );
+        for (name, kept) in [("resource", true), ("cluster", true), ("stage", false)] {
+            assert_eq!(audit.keeps_statistics(name), kept, "{name}");
+        }
         let batches: Vec<RecordBatch> = builder.build().unwrap().map(|b| b.unwrap()).collect();
         let mut previous = i64::MIN;
         for b in &batches {

@@ -81,11 +81,14 @@ impl Table {
     /// 'validatingwebhookconfigurations'`, a timeline's `user_name IN (…)`, a responder's
     /// `dns_query = …`). The lake writes a bloom filter of each, so that a reader skips the
     /// row groups that cannot hold the value; free text and documents get none (their
-    /// values are unique, and nobody looks them up whole).
+    /// values are unique, and nobody looks them up whole), nor do columns of a handful of
+    /// values that every row group holds (`decision`, `api_group`: a filter there skips
+    /// nothing and costs a hash of every value written) or one value per file (`cluster`,
+    /// which its minimum and maximum prune).
     pub fn lookup_columns(self) -> Vec<&'static str> {
         let (shared, own): (&[&str], &[&str]) = match self {
             Table::K8sAudit => (
-                &SHARED_LOOKUPS[..5],
+                &SHARED_LOOKUPS[..4],
                 &[
                     "verb",
                     "user_name",
@@ -94,8 +97,6 @@ impl Table {
                     "subresource",
                     "name",
                     "pod_ip",
-                    "api_group",
-                    "decision",
                 ],
             ),
             Table::NetworkFlows => (
@@ -127,8 +128,8 @@ impl Table {
     }
 
     /// The columns that hold a whole JSON document or an id of one event: a dictionary of
-    /// their values only overflows (after hashing each value until it does), and their
-    /// minimum and maximum prune nothing. The lake writes them plain, without statistics.
+    /// their values only overflows (after hashing each value until it does). The lake
+    /// writes them plain.
     pub fn unique_columns(self) -> &'static [&'static str] {
         match self {
             Table::K8sAudit => &["audit_id", "request_object", "response_object"],
@@ -139,25 +140,21 @@ impl Table {
         }
     }
 
-    /// Free text, searched by pattern (`user_agent LIKE '%curl%'`) or read whole, never
-    /// compared by range: a minimum and maximum per page would prune nothing, and keeping
-    /// them compared every long value as it was written (0.8 % of ingest's instructions).
-    /// The lake writes them without statistics; unlike [`Table::unique_columns`] their
-    /// values repeat, so they keep their dictionaries.
-    pub fn free_text_columns(self) -> &'static [&'static str] {
-        match self {
-            Table::K8sAudit => &[
-                "user_agent",
-                "request_uri",
-                "response_message",
-                "authz_reason",
-                "annotations",
-            ],
-            Table::NetworkFlows => &["http_url", "summary"],
-            Table::RuntimeEvents => &["arguments", "parent_arguments", "kprobe_args", "output"],
-            Table::DeadLetters => &["reason"],
-            Table::Alerts => &[],
-        }
+    /// Whether the lake keeps a column's statistics (minimum, maximum and null count per
+    /// page and row group). Numbers and times keep them: queries filter them by range.
+    /// Text keeps them where a value is looked up ([`Table::lookup_columns`]: pages by
+    /// range, a rare value's null count) and where a file tends to hold one value
+    /// ([`RANGED_TEXT_COLUMNS`]: cluster, source, format). Anywhere else a day of rows sorted by time spans every
+    /// value: the statistics pruned nothing, and computing them compared every value as
+    /// it was written (4 % of ingest's instructions).
+    pub fn keeps_statistics(self, column: &str) -> bool {
+        let text = self.schema().field_with_name(column).is_ok_and(|f| {
+            matches!(
+                f.data_type(),
+                DataType::Utf8 | DataType::Binary | DataType::List(_)
+            )
+        });
+        !text || RANGED_TEXT_COLUMNS.contains(&column) || self.lookup_columns().contains(&column)
     }
 
     /// The columns decoders fill (everything but provenance).
@@ -223,7 +220,18 @@ pub(crate) fn text_list(name: &str) -> Field {
 
 /// The columns of [`shared_fields`] looked up by value; the destination last, so that the
 /// tables without one take the first five.
-const SHARED_LOOKUPS: [&str; 6] = ["cluster", "namespace", "pod", "node", "src_ip", "dst_ip"];
+const SHARED_LOOKUPS: [&str; 5] = ["namespace", "pod", "node", "src_ip", "dst_ip"];
+
+/// Text columns whose minimum and maximum prune whole files: a lake's files often come
+/// from one cluster, and each from one input in one format (a timeline's
+/// `runtime_format = 'tetragon'` skips the Falco files by them).
+const RANGED_TEXT_COLUMNS: [&str; 5] = [
+    "cluster",
+    "_source",
+    "audit_format",
+    "flow_format",
+    "runtime_format",
+];
 
 /// The columns every event table starts with, so joins and timelines across streams are
 /// direct: time, day, cluster, namespace, pod, node, source address, and for the streams
@@ -314,12 +322,32 @@ mod tests {
     }
 
     #[test]
-    fn free_text_columns_are_text_of_their_table_in_no_other_list() {
+    fn text_keeps_statistics_only_where_they_prune() {
+        let audit = Table::K8sAudit;
+        for kept in [
+            "event_time",
+            "response_code",
+            "_offset",
+            "cluster",
+            "_source",
+            "audit_format",
+            "resource",
+            "user_name",
+        ] {
+            assert!(audit.keeps_statistics(kept), "{kept}");
+        }
+        for dropped in [
+            "stage",
+            "decision",
+            "user_agent",
+            "request_object",
+            "user_groups",
+        ] {
+            assert!(!audit.keeps_statistics(dropped), "{dropped}");
+        }
         for t in Table::ALL {
-            for name in t.free_text_columns() {
-                assert_eq!(type_of(t, name), DataType::Utf8, "{t}.{name}");
-                assert!(!t.lookup_columns().contains(name), "{t}.{name}");
-                assert!(!t.unique_columns().contains(name), "{t}.{name}");
+            for name in t.lookup_columns() {
+                assert!(t.keeps_statistics(name), "{t}.{name}");
             }
         }
     }

@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 
 use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{DataType, Date32Type};
+use arrow::datatypes::{DataType, Date32Type, Field};
 use delta_kernel::expressions::Scalar;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Add, Transaction};
@@ -238,8 +238,8 @@ fn day_runs(batch: &RecordBatch) -> Option<Vec<(i32, usize, usize)>> {
 pub const ROW_GROUP_ROWS: usize = 128 * 1024;
 
 /// zstd level 1, row groups of [`ROW_GROUP_ROWS`], the sort order recorded in the file metadata,
-/// times and offsets stored as differences, documents and ids written plain without
-/// statistics, free text without statistics, and bloom filters on the lookup columns.
+/// times and offsets stored as differences, documents and ids written plain, statistics
+/// where [`Table::keeps_statistics`] says, and bloom filters on the lookup columns.
 pub(crate) fn writer_properties(table: Table) -> WriterProperties {
     // Level 1: compressing was 11 % of ingest's CPU at level 3, and level 1 left a day's
     // audit file no larger (29.2 MB against 30.0 MB on the 1M bench day); reading costs
@@ -272,14 +272,12 @@ pub(crate) fn writer_properties(table: Table) -> WriterProperties {
         }
     }
     for name in table.unique_columns() {
-        let column = ColumnPath::from(*name);
-        builder = builder
-            .set_column_dictionary_enabled(column.clone(), false)
-            .set_column_statistics_enabled(column, EnabledStatistics::None);
+        builder = builder.set_column_dictionary_enabled(ColumnPath::from(*name), false);
     }
-    for name in table.free_text_columns() {
-        builder =
-            builder.set_column_statistics_enabled(ColumnPath::from(*name), EnabledStatistics::None);
+    for field in table.schema().fields() {
+        if !table.keeps_statistics(field.name()) {
+            builder = builder.set_column_statistics_enabled(leaf(field), EnabledStatistics::None);
+        }
     }
     // A bloom filter per row group of each column looked up by exact value: the filter
     // is sized for a row group of distinct values and folded down to what was written
@@ -289,6 +287,18 @@ pub(crate) fn writer_properties(table: Table) -> WriterProperties {
         builder = builder.set_column_bloom_filter_fpp(ColumnPath::from(name), BLOOM_FILTER_FPP);
     }
     builder.build()
+}
+
+/// The Parquet column that holds a field's values: a list's are under `name.list.element`.
+fn leaf(field: &Field) -> ColumnPath {
+    match field.data_type() {
+        DataType::List(item) => ColumnPath::new(vec![
+            field.name().clone(),
+            "list".to_owned(),
+            item.name().clone(),
+        ]),
+        _ => ColumnPath::from(field.name().as_str()),
+    }
 }
 
 /// False positives of the lookup columns' bloom filters: one row group in a hundred read

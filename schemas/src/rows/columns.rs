@@ -27,8 +27,8 @@ pub(crate) fn with_room(len: usize) -> usize {
     len + len / 4
 }
 
-/// How many rows, and how much else, a batch of `rows` rows is expected to need: what the
-/// first rows needed, scaled up, plus an eighth for the rows to come being larger.
+/// A first batch's size as its first rows predict it: each buffer gets what the `sample`
+/// rows took, scaled to `rows`, plus an eighth in case the rows to come are longer.
 #[derive(Debug, Clone, Copy)]
 pub struct Expected {
     /// Rows in so far.
