@@ -144,9 +144,9 @@ impl Table {
     /// page and row group). Numbers and times keep them: queries filter them by range.
     /// Text keeps them where a value is looked up ([`Table::lookup_columns`]: pages by
     /// range, a rare value's null count) and where a file tends to hold one value
-    /// ([`RANGED_TEXT_COLUMNS`]: cluster, source, format). Anywhere else a day of rows sorted by time spans every
-    /// value: the statistics pruned nothing, and computing them compared every value as
-    /// it was written (4 % of ingest's instructions).
+    /// ([`RANGED_TEXT_COLUMNS`]: cluster, source, format). Anywhere else a day of rows
+    /// sorted by time spans every value: the statistics pruned nothing, and computing
+    /// them compared every value as it was written (4 % of ingest's instructions).
     pub fn keeps_statistics(self, column: &str) -> bool {
         let text = self.schema().field_with_name(column).is_ok_and(|f| {
             matches!(
@@ -219,7 +219,7 @@ pub(crate) fn text_list(name: &str) -> Field {
 }
 
 /// The columns of [`shared_fields`] looked up by value; the destination last, so that the
-/// tables without one take the first five.
+/// tables without one take the first four.
 const SHARED_LOOKUPS: [&str; 5] = ["namespace", "pod", "node", "src_ip", "dst_ip"];
 
 /// Text columns whose minimum and maximum prune whole files: a lake's files often come
