@@ -980,7 +980,7 @@ pub(crate) fn canonical_ip(ip: &str) -> String {
 /// [`canonical_ip`] keeping the text it was given when that is already canonical, as
 /// dotted IPv4 addresses (nearly all of them) are.
 fn canonical_ip_text(ip: Cow<str>) -> Cow<str> {
-    if ip.parse::<std::net::Ipv4Addr>().is_ok() && !has_leading_zero(&ip) {
+    if is_printed_ipv4(&ip) {
         return ip;
     }
     match ip.parse::<std::net::IpAddr>() {
@@ -993,13 +993,32 @@ fn canonical_ip_text(ip: Cow<str>) -> Cow<str> {
     }
 }
 
-/// Whether a dotted address has an octet such as `010`, which is not how it is printed:
-/// a `0` that starts an octet and is followed by more of it.
-fn has_leading_zero(ip: &str) -> bool {
-    let b = ip.as_bytes();
-    (0..b.len()).any(|i| {
-        b[i] == b'0' && (i == 0 || b[i - 1] == b'.') && b.get(i + 1).is_some_and(|&n| n != b'.')
-    })
+/// Whether `ip` is a dotted IPv4 address exactly as the standard library prints it: four
+/// octets of 0–255 without leading zeros. Checked digit by digit rather than parsed: every
+/// audit event has one or two, and parsing them took 0.9 % of ingest's instructions
+/// (checking them, 0.5 %).
+fn is_printed_ipv4(ip: &str) -> bool {
+    // Octets are cut at each dot by hand: `split` searched for them with SIMD and compared
+    // the separator, more work than these few bytes need.
+    let printed = |octet: &[u8]| match octet {
+        [d] => d.is_ascii_digit(),
+        [b'1'..=b'9', d] => d.is_ascii_digit(),
+        [b'1', d, e] => d.is_ascii_digit() && e.is_ascii_digit(),
+        [b'2', b'0'..=b'4', d] => d.is_ascii_digit(),
+        [b'2', b'5', b'0'..=b'5'] => true,
+        _ => false,
+    };
+    let mut rest = ip.as_bytes();
+    for _ in 0..3 {
+        let Some(dot) = rest.iter().take(4).position(|&b| b == b'.') else {
+            return false;
+        };
+        if !printed(&rest[..dot]) {
+            return false;
+        }
+        rest = &rest[dot + 1..];
+    }
+    printed(rest)
 }
 
 fn json_text<T: serde::Serialize>(v: &T) -> String {
@@ -1033,18 +1052,37 @@ mod tests {
         assert_eq!(canonical_ip("010.0.0.1"), printed);
     }
 
+    /// Every address of four, three or five parts made of octet-like pieces is taken as
+    /// printed exactly when the standard library parses it and prints it back the same.
     #[test]
-    fn a_leading_zero_is_a_zero_that_starts_a_longer_octet() {
-        for (ip, leading) in [
-            ("010.0.0.1", true),
-            ("10.0.0.01", true),
-            ("10.00.1.1", true),
-            ("10.0.0.0", false),
-            ("0.0.0.0", false),
-            ("100.0.0.1", false),
-            ("10.20.30.40", false),
-        ] {
-            assert_eq!(has_leading_zero(ip), leading, "{ip}");
+    fn an_address_is_taken_as_printed_exactly_when_std_prints_it_so() {
+        let pieces = [
+            "", "0", "00", "01", "1", "9", "10", "99", "100", "199", "200", "249", "250", "255",
+            "256", "260", "300", "999", "1000", "a", "-1", "+1", " 1", "1 ", "١",
+        ];
+        let printed = |ip: &str| {
+            ip.parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|a| a.to_string() == ip)
+        };
+        let mut checked = 0;
+        for a in pieces {
+            for b in pieces {
+                for c in pieces {
+                    let three = format!("{a}.{b}.{c}");
+                    assert_eq!(is_printed_ipv4(&three), printed(&three), "{three}");
+                    for d in pieces {
+                        let four = format!("{three}.{d}");
+                        assert_eq!(is_printed_ipv4(&four), printed(&four), "{four}");
+                        let five = format!("{four}.1");
+                        assert_eq!(is_printed_ipv4(&five), printed(&five), "{five}");
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, pieces.len().pow(4));
+        for ip in ["", "...", "1.2.3.4.", ".1.2.3.4", "::1", "1.2.3.4/32"] {
+            assert!(!is_printed_ipv4(ip), "{ip}");
         }
     }
 
