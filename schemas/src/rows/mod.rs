@@ -115,7 +115,7 @@ impl<C: TableColumns> RowBuffer<C> {
         }
     }
 
-    /// Appends the rows decoded from one input record.
+    /// Adds the rows decoded from one input record of `raw_len` bytes.
     pub fn extend<R>(
         &mut self,
         rows: impl IntoIterator<Item = R>,
