@@ -34,8 +34,8 @@ pub struct CommitMarker {
 /// Files of one table written but not yet committed: invisible to readers until
 /// [`TableWriter::commit`]; left behind for `vacuum` if the process dies first.
 ///
-/// Each staged batch is encoded into its file on a task of its own, up to one per core at
-/// a time, so that batches arriving together (every decoding worker's last batch of an
+/// Each staged batch is encoded into its file on a blocking thread of its own, up to one
+/// per core at a time, so that batches arriving together (every decoding worker's last batch of an
 /// input, or several workers' at once on a machine with many cores) are encoded on every
 /// core instead of one after the other. Their files are committed in the order the batches
 /// were staged, and the commit waits for all of them.
@@ -81,8 +81,13 @@ impl TableWriter {
             .map_err(|e| LakeError::delta(self.table, e))?
             .with_writer_properties(self.properties.clone());
         self.staged_rows += batch.num_rows();
-        self.writing
-            .push_back(tokio::spawn(write_files(writer, batch)));
+        // Encoding is CPU work of a second or more per batch: on the blocking pool, not on
+        // the runtime's workers, which would otherwise all be busy encoding while the
+        // Kafka ingester's commits and its metrics endpoint wait for one.
+        let runtime = tokio::runtime::Handle::current();
+        self.writing.push_back(tokio::task::spawn_blocking(move || {
+            runtime.block_on(write_files(writer, batch))
+        }));
         Ok(())
     }
 
@@ -179,8 +184,8 @@ impl TableWriter {
         Ok(version)
     }
 
-    /// Forgets staged files and stops those being written (they stay on disk,
-    /// unreferenced, until vacuum).
+    /// Forgets staged files and those being written: batches not started are dropped, the
+    /// others finish into files that stay on disk, unreferenced, until vacuum.
     pub fn discard(&mut self) {
         for writing in self.writing.drain(..) {
             writing.abort();
