@@ -35,20 +35,21 @@ fn parse_any_timestamp(s: &str) -> Result<i64, String> {
 fn utc_micros(b: &[u8]) -> Option<i64> {
     let (head, rest) = b.split_first_chunk::<19>()?;
     let (&zone, fraction) = rest.split_last()?;
-    // Each digit at its place, less '0': a byte that is not a digit comes out above 9.
-    let d = head.map(|c| c.wrapping_sub(b'0'));
-    const DIGITS: [usize; 14] = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
-    let separators = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
-    if zone != b'Z'
-        || DIGITS.iter().any(|&i| d[i] > 9)
-        || separators.iter().any(|&(i, c)| head[i] != c)
-    {
+    // Checked a word at a time against the shape, not a byte at a time.
+    let word = |at: usize| {
+        let bytes: &[u8; 8] = head[at..at + 8].try_into().expect("eight bytes");
+        u64::from_le_bytes(*bytes)
+    };
+    let (date, day, time) = (word(0), word(8), word(11));
+    if zone != b'Z' || !DATE.fits(date) || !DAY.fits(day) || !TIME.fits(time) {
         return None;
     }
-    let two = |i: usize| u32::from(d[i]) * 10 + u32::from(d[i + 1]);
-    let year = two(0) * 100 + two(2);
-    let (month, day) = (two(5), two(8));
-    let (hour, minute, second) = (two(11), two(14), two(17));
+    // The digit at byte `i` of a word that fits its shape, and the number of two.
+    let digit = |w: u64, i: u32| ((w >> (8 * i)) & 0x0f) as u32;
+    let two = |w: u64, i: u32| digit(w, i) * 10 + digit(w, i + 1);
+    let year = two(date, 0) * 100 + two(date, 2);
+    let (month, day) = (two(date, 5), two(day, 0));
+    let (hour, minute, second) = (two(time, 0), two(time, 3), two(time, 6));
     let micros = match fraction {
         [] => 0,
         [b'.', digits @ ..] if (1..=9).contains(&digits.len()) => {
@@ -57,7 +58,7 @@ fn utc_micros(b: &[u8]) -> Option<i64> {
                 (digit <= 9).then(|| n * 10 + u32::from(digit))
             })?;
             // Scaled to nine digits, then cut to microseconds as chrono does.
-            n * 10u32.pow(9 - digits.len() as u32) / 1000
+            n * NANOS_PER_UNIT[digits.len()] / 1000
         }
         _ => return None,
     };
@@ -74,6 +75,61 @@ fn utc_micros(b: &[u8]) -> Option<i64> {
     let seconds =
         days_from_civil(year, month, day) * 86_400 + i64::from(hour * 3600 + minute * 60 + second);
     Some(seconds * 1_000_000 + i64::from(micros))
+}
+
+/// Nanoseconds in a unit of the last of so many fraction digits.
+const NANOS_PER_UNIT: [u32; 10] = [
+    1_000_000_000,
+    100_000_000,
+    10_000_000,
+    1_000_000,
+    100_000,
+    10_000,
+    1_000,
+    100,
+    10,
+    1,
+];
+
+/// Bytes 0–7, 8–15 and 11–18 of a UTC time (the last two overlap on `HH:MM`).
+const DATE: WordShape = WordShape::new(b"9999-99-");
+const DAY: WordShape = WordShape::new(b"99T99:99");
+const TIME: WordShape = WordShape::new(b"99:99:99");
+
+/// Eight bytes of a time as the shape's text spells them: `9` a digit, any other byte
+/// itself.
+struct WordShape {
+    /// 0xff at each digit's byte.
+    digits: u64,
+    /// The other bytes as they must be, zero at the digits.
+    fixed: u64,
+}
+
+impl WordShape {
+    const fn new(shape: &[u8; 8]) -> WordShape {
+        let (mut digits, mut fixed, mut i) = (0, 0, 0);
+        while i < 8 {
+            if shape[i] == b'9' {
+                digits |= 0xff << (8 * i);
+            } else {
+                fixed |= (shape[i] as u64) << (8 * i);
+            }
+            i += 1;
+        }
+        WordShape { digits, fixed }
+    }
+
+    /// Whether a little-endian word of text has this shape. A byte is a digit when its
+    /// high half is 3 and its low half plus 6 stays below 16; no sum carries into the
+    /// next byte, so every byte is tested at once.
+    fn fits(&self, word: u64) -> bool {
+        const HIGH: u64 = 0xf0f0_f0f0_f0f0_f0f0;
+        const LOW: u64 = !HIGH;
+        let high = HIGH & self.digits;
+        word & high == 0x3030_3030_3030_3030 & high
+            && ((word & LOW & self.digits) + (0x0606_0606_0606_0606 & self.digits)) & high == 0
+            && word & !self.digits == self.fixed
+    }
 }
 
 /// Days from 1970-01-01 to a date of the proleptic Gregorian calendar (Howard Hinnant's
@@ -202,5 +258,27 @@ mod tests {
             }
         }
         assert!(direct > 500, "only {direct} read directly");
+    }
+
+    /// Every byte of a time changed to every other byte value: read directly only when
+    /// chrono reads it the same.
+    #[test]
+    fn any_one_byte_changed_is_read_as_chrono_reads_it_or_left_to_it() {
+        for good in ["2024-02-29T23:59:59.123456Z", "1999-12-31T00:00:00Z"] {
+            for at in 0..good.len() {
+                for byte in 0..=255u8 {
+                    let mut bytes = good.as_bytes().to_vec();
+                    bytes[at] = byte;
+                    let Ok(text) = std::str::from_utf8(&bytes) else {
+                        continue;
+                    };
+                    let general = parse_any_timestamp(text).ok();
+                    if let Some(micros) = utc_micros(text.as_bytes()) {
+                        assert_eq!(Some(micros), general, "{text}");
+                    }
+                    assert_eq!(parse_timestamp(text).ok(), general, "{text}");
+                }
+            }
+        }
     }
 }
