@@ -112,6 +112,17 @@ impl<'a> Scanner<'a> {
         Ok(Some(&self.text[start..self.pos]))
     }
 
+    /// Reads a value with `read`, and hands out its text as it stands in the record too.
+    pub fn raw_with<T>(
+        &mut self,
+        read: impl FnOnce(&mut Self) -> Result<T, DecodeError>,
+    ) -> Result<(&'a str, T), DecodeError> {
+        self.peek();
+        let start = self.pos;
+        let value = read(self)?;
+        Ok((&self.text[start..self.pos], value))
+    }
+
     /// Passes over any value, checking it is JSON.
     pub fn skip(&mut self) -> Result<(), DecodeError> {
         self.skip_nested(0)
@@ -376,37 +387,38 @@ impl<'a> Scanner<'a> {
 /// check for control characters took twice the instructions on the short strings of
 /// audit events.)
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-#[inline]
+#[inline(always)]
 fn string_stop(bytes: &[u8]) -> usize {
-    // SAFETY: nothing in it is unsafe but the call itself, which Rust requires of any
-    // function with a `target_feature`; this build runs only where SSE2 is (the cfg above).
-    unsafe { string_stop_sse2(bytes) }
-}
-
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-#[target_feature(enable = "sse2")]
-#[inline]
-fn string_stop_sse2(bytes: &[u8]) -> usize {
     use std::arch::x86_64::{
         _mm_cmpeq_epi8, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
         _mm_set_epi64x,
     };
-    let quote = _mm_set1_epi8(b'"' as i8);
-    let backslash = _mm_set1_epi8(b'\\' as i8);
-    let control = _mm_set1_epi8(0x1f);
+    // SAFETY (every `unsafe` below): the intrinsics need SSE2, which this build has (the
+    // cfg above); nothing else in them is unsafe. Called from a function of our own with
+    // `#[target_feature]` they need no `unsafe`, but such a function cannot be inlined
+    // into its callers, and the call cost a string 20 instructions of its ~80.
+    let (quote, backslash, control) = unsafe {
+        (
+            _mm_set1_epi8(b'"' as i8),
+            _mm_set1_epi8(b'\\' as i8),
+            _mm_set1_epi8(0x1f),
+        )
+    };
     let mut blocks = bytes.chunks_exact(16);
     let mut at = 0;
     for block in &mut blocks {
         // Two words rather than a pointer load keeps this safe code; they compile to one load.
         let (low, high) = block.split_at(8);
         let word = |half: &[u8]| i64::from_le_bytes(half.try_into().expect("eight bytes"));
-        let v = _mm_set_epi64x(word(high), word(low));
         // A byte is a control character when min(byte, 0x1f) is the byte itself.
-        let hits = _mm_or_si128(
-            _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
-            _mm_cmpeq_epi8(_mm_min_epu8(v, control), v),
-        );
-        let mask = _mm_movemask_epi8(hits) as u32;
+        let mask = unsafe {
+            let v = _mm_set_epi64x(word(high), word(low));
+            let hits = _mm_or_si128(
+                _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                _mm_cmpeq_epi8(_mm_min_epu8(v, control), v),
+            );
+            _mm_movemask_epi8(hits) as u32
+        };
         if mask != 0 {
             return at + mask.trailing_zeros() as usize;
         }
