@@ -27,6 +27,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use kubetrail_ingest::BatchLimits;
 use serde::Deserialize;
 
 /// The file looked for in the working directory when no `--config` is given.
@@ -90,6 +91,38 @@ pub struct IngestSettings {
     pub max_record_mib: Option<usize>,
 }
 
+impl IngestSettings {
+    /// The batch limits these settings give, the defaults where they say nothing.
+    pub fn limits(&self) -> anyhow::Result<BatchLimits> {
+        let defaults = BatchLimits::default();
+        let max_rows = match self.batch_rows {
+            Some(0) => anyhow::bail!("ingest.batch_rows = 0: a batch holds at least 1 row"),
+            Some(rows) => rows,
+            None => defaults.max_rows,
+        };
+        Ok(BatchLimits {
+            max_rows,
+            max_bytes: mib("ingest.batch_mib", self.batch_mib, BatchLimits::MOST_BYTES)?
+                .unwrap_or(defaults.max_bytes),
+        })
+    }
+
+    /// The largest record read, `default` where the settings say nothing.
+    pub fn max_record_bytes(&self, default: usize) -> anyhow::Result<usize> {
+        let most = BatchLimits::MOST_RECORD_BYTES;
+        Ok(mib("ingest.max_record_mib", self.max_record_mib, most)?.unwrap_or(default))
+    }
+}
+
+/// A setting in MiB, as bytes: at least 1 MiB, at most `most` bytes.
+fn mib(name: &str, value: Option<usize>, most: usize) -> anyhow::Result<Option<usize>> {
+    match value {
+        None => Ok(None),
+        Some(n) if (1..=most >> 20).contains(&n) => Ok(Some(n << 20)),
+        Some(n) => anyhow::bail!("{name} = {n}: expected 1 to {} (MiB)", most >> 20),
+    }
+}
+
 impl Config {
     /// Reads `explicit` (which must exist), else `./kubetrail.toml` if there is one.
     pub fn load(explicit: Option<&Path>) -> anyhow::Result<Config> {
@@ -137,5 +170,55 @@ mod tests {
         assert!(e.contains("bad.toml") && e.contains("lakes"), "{e}");
         assert!(Config::load(Some(&dir.path().join("missing.toml"))).is_err());
         assert_eq!(Config::default().lake(None), DEFAULT_LAKE);
+    }
+
+    #[test]
+    fn batch_sizes_are_taken_in_bounds_and_refused_beyond_them() {
+        let ingest = |rows, batch, record| IngestSettings {
+            batch_rows: rows,
+            batch_mib: batch,
+            max_record_mib: record,
+        };
+        assert_eq!(
+            ingest(None, None, None).limits().unwrap(),
+            BatchLimits::default()
+        );
+        let set = ingest(Some(10), Some(1024), Some(512));
+        assert_eq!(
+            set.limits().unwrap(),
+            BatchLimits {
+                max_rows: 10,
+                max_bytes: 1 << 30
+            }
+        );
+        assert_eq!(set.max_record_bytes(7).unwrap(), 512 << 20);
+        assert_eq!(ingest(None, None, None).max_record_bytes(7).unwrap(), 7);
+        for (settings, error) in [
+            (
+                ingest(Some(0), None, None),
+                "ingest.batch_rows = 0: a batch holds at least 1 row",
+            ),
+            (
+                ingest(None, Some(0), None),
+                "ingest.batch_mib = 0: expected 1 to 1024 (MiB)",
+            ),
+            (
+                ingest(None, Some(1025), None),
+                "ingest.batch_mib = 1025: expected 1 to 1024 (MiB)",
+            ),
+            (
+                ingest(None, Some(usize::MAX), None),
+                "ingest.batch_mib = 18446744073709551615: expected 1 to 1024 (MiB)",
+            ),
+        ] {
+            assert_eq!(settings.limits().unwrap_err().to_string(), error);
+        }
+        let err = ingest(None, None, Some(513))
+            .max_record_bytes(7)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "ingest.max_record_mib = 513: expected 1 to 512 (MiB)"
+        );
     }
 }

@@ -8,8 +8,6 @@ use kubetrail_ingest::{
 };
 use kubetrail_schemas::{DecodeOptions, Redactor, SourceFormat, Table};
 
-use kubetrail_ingest::BatchLimits;
-
 use crate::cli::{parse_duration, IngestCmd, IngestFileCmd, IngestKafkaCmd};
 use crate::config::Config;
 use crate::{progress, Outcome};
@@ -45,18 +43,6 @@ fn decode_options(
     })
 }
 
-fn mib(n: usize) -> usize {
-    n << 20
-}
-
-fn batch_limits(config: &Config) -> BatchLimits {
-    let defaults = BatchLimits::default();
-    BatchLimits {
-        max_rows: config.ingest.batch_rows.unwrap_or(defaults.max_rows),
-        max_bytes: config.ingest.batch_mib.map_or(defaults.max_bytes, mib),
-    }
-}
-
 async fn file(cmd: IngestFileCmd, config: &Config) -> anyhow::Result<Outcome> {
     let format = match cmd.format.as_str() {
         "auto" => None,
@@ -66,11 +52,10 @@ async fn file(cmd: IngestFileCmd, config: &Config) -> anyhow::Result<Outcome> {
     let options = FileIngest {
         format,
         decode: decode_options(&lake, cmd.cluster.clone(), &cmd.redact_paths, config)?,
-        limits: batch_limits(config),
+        limits: config.ingest.limits()?,
         max_record_bytes: config
             .ingest
-            .max_record_mib
-            .map_or(FileIngest::default().max_record_bytes, mib),
+            .max_record_bytes(FileIngest::default().max_record_bytes)?,
     };
     let progress = progress::for_terminal(cmd.quiet);
     let mut totals: BTreeMap<Table, u64> = BTreeMap::new();
@@ -116,7 +101,7 @@ async fn kafka(cmd: IngestKafkaCmd, config: &Config) -> anyhow::Result<Outcome> 
     let lake = Lake::open(&config.lake(cmd.lake.lake.as_deref()))?;
     let mut options = KafkaIngest::new(&brokers, &group, topics);
     options.decode = decode_options(&lake, cmd.cluster.clone(), &cmd.redact_paths, config)?;
-    options.limits = batch_limits(config);
+    options.limits = config.ingest.limits()?;
     if let Some(linger) = cmd.linger {
         options.linger = linger;
     } else if let Some(text) = &settings.linger {

@@ -120,24 +120,22 @@ impl TableBatches {
 
     fn take(&mut self, all: bool) -> Result<Vec<(Table, RecordBatch)>, ArrowError> {
         let limits = self.limits;
-        let full = |len: usize, bytes: usize| {
-            len > 0 && (all || len >= limits.max_rows || bytes >= limits.max_bytes)
-        };
+        let due = |is_empty: bool, is_full: bool| !is_empty && (all || is_full);
         let mut out = Vec::new();
-        if full(self.audit.len(), self.audit.approx_bytes()) {
+        if due(self.audit.is_empty(), self.audit.is_full(limits)) {
             out.extend(self.audit.take_batch()?.map(|b| (Table::K8sAudit, b)));
         }
-        if full(self.flows.len(), self.flows.approx_bytes()) {
+        if due(self.flows.is_empty(), self.flows.is_full(limits)) {
             out.extend(self.flows.take_batch()?.map(|b| (Table::NetworkFlows, b)));
         }
-        if full(self.runtime.len(), self.runtime.approx_bytes()) {
+        if due(self.runtime.is_empty(), self.runtime.is_full(limits)) {
             out.extend(
                 self.runtime
                     .take_batch()?
                     .map(|b| (Table::RuntimeEvents, b)),
             );
         }
-        if full(self.dead.len(), self.dead.approx_bytes()) {
+        if due(self.dead.is_empty(), self.dead.is_full(limits)) {
             out.extend(self.dead.take_batch()?.map(|b| (Table::DeadLetters, b)));
         }
         Ok(out)

@@ -8,7 +8,7 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field};
 use arrow::error::ArrowError;
 
-use super::Provenance;
+use super::{BatchLimits, Provenance};
 use crate::table::{text, Table, PARTITION_COLUMN, TIME_COLUMN};
 
 /// Largest raw record kept in full; longer ones keep their head so the row stays readable
@@ -64,6 +64,12 @@ impl DeadLetterBuffer {
 
     pub fn approx_bytes(&self) -> usize {
         self.approx_bytes
+    }
+
+    /// Whether the letters in so far reached a limit.
+    pub fn is_full(&self, limits: BatchLimits) -> bool {
+        !self.letters.is_empty()
+            && (self.letters.len() >= limits.max_rows || self.approx_bytes >= limits.max_bytes)
     }
 
     pub fn take_batch(&mut self) -> Result<Option<RecordBatch>, ArrowError> {

@@ -63,6 +63,11 @@ pub struct RowBuffer<C> {
     approx_bytes: usize,
     /// Where the first batch is cut, until its columns have been sized for it.
     first_batch: Option<BatchLimits>,
+    /// The text a column may hold before the buffer is full: [`MOST_TEXT_BYTES`], less in
+    /// tests.
+    most_text: usize,
+    /// Whether a column held `most_text` when last measured.
+    text_full: bool,
 }
 
 /// When a table's rows are cut into a batch: bounded by rows and by input bytes, so memory
@@ -73,6 +78,20 @@ pub struct BatchLimits {
     /// Input bytes behind the buffered rows.
     pub max_bytes: usize,
 }
+
+impl BatchLimits {
+    /// The largest `max_bytes` a setting may ask for: a table's batch is held in memory.
+    pub const MOST_BYTES: usize = 1 << 30;
+    /// The largest record a setting may let in. A buffer is cut once a column holds
+    /// [`MOST_TEXT_BYTES`], after the record that crossed it: one record more keeps every
+    /// text column below the 2 GiB its 32-bit offsets reach.
+    pub const MOST_RECORD_BYTES: usize = 512 << 20;
+}
+
+/// The text one column of a buffer may hold before the buffer is full, whatever the
+/// limits say: rows can hold more text than their input (a cluster name from the
+/// settings on every row).
+const MOST_TEXT_BYTES: usize = 1 << 30;
 
 impl Default for BatchLimits {
     /// 250k rows or 128 MiB of input: files of tens of MB after zstd (good Parquet scan
@@ -99,6 +118,8 @@ impl<C: Default> Default for RowBuffer<C> {
             ingested: Vec::new(),
             approx_bytes: 0,
             first_batch: None,
+            most_text: MOST_TEXT_BYTES,
+            text_full: false,
         }
     }
 }
@@ -139,7 +160,14 @@ impl<C: TableColumns> RowBuffer<C> {
             .extend(std::iter::repeat_n(provenance.offset, n));
         self.ingested
             .extend(std::iter::repeat_n(provenance.ingested_at, n));
+        let bytes_before = self.approx_bytes;
         self.approx_bytes += raw_len;
+        // Measured after each 1024 rows and each MiB of input, not after every record (the
+        // columns' lengths for every record cost 0.3 % of ingest's instructions): no more
+        // than that and one record's rows come in between.
+        if before >> 10 != self.rows >> 10 || bytes_before >> 20 != self.approx_bytes >> 20 {
+            self.text_full = self.columns.largest_text() >= self.most_text;
+        }
         if self.rows >= SAMPLE_ROWS {
             if let Some(limits) = self.first_batch.take() {
                 self.make_room(limits);
@@ -166,6 +194,15 @@ impl<C: TableColumns> RowBuffer<C> {
 
     pub fn len(&self) -> usize {
         self.rows
+    }
+
+    /// Whether the rows in so far make a batch: they reached a limit, or a column's text
+    /// [`MOST_TEXT_BYTES`].
+    pub fn is_full(&self, limits: BatchLimits) -> bool {
+        self.rows > 0
+            && (self.rows >= limits.max_rows
+                || self.approx_bytes >= limits.max_bytes
+                || self.text_full)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -227,6 +264,7 @@ impl<C: TableColumns> RowBuffer<C> {
         self.rows = 0;
         self.sources.clear();
         self.approx_bytes = 0;
+        self.text_full = false;
         let batch = RecordBatch::try_new(full, columns)?;
         sort_by_time(&batch).map(Some)
     }
@@ -519,6 +557,52 @@ mod tests {
         let grown = grown.take_batch().unwrap().unwrap();
         assert_eq!(sized.take_batch().unwrap().unwrap(), grown);
         assert_eq!(sized_by_bytes.take_batch().unwrap().unwrap(), grown);
+    }
+
+    /// A buffer is full at its row or byte limit, or once a column's text reaches what
+    /// its offsets allow, however little input that text came from (a long cluster name
+    /// from the settings on every row of tiny records).
+    #[test]
+    fn a_buffer_is_full_at_a_limit_or_when_its_text_outgrows_its_input() {
+        let provenance = test_support::provenance();
+        let row = |cluster: &str| AuditEvent {
+            cluster: Some(cluster.to_owned().into()),
+            audit_format: "k8s".into(),
+            ..AuditEvent::default()
+        };
+        let limits = BatchLimits {
+            max_rows: 3000,
+            max_bytes: 3 << 20,
+        };
+        let mut by_rows = RowBuffer::<AuditColumns>::new(limits);
+        let mut by_bytes = RowBuffer::<AuditColumns>::new(limits);
+        assert!(!by_rows.is_full(limits), "empty");
+        for _ in 0..2999 {
+            by_rows.extend([row("c")], &provenance, 10);
+        }
+        by_bytes.extend([row("c")], &provenance, (3 << 20) - 1);
+        assert!(!by_rows.is_full(limits) && !by_bytes.is_full(limits));
+        by_rows.extend([row("c")], &provenance, 10);
+        by_bytes.extend([row("c")], &provenance, 1);
+        assert!(by_rows.is_full(limits) && by_bytes.is_full(limits));
+
+        let unlimited = BatchLimits {
+            max_rows: usize::MAX,
+            max_bytes: usize::MAX,
+        };
+        let mut text = RowBuffer::<AuditColumns>::new(unlimited);
+        text.most_text = 100 << 10;
+        let cluster = "c".repeat(100);
+        // 1024 rows of 10 bytes each bring 100 KiB of cluster names: full once measured,
+        // by the 1024th row at the latest; emptied, it starts again.
+        let mut rows = 0;
+        while !text.is_full(unlimited) {
+            text.extend([row(&cluster)], &provenance, 10);
+            rows += 1;
+            assert!(rows <= 1024, "never full");
+        }
+        assert_eq!(text.take_batch().unwrap().unwrap().num_rows(), rows);
+        assert!(!text.is_full(unlimited));
     }
 
     #[test]
