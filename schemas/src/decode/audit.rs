@@ -184,6 +184,7 @@ fn once<T>(slot: &mut Option<T>, value: Option<T>, key: &str) -> Result<(), Deco
     Ok(())
 }
 
+#[inline]
 fn text<'a>(s: &mut Scanner<'a>) -> Result<Str<'a>, DecodeError> {
     Ok(s.text()?.map(Text))
 }

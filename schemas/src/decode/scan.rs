@@ -58,6 +58,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// A string, or `None` for `null`.
+    #[inline]
     pub fn text(&mut self) -> Result<Option<Cow<'a, str>>, DecodeError> {
         match self.peek() {
             Some(b'"') => self.string().map(Some),
