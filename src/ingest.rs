@@ -37,11 +37,22 @@ fn decode_options(
 ) -> anyhow::Result<DecodeOptions> {
     let mut redact_paths = config.redaction.paths.clone();
     redact_paths.extend(extra_paths.iter().cloned());
+    let cluster = cluster.or_else(|| config.cluster.clone());
+    if let Some(name) = &cluster {
+        // A DNS name's length at most, as cluster names are; it goes on every row.
+        anyhow::ensure!(
+            !name.is_empty() && name.len() <= MOST_CLUSTER_NAME,
+            "cluster name of {} bytes: expected 1 to {MOST_CLUSTER_NAME}",
+            name.len()
+        );
+    }
     Ok(DecodeOptions {
-        cluster: cluster.or_else(|| config.cluster.clone()),
+        cluster,
         redactor: redactor(lake, &redact_paths)?,
     })
 }
+
+const MOST_CLUSTER_NAME: usize = 253;
 
 async fn file(cmd: IngestFileCmd, config: &Config) -> anyhow::Result<Outcome> {
     let format = match cmd.format.as_str() {

@@ -324,6 +324,27 @@ fn the_config_file_sits_under_env_and_flags() {
     assert_eq!(code, 1);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("bad.toml"), "{err}");
+    // Settings out of bounds, from the file or a flag: one line, nothing ingested.
+    std::fs::write(dir.path().join("huge.toml"), "[ingest]\nbatch_mib = 4096\n").unwrap();
+    let (code, _, err) = run(kubetrail()
+        .current_dir(dir.path())
+        .args(["--config", "huge.toml", "ingest", "file"])
+        .arg(&audit));
+    assert_eq!(
+        (code, err.trim()),
+        (
+            1,
+            "kubetrail: ingest.batch_mib = 4096: expected 1 to 1024 (MiB)"
+        )
+    );
+    let (code, _, err) = run(kubetrail()
+        .current_dir(dir.path())
+        .args(["ingest", "file", "--cluster", &"c".repeat(254)])
+        .arg(&audit));
+    assert_eq!(
+        (code, err.trim()),
+        (1, "kubetrail: cluster name of 254 bytes: expected 1 to 253")
+    );
 }
 
 #[test]

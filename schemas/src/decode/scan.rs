@@ -396,8 +396,8 @@ fn string_stop(bytes: &[u8]) -> usize {
     };
     // SAFETY (every `unsafe` below): the intrinsics need SSE2, which this build has (the
     // cfg above); nothing else in them is unsafe. Called from a function of our own with
-    // `#[target_feature]` they need no `unsafe`, but such a function cannot be inlined
-    // into its callers, and the call cost a string 20 instructions of its ~80.
+    // `#[target_feature]` they need no `unsafe`, but that function was not inlined into
+    // its callers, and the call cost 0.35 % of ingest's instructions.
     let (quote, backslash, control) = unsafe {
         (
             _mm_set1_epi8(b'"' as i8),

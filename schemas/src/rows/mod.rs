@@ -82,9 +82,9 @@ pub struct BatchLimits {
 impl BatchLimits {
     /// The largest `max_bytes` a setting may ask for: a table's batch is held in memory.
     pub const MOST_BYTES: usize = 1 << 30;
-    /// The largest record a setting may let in. A buffer is cut once a column holds
-    /// [`MOST_TEXT_BYTES`], after the record that crossed it: one record more keeps every
-    /// text column below the 2 GiB its 32-bit offsets reach.
+    /// The largest record a setting may let in. A buffer is cut once a column holds a
+    /// GiB of text, measured at most 1,024 rows or a MiB of input late: that and one
+    /// record more keep every text column below the 2 GiB its 32-bit offsets reach.
     pub const MOST_RECORD_BYTES: usize = 512 << 20;
 }
 
@@ -196,8 +196,8 @@ impl<C: TableColumns> RowBuffer<C> {
         self.rows
     }
 
-    /// Whether the rows in so far make a batch: they reached a limit, or a column's text
-    /// [`MOST_TEXT_BYTES`].
+    /// Whether the rows in so far make a batch: they reached a limit, or a column holds a
+    /// GiB of text.
     pub fn is_full(&self, limits: BatchLimits) -> bool {
         self.rows > 0
             && (self.rows >= limits.max_rows
