@@ -62,14 +62,9 @@ impl DeadLetterBuffer {
         self.letters.is_empty()
     }
 
-    pub fn approx_bytes(&self) -> usize {
-        self.approx_bytes
-    }
-
     /// Whether the letters in so far reached a limit.
     pub fn is_full(&self, limits: BatchLimits) -> bool {
-        !self.letters.is_empty()
-            && (self.letters.len() >= limits.max_rows || self.approx_bytes >= limits.max_bytes)
+        limits.reached(self.letters.len(), self.approx_bytes)
     }
 
     pub fn take_batch(&mut self) -> Result<Option<RecordBatch>, ArrowError> {

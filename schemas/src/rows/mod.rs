@@ -80,6 +80,11 @@ pub struct BatchLimits {
 }
 
 impl BatchLimits {
+    /// Whether `rows` rows from `bytes` bytes of input make a batch.
+    pub fn reached(self, rows: usize, bytes: usize) -> bool {
+        rows > 0 && (rows >= self.max_rows || bytes >= self.max_bytes)
+    }
+
     /// The largest `max_bytes` a setting may ask for: a table's batch is held in memory.
     pub const MOST_BYTES: usize = 1 << 30;
     /// The largest record a setting may let in. A buffer is cut once a column holds a
@@ -199,19 +204,11 @@ impl<C: TableColumns> RowBuffer<C> {
     /// Whether the rows in so far make a batch: they reached a limit, or a column holds a
     /// GiB of text.
     pub fn is_full(&self, limits: BatchLimits) -> bool {
-        self.rows > 0
-            && (self.rows >= limits.max_rows
-                || self.approx_bytes >= limits.max_bytes
-                || self.text_full)
+        limits.reached(self.rows, self.approx_bytes) || self.text_full
     }
 
     pub fn is_empty(&self) -> bool {
         self.rows == 0
-    }
-
-    /// Size of the input these rows came from: a cheap proxy for their memory.
-    pub fn approx_bytes(&self) -> usize {
-        self.approx_bytes
     }
 
     /// Builds one batch in the table's schema, sorted by `event_time`, and empties the buffer.
@@ -650,7 +647,7 @@ mod tests {
                 ("file:a", 4)
             ]
         );
-        assert_eq!(buffer.approx_bytes(), 0);
+        assert_eq!(buffer.approx_bytes, 0);
         assert!(buffer.take_batch().unwrap().is_none());
     }
 }
