@@ -65,7 +65,7 @@ fn to_arrow(c: &mut Criterion) {
     group.bench_function("k8s_audit", |b| {
         b.iter(|| {
             let mut buffer = RowBuffer::<AuditColumns>::default();
-            buffer.extend(rows.clone(), &provenance, 0);
+            buffer.extend(&rows, &provenance, 0);
             buffer.take_batch().expect("batch").expect("rows")
         })
     });

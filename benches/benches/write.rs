@@ -19,7 +19,7 @@ fn audit_batch(rows: u64) -> RecordBatch {
         ingested_at: 0,
     };
     let mut buffer = RowBuffer::<AuditColumns>::default();
-    buffer.extend(decoded, &provenance, 0);
+    buffer.extend(&decoded, &provenance, 0);
     buffer.take_batch().expect("batch").expect("rows")
 }
 

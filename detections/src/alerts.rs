@@ -84,7 +84,7 @@ pub fn alerts_batch(
         offset: 0,
         ingested_at: chrono::Utc::now().timestamp_micros(),
     };
-    buffer.extend(alerts, &provenance, 0);
+    buffer.extend(&alerts, &provenance, 0);
     buffer.take_batch()
 }
 

@@ -57,21 +57,21 @@ impl TableBatches {
             Decoded::Audit(out) => {
                 if keep(Table::K8sAudit) {
                     self.count(Table::K8sAudit, out.rows.len());
-                    self.audit.extend(out.rows, provenance, raw_len);
+                    self.audit.extend(&out.rows, provenance, raw_len);
                 }
                 out.rejected
             }
             Decoded::Flows(out) => {
                 if keep(Table::NetworkFlows) {
                     self.count(Table::NetworkFlows, out.rows.len());
-                    self.flows.extend(out.rows, provenance, raw_len);
+                    self.flows.extend(&out.rows, provenance, raw_len);
                 }
                 out.rejected
             }
             Decoded::Runtime(out) => {
                 if keep(Table::RuntimeEvents) {
                     self.count(Table::RuntimeEvents, out.rows.len());
-                    self.runtime.extend(out.rows, provenance, raw_len);
+                    self.runtime.extend(&out.rows, provenance, raw_len);
                 }
                 out.rejected
             }

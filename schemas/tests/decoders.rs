@@ -85,7 +85,7 @@ fn batch<R: EventRow>(rows: Vec<R>) -> RecordBatch {
         offset: 1,
         ingested_at: 0,
     };
-    buffer.extend(rows, &provenance, 1);
+    buffer.extend(&rows, &provenance, 1);
     buffer.take_batch().unwrap().unwrap()
 }
 

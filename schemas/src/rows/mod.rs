@@ -142,17 +142,15 @@ impl<C: TableColumns> RowBuffer<C> {
     }
 
     /// Adds the rows decoded from one input record of `raw_len` bytes.
-    pub fn extend<R>(
-        &mut self,
-        rows: impl IntoIterator<Item = R>,
-        provenance: &Provenance,
-        raw_len: usize,
-    ) where
+    // Borrowed: moved out of their vector one by one, every audit event was copied once
+    // more (callgrind: 0.5 % of ingest's instructions).
+    pub fn extend<R>(&mut self, rows: &[R], provenance: &Provenance, raw_len: usize)
+    where
         C: AppendRow<R>,
     {
         let before = self.rows;
         for row in rows {
-            self.columns.append(&row);
+            self.columns.append(row);
             self.rows += 1;
         }
         let n = self.rows - before;
@@ -421,7 +419,7 @@ mod tests {
                 ..AuditEvent::default()
             },
         ];
-        buffer.extend(rows, &test_support::provenance(), 100);
+        buffer.extend(&rows, &test_support::provenance(), 100);
         let batch = buffer.take_batch().unwrap().unwrap();
         assert_eq!(batch.schema(), crate::Table::K8sAudit.schema());
         // Sorted by time; the day derived from it.
@@ -490,9 +488,9 @@ mod tests {
             ..AuditEvent::default()
         };
         let provenance = test_support::provenance();
-        buffer.extend([row(1, &["a", "b"]), row(2, &[])], &provenance, 10);
+        buffer.extend(&[row(1, &["a", "b"]), row(2, &[])], &provenance, 10);
         let first = buffer.take_batch().unwrap().unwrap();
-        buffer.extend([row(3, &["c"])], &provenance, 10);
+        buffer.extend(&[row(3, &["c"])], &provenance, 10);
         let second = buffer.take_batch().unwrap().unwrap();
         let verbs = |b: &RecordBatch| -> Vec<String> {
             let v = b.column_by_name("verb").unwrap().as_string::<i32>();
@@ -543,7 +541,7 @@ mod tests {
         let mut sized_by_bytes = RowBuffer::<AuditColumns>::new(by_bytes);
         for i in 0..rows {
             for buffer in [&mut grown, &mut sized, &mut sized_by_bytes] {
-                buffer.extend([row(i)], &provenance, 500);
+                buffer.extend(&[row(i)], &provenance, 500);
             }
             if i + 1 == SAMPLE_ROWS {
                 assert!(sized.offsets.capacity() >= rows);
@@ -575,12 +573,12 @@ mod tests {
         let mut by_bytes = RowBuffer::<AuditColumns>::new(limits);
         assert!(!by_rows.is_full(limits), "empty");
         for _ in 0..2999 {
-            by_rows.extend([row("c")], &provenance, 10);
+            by_rows.extend(&[row("c")], &provenance, 10);
         }
-        by_bytes.extend([row("c")], &provenance, (3 << 20) - 1);
+        by_bytes.extend(&[row("c")], &provenance, (3 << 20) - 1);
         assert!(!by_rows.is_full(limits) && !by_bytes.is_full(limits));
-        by_rows.extend([row("c")], &provenance, 10);
-        by_bytes.extend([row("c")], &provenance, 1);
+        by_rows.extend(&[row("c")], &provenance, 10);
+        by_bytes.extend(&[row("c")], &provenance, 1);
         assert!(by_rows.is_full(limits) && by_bytes.is_full(limits));
 
         let unlimited = BatchLimits {
@@ -594,7 +592,7 @@ mod tests {
         // by the 1024th row at the latest; emptied, it starts again.
         let mut rows = 0;
         while !text.is_full(unlimited) {
-            text.extend([row(&cluster)], &provenance, 10);
+            text.extend(&[row(&cluster)], &provenance, 10);
             rows += 1;
             assert!(rows <= 1024, "never full");
         }
@@ -616,18 +614,18 @@ mod tests {
             ingested_at: 0,
         };
         let a = from("file:a", 1);
-        buffer.extend(vec![row(1), row(2)], &a, 10);
-        buffer.extend(vec![], &from("file:none", 2), 10);
+        buffer.extend(&[row(1), row(2)], &a, 10);
+        buffer.extend(&[], &from("file:none", 2), 10);
         buffer.extend(
-            vec![row(3)],
+            &[row(3)],
             &Provenance {
                 offset: 3,
                 ..a.clone()
             },
             10,
         );
-        buffer.extend(vec![row(4)], &from("kafka:t/0", 7), 10);
-        buffer.extend(vec![row(5)], &from("file:a", 4), 10);
+        buffer.extend(&[row(4)], &from("kafka:t/0", 7), 10);
+        buffer.extend(&[row(5)], &from("file:a", 4), 10);
         let batch = buffer.take_batch().unwrap().unwrap();
         let sources = batch.column_by_name("_source").unwrap().as_string::<i32>();
         let offsets = batch
