@@ -55,6 +55,8 @@ pub(crate) struct TextColumn {
 }
 
 impl TextColumn {
+    // Inlined into each row's append: called, it cost 0.4 % more of ingest's instructions.
+    #[inline(always)]
     pub(crate) fn push(&mut self, value: Option<&str>) {
         self.values.append_option(value);
     }
