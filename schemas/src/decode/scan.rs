@@ -396,8 +396,8 @@ impl<'a> Scanner<'a> {
 /// which JSON allows only escaped): one bit per byte of the text, found in one pass before
 /// it is read. A string's end is then the next set bit. Searched string by string instead
 /// (sixteen bytes at a time with SSE2), each of the ≈ 47 strings of an audit event paid
-/// for setting up and leaving its search: a string took 76 instructions, where it takes 49
-/// now, and the index under one per byte of the record (callgrind: 1.3 % fewer for all of
+/// for setting up and leaving its search: a string took 76 instructions, 49 with the
+/// index, which costs under one per byte of the record (callgrind: 1.3 % fewer for all of
 /// ingest). It takes an eighth of the record's size, for as long as the scanner lives.
 struct StringStops(Vec<u64>);
 
