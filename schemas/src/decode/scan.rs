@@ -115,9 +115,7 @@ impl<'a> Scanner<'a> {
         if self.peek() == Some(b'n') {
             return self.null().map(|()| None);
         }
-        let start = self.pos;
-        self.skip()?;
-        Ok(Some(&self.text[start..self.pos]))
+        self.raw_with(Self::skip).map(|(text, ())| Some(text))
     }
 
     /// Reads a value with `read`, and hands out its text as it stands in the record too.
