@@ -7,6 +7,7 @@
 //!                                                                   └─► timeline: one entity across the streams
 //! ```
 
+pub mod k8s_object;
 pub mod output;
 mod scan_filters;
 pub mod session;

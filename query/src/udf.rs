@@ -12,12 +12,27 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::SessionContext;
 
-/// Registers kubetrail's functions and the JSON functions (`json_get_str(request_object,
+use crate::k8s_object;
+
+/// Registers kubetrail's functions (addresses, `succeeded`, what Kubernetes objects ask for)
+/// and the JSON functions (`json_get_str(request_object,
 /// 'spec', 'containers', 0, 'image')`, `request_object->'spec'->>'hostNetwork'`, …).
 pub fn register(ctx: &mut SessionContext) -> Result<()> {
     ctx.register_udf(ScalarUDF::from(IpPredicate::cidr_contains()));
     ctx.register_udf(ScalarUDF::from(IpPredicate::is_private_ip()));
-    ctx.register_udf(ScalarUDF::from(WorkloadImages::new()));
+    for (name, of) in [
+        (
+            "workload_images",
+            k8s_object::workload_images as fn(&str) -> _,
+        ),
+        ("pod_risks", k8s_object::pod_risks),
+        ("role_risks", k8s_object::role_risks),
+    ] {
+        ctx.register_udf(ScalarUDF::from(ObjectList::new(name, of)));
+    }
+    ctx.register_udf(ScalarUDF::from(Succeeded {
+        signature: Signature::any(2, Volatility::Immutable),
+    }));
     datafusion_functions_json::register_all(ctx)?;
     Ok(())
 }
@@ -199,25 +214,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn images_of_pods_workloads_and_cronjobs() {
-        let pod = r#"{"spec":{"initContainers":[{"image":"busybox"}],"containers":[{"image":"a/b:1"},{"name":"x"}]}}"#;
-        assert_eq!(
-            workload_images(pod),
-            Some(vec!["busybox".into(), "a/b:1".into()])
-        );
-        let deployment =
-            r#"{"spec":{"template":{"spec":{"containers":[{"image":"r.example.com/app"}]}}}}"#;
-        assert_eq!(
-            workload_images(deployment),
-            Some(vec!["r.example.com/app".into()])
-        );
-        let cron = r#"{"spec":{"jobTemplate":{"spec":{"template":{"spec":{"containers":[{"image":"c"}]}}}}}}"#;
-        assert_eq!(workload_images(cron), Some(vec!["c".into()]));
-        assert_eq!(workload_images("{}"), None);
-        assert_eq!(workload_images("not json"), None);
-    }
-
-    #[test]
     fn cidrs_and_private_ranges() {
         let c = Cidr::parse("10.1.0.0/16").unwrap();
         assert!(c.contains("10.1.200.3".parse().unwrap()));
@@ -241,52 +237,42 @@ mod tests {
     }
 }
 
-/// `workload_images(request_object)`: every container image a Pod, a workload
-/// (Deployment, DaemonSet, StatefulSet, ReplicaSet, Job) or a CronJob asks for, init and
-/// ephemeral containers included; null when the text is not such an object.
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct WorkloadImages {
+/// A function of one text (a Kubernetes object) to a list of texts, null where the text is
+/// null or not such an object: `workload_images(request_object)`, `pod_risks(…)`,
+/// `role_risks(…)`, as [`crate::k8s_object`] defines them.
+#[derive(Debug)]
+struct ObjectList {
+    name: &'static str,
     signature: Signature,
+    of: fn(&str) -> Option<Vec<String>>,
 }
 
-impl WorkloadImages {
-    fn new() -> Self {
-        WorkloadImages {
+impl ObjectList {
+    fn new(name: &'static str, of: fn(&str) -> Option<Vec<String>>) -> Self {
+        ObjectList {
+            name,
             signature: Signature::string(1, Volatility::Immutable),
+            of,
         }
     }
 }
 
-/// The images of one object, in the order its spec lists them.
-pub fn workload_images(object: &str) -> Option<Vec<String>> {
-    let v: serde_json::Value = serde_json::from_str(object).ok()?;
-    let spec = v.get("spec")?;
-    let pod_spec = if spec.get("containers").is_some() {
-        spec
-    } else if let Some(s) = spec.pointer("/template/spec") {
-        s
-    } else {
-        spec.pointer("/jobTemplate/spec/template/spec")?
-    };
-    let mut images = Vec::new();
-    for list in ["initContainers", "containers", "ephemeralContainers"] {
-        for c in pod_spec
-            .get(list)
-            .and_then(|l| l.as_array())
-            .into_iter()
-            .flatten()
-        {
-            if let Some(image) = c.get("image").and_then(|i| i.as_str()) {
-                images.push(image.to_owned());
-            }
-        }
+// Identified by name, as IpPredicate is.
+impl PartialEq for ObjectList {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
     }
-    Some(images)
+}
+impl Eq for ObjectList {}
+impl std::hash::Hash for ObjectList {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state)
+    }
 }
 
-impl ScalarUDFImpl for WorkloadImages {
+impl ScalarUDFImpl for ObjectList {
     fn name(&self) -> &str {
-        "workload_images"
+        self.name
     }
     fn signature(&self) -> &Signature {
         &self.signature
@@ -304,11 +290,11 @@ impl ScalarUDFImpl for WorkloadImages {
         let mut builder = ListBuilder::new(StringBuilder::new());
         for row in 0..text.len() {
             match (!text.is_null(row))
-                .then(|| workload_images(text.value(row)))
+                .then(|| (self.of)(text.value(row)))
                 .flatten()
             {
-                Some(images) => {
-                    for i in images {
+                Some(items) => {
+                    for i in items {
                         builder.values().append_value(i);
                     }
                     builder.append(true);
@@ -317,5 +303,58 @@ impl ScalarUDFImpl for WorkloadImages {
             }
         }
         Ok(ColumnarValue::Array(Arc::new(builder.finish())))
+    }
+}
+
+/// `succeeded(response_code, response_reason)`: whether an API request was not refused.
+/// Unknown counts as not refused: exports that leave the response status out are still
+/// judged. A code of 400 or more is a refusal, and so is a reason without a code (a
+/// `Failure` status that named no code).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Succeeded {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for Succeeded {
+    fn name(&self) -> &str {
+        "succeeded"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Boolean)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        use arrow::array::AsArray;
+        use arrow::datatypes::Int64Type;
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let [code, reason] = arrays.as_slice() else {
+            return Err(DataFusionError::Plan(
+                "succeeded(response_code, response_reason) takes two arguments".into(),
+            ));
+        };
+        let code = cast(code, &DataType::Int64)?;
+        let code = code.as_primitive::<Int64Type>();
+        let reason = cast(reason, &DataType::Utf8)?;
+        let out: BooleanArray = (0..code.len())
+            .map(|row| {
+                Some(if code.is_null(row) {
+                    reason.is_null(row)
+                } else {
+                    code.value(row) < 400
+                })
+            })
+            .collect();
+        if args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)))
+        {
+            return Ok(ColumnarValue::Scalar(
+                datafusion::scalar::ScalarValue::try_from_array(&out, 0)?,
+            ));
+        }
+        Ok(ColumnarValue::Array(Arc::new(out)))
     }
 }

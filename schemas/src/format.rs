@@ -87,11 +87,17 @@ fn sniff_json(obj: &serde_json::Map<String, Value>) -> Option<SourceFormat> {
     if str_of("category").starts_with("kube-audit") || has("records") {
         return Some(SourceFormat::K8sAudit);
     }
+    // GKE entries, with or without `serviceName`: pipelines drop it, the method stays.
     if let Some(payload) = obj.get("protoPayload").and_then(Value::as_object) {
         let service = payload.get("serviceName").and_then(Value::as_str);
-        if service == Some("k8s.io") {
+        let method = payload.get("methodName").and_then(Value::as_str);
+        if service == Some("k8s.io") || method.is_some_and(|m| m.starts_with("io.k8s.")) {
             return Some(SourceFormat::K8sAudit);
         }
+    }
+    // Abbreviated events: no kind, ID or API version, but a request to the API.
+    if has("requestURI") && (has("verb") || has("user") || has("objectRef")) {
+        return Some(SourceFormat::K8sAudit);
     }
     if obj
         .get("jsonPayload")

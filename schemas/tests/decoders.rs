@@ -780,3 +780,156 @@ mod secrets {
         assert!(text.contains("[REDACTED hmac:"));
     }
 }
+
+/// Real-world audit shapes that are not the API server's own: GKE entries as pipelines
+/// pass them on, and abbreviated exports that dropped fields.
+mod field_shapes {
+    use super::*;
+
+    fn one(record: &str) -> AuditEvent<'static> {
+        let out = decode_all(SourceFormat::K8sAudit, &[record.as_bytes().to_vec()]);
+        assert!(out.rejected.is_empty(), "{:?}", out.rejected);
+        assert_eq!(out.audit.len(), 1);
+        out.audit.into_iter().next().unwrap()
+    }
+
+    /// As SIEM exports and detection vendors' tests carry them: no `logName`, `insertId`,
+    /// `@type` or `serviceName`, `callerIP`, times without a zone, and a failure said only
+    /// by the Status in `response`.
+    const GKE_REFUSED: &str = r#"{"protoPayload":{"at_sign_type":"type.googleapis.com/google.cloud.audit.AuditLog","authenticationInfo":{"principalEmail":"some.user@company.com"},"authorizationInfo":[{"granted":true,"permission":"io.k8s.core.v1.pods.create","resource":"core/v1/namespaces/default/pods/test"}],"methodName":"io.k8s.core.v1.pods.create","request":{"kind":"Pod","metadata":{"name":"test","namespace":"default"},"spec":{"volumes":[{"hostPath":{"path":"/var/lib/kubelet"},"name":"v"}]}},"requestMetadata":{"callerIP":"1.2.3.4","callerSuppliedUserAgent":"kubectl/v1.28.2"},"resourceName":"core/v1/namespaces/default/pods/test","response":{"status":"Failure","reason":"Forbidden"}},"receiveTimestamp":"2024-02-16 12:55:17.003485190","resource":{"labels":{"cluster_name":"some-project-cluster"},"type":"k8s_cluster"},"timestamp":"2024-02-16 12:55:00.510160000"}"#;
+
+    #[test]
+    fn gke_entries_without_their_envelope_are_recognised_and_mapped() {
+        assert_eq!(
+            SourceFormat::sniff(GKE_REFUSED.as_bytes()),
+            Some(SourceFormat::K8sAudit)
+        );
+        let e = one(GKE_REFUSED);
+        assert_eq!(e.audit_format, "gke");
+        assert_eq!(
+            (
+                e.verb.as_deref(),
+                e.resource.as_deref(),
+                e.namespace.as_deref(),
+                e.name.as_deref()
+            ),
+            (Some("create"), Some("pods"), Some("default"), Some("test"))
+        );
+        assert_eq!(
+            (e.response_code, e.response_reason.as_deref()),
+            (Some(403), Some("Forbidden"))
+        );
+        assert_eq!(e.src_ip.as_deref(), Some("1.2.3.4"));
+        assert_eq!(e.cluster.as_deref(), Some("some-project-cluster"));
+        assert!(e
+            .request_object
+            .as_deref()
+            .unwrap()
+            .contains("/var/lib/kubelet"));
+        assert!(e.audit_id.as_deref().unwrap().starts_with("derived-"));
+        assert_eq!(e.event_time, 1_708_088_100_510_160);
+        // The same entry twice has the same derived id.
+        assert_eq!(one(GKE_REFUSED).audit_id, e.audit_id);
+
+        // Only `receiveTimestamp`, no status at all, no `resourceName`: the method names it.
+        let exec = r#"{"protoPayload":{"methodName":"io.k8s.core.v1.pods.exec.create","authenticationInfo":{"principalEmail":"bob@example.com"},"requestMetadata":{"callerIp":"203.0.113.9"}},"receiveTimestamp":"2024-02-16T12:00:00Z"}"#;
+        let e = one(exec);
+        assert_eq!(
+            (
+                e.verb.as_deref(),
+                e.resource.as_deref(),
+                e.subresource.as_deref(),
+                e.api_group.as_deref()
+            ),
+            (Some("create"), Some("pods"), Some("exec"), Some(""))
+        );
+        assert_eq!(e.response_code, None, "no status is unknown, not failed");
+        let csr = r#"{"protoPayload":{"methodName":"io.k8s.certificates.v1.certificatesigningrequests.approval.update","resourceName":"certificates.k8s.io/v1/certificatesigningrequests/csr-1/approval","status":{}},"timestamp":"2024-02-16T12:00:00Z"}"#;
+        let e = one(csr);
+        assert_eq!(
+            (
+                e.resource.as_deref(),
+                e.name.as_deref(),
+                e.subresource.as_deref(),
+                e.response_code
+            ),
+            (
+                Some("certificatesigningrequests"),
+                Some("csr-1"),
+                Some("approval"),
+                Some(200)
+            )
+        );
+    }
+
+    #[test]
+    fn gke_entries_that_cannot_be_judged_are_rejected_with_a_reason() {
+        let reasons =
+            |r: &str| decode_all(SourceFormat::K8sAudit, &[r.as_bytes().to_vec()]).rejected;
+        let no_time = r#"{"protoPayload":{"methodName":"io.k8s.core.v1.pods.get"}}"#;
+        assert!(
+            reasons(no_time)[0].contains("timestamp (or receiveTimestamp)"),
+            "{:?}",
+            reasons(no_time)
+        );
+        let other_service = r#"{"protoPayload":{"methodName":"storage.objects.get"},"timestamp":"2024-02-16T12:00:00Z"}"#;
+        assert!(reasons(other_service)[0].contains("not a Kubernetes API call"));
+        let no_method = r#"{"protoPayload":{"resourceName":"core/v1/pods"},"timestamp":"2024-02-16T12:00:00Z"}"#;
+        assert!(reasons(no_method)[0].contains("methodName"));
+        let bad_time = r#"{"protoPayload":{"methodName":"io.k8s.core.v1.pods.get"},"receiveTimestamp":"yesterday"}"#;
+        assert!(reasons(bad_time)[0].contains("receiveTimestamp"));
+    }
+
+    #[test]
+    fn abbreviated_events_are_still_evidence() {
+        // No kind, apiVersion, stage, level, auditID, objectRef or responseStatus.
+        let bare = r#"{"requestURI":"/api/v1/namespaces/shop/pods/api-1/exec?command=tar&command=cf","verb":"create","user":{"username":"alice"},"sourceIPs":["10.0.0.1"],"requestReceivedTimestamp":"2024-05-01T10:00:00Z"}"#;
+        assert_eq!(
+            SourceFormat::sniff(bare.as_bytes()),
+            Some(SourceFormat::K8sAudit)
+        );
+        let e = one(bare);
+        assert_eq!(
+            (
+                e.resource.as_deref(),
+                e.namespace.as_deref(),
+                e.pod.as_deref(),
+                e.subresource.as_deref()
+            ),
+            (Some("pods"), Some("shop"), Some("api-1"), Some("exec"))
+        );
+        assert_eq!((e.stage.as_deref(), e.response_code), (None, None));
+        let id = e.audit_id.clone().unwrap();
+        assert!(id.starts_with("derived-"), "{id}");
+        // Another stage of the same request has the same id; another request another.
+        let started = bare.replace("\"verb\"", "\"stage\":\"ResponseStarted\",\"verb\"");
+        assert_eq!(one(&started).audit_id.as_deref(), Some(&*id));
+        let later = bare.replace("10:00:00Z", "10:00:01Z");
+        assert_ne!(one(&later).audit_id.as_deref(), Some(&*id));
+        // No verb: from the HTTP method where the export kept it, else only a watch.
+        let no_verb = r#"{"requestURI":"/apis/apps/v1/namespaces/shop/deployments","method":"POST","user":{"username":"alice"},"requestReceivedTimestamp":"2024-05-01T10:00:00Z"}"#;
+        let e = one(no_verb);
+        assert_eq!(
+            (e.verb.as_deref(), e.api_group.as_deref()),
+            (Some("create"), Some("apps"))
+        );
+        let watch = r#"{"requestURI":"/api/v1/secrets?watch=true","user":{"username":"x"},"requestReceivedTimestamp":"2024-05-01T10:00:00Z"}"#;
+        assert_eq!(one(watch).verb.as_deref(), Some("watch"));
+        let unknown = r#"{"requestURI":"/api/v1/namespaces/a/secrets/s","user":{"username":"x"},"requestReceivedTimestamp":"2024-05-01T10:00:00Z"}"#;
+        let e = one(unknown);
+        assert_eq!((e.verb, e.resource.as_deref()), (None, Some("secrets")));
+        // A URI that names no object leaves the columns empty and the event lands.
+        let health = r#"{"requestURI":"/healthz","verb":"get","user":{"username":"x"},"requestReceivedTimestamp":"2024-05-01T10:00:00Z"}"#;
+        assert_eq!(one(health).resource, None);
+        // Still not an audit event: nothing that says it is one.
+        let reasons = decode_all(
+            SourceFormat::K8sAudit,
+            &[
+                br#"{"user":{"username":"x"},"requestReceivedTimestamp":"2024-05-01T10:00:00Z"}"#
+                    .to_vec(),
+            ],
+        )
+        .rejected;
+        assert!(reasons[0].contains("not an audit event"), "{reasons:?}");
+    }
+}

@@ -7,14 +7,14 @@ use foldhash::{HashMap, HashMapExt};
 
 use super::event::{Detail, Stream, TimelineEvent};
 
-/// Keeps one line per audit ID: the most complete stage (`ResponseComplete` over
-/// `ResponseStarted` over `RequestReceived`), of equals the first. Lines without an ID are
+/// Keeps one line per audit ID: the most complete stage (`ResponseComplete`, or none said,
+/// over `ResponseStarted` over `RequestReceived`), of equals the first. Lines without an ID are
 /// kept as they are, and the order is kept.
 pub fn one_line_per_request(mut lines: Vec<TimelineEvent>) -> Vec<TimelineEvent> {
     let rank = |e: &TimelineEvent| match &e.detail {
         Detail::Audit { stage, .. } => match stage.as_deref() {
-            Some("ResponseComplete") => 3,
-            Some("Panic") => 3,
+            // An export that left the stage out logged the request once: its last stage.
+            Some("ResponseComplete") | Some("Panic") | None => 3,
             Some("ResponseStarted") => 2,
             Some("RequestReceived") => 1,
             _ => 0,

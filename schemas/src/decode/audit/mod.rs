@@ -12,11 +12,16 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+mod gke;
+mod path;
+
 use super::scan::Scanner;
 use super::{DecodeError, DecodeOptions, Output};
 use crate::redact::Redactor;
 use crate::rows::AuditEvent;
 use crate::time::parse_timestamp;
+use gke::{gke_event, GcpOperation, GcpResource};
+use path::ResourcePath;
 
 /// A JSON string that borrows from the record unless it holds escapes. (serde borrows into
 /// a `Cow<str>` only when the field is exactly that type, never inside `Option` or `Vec`:
@@ -83,6 +88,10 @@ struct Envelope<'a> {
     stage_timestamp: Str<'a>,
     /// v1beta1 and GKE.
     timestamp: Str<'a>,
+    /// GKE entries that lost `timestamp` on their way.
+    receive_timestamp: Str<'a>,
+    /// The HTTP method, which a few exports keep beside (or instead of) the verb.
+    method: Str<'a>,
     metadata_creation_timestamp: Str<'a>,
     annotations: Option<Annotations<'a>>,
 
@@ -135,6 +144,8 @@ impl<'a> Envelope<'a> {
             "requestReceivedTimestamp" => once(&mut e.request_received_timestamp, text(s)?, key),
             "stageTimestamp" => once(&mut e.stage_timestamp, text(s)?, key),
             "timestamp" => once(&mut e.timestamp, text(s)?, key),
+            "receiveTimestamp" => once(&mut e.receive_timestamp, text(s)?, key),
+            "method" | "httpMethod" => once(&mut e.method, text(s)?, key),
             "metadata" => {
                 let mut created = None;
                 s.object("an object", |s, key| match key {
@@ -248,6 +259,21 @@ impl<'a> ObjectRef<'a> {
     }
 }
 
+impl ObjectRef<'_> {
+    /// The reference a request path makes, for events that carry none.
+    fn of_path(path: &ResourcePath) -> Self {
+        let text = |t: &Option<String>| t.clone().map(|t| Text(Cow::Owned(t)));
+        ObjectRef {
+            resource: text(&path.resource),
+            namespace: text(&path.namespace),
+            name: text(&path.name),
+            api_group: text(&path.group),
+            api_version: text(&path.version),
+            subresource: text(&path.subresource),
+        }
+    }
+}
+
 struct Status<'a> {
     code: Option<i32>,
     reason: Str<'a>,
@@ -332,69 +358,6 @@ impl<'a> Annotations<'a> {
 struct AksProperties<'a> {
     #[serde(borrow)]
     log: Str<'a>,
-}
-
-#[derive(Deserialize)]
-struct GcpResource<'a> {
-    #[serde(borrow)]
-    labels: Option<BTreeMap<Cow<'a, str>, Cow<'a, str>>>,
-}
-
-#[derive(Deserialize)]
-struct GcpOperation<'a> {
-    #[serde(borrow)]
-    id: Str<'a>,
-    first: Option<bool>,
-    last: Option<bool>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct GkePayload<'a> {
-    #[serde(borrow)]
-    method_name: Str<'a>,
-    #[serde(borrow)]
-    resource_name: Str<'a>,
-    #[serde(borrow)]
-    authentication_info: Option<GkeAuthn<'a>>,
-    #[serde(default)]
-    authorization_info: Vec<GkeAuthz>,
-    #[serde(borrow)]
-    request_metadata: Option<GkeRequestMetadata<'a>>,
-    #[serde(borrow)]
-    status: Option<GkeStatus<'a>>,
-    #[serde(borrow)]
-    request: Option<&'a RawValue>,
-    #[serde(borrow)]
-    response: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct GkeAuthn<'a> {
-    #[serde(borrow)]
-    principal_email: Str<'a>,
-}
-
-#[derive(Deserialize)]
-struct GkeAuthz {
-    granted: Option<bool>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct GkeRequestMetadata<'a> {
-    #[serde(borrow)]
-    caller_ip: Str<'a>,
-    #[serde(borrow)]
-    caller_supplied_user_agent: Str<'a>,
-}
-
-#[derive(Deserialize)]
-struct GkeStatus<'a> {
-    code: Option<i32>,
-    #[serde(borrow)]
-    message: Str<'a>,
 }
 
 /// The name and kind of a request or response object, read without building the object.
@@ -567,11 +530,13 @@ fn native_event<'a>(
             )));
         }
     }
-    let is_event =
-        env.kind.as_deref() == Some("Event") || env.audit_id.is_some() || env.verb.is_some();
+    let is_event = env.kind.as_deref() == Some("Event")
+        || env.audit_id.is_some()
+        || env.verb.is_some()
+        || env.request_uri.is_some();
     if !is_event {
         return Err(DecodeError::unrecognized(
-            "not an audit event (no kind Event, auditID or verb)",
+            "not an audit event (no kind Event, auditID, verb or requestURI)",
         ));
     }
     // Each time is read once; the event's time is the first of them the event has.
@@ -607,8 +572,27 @@ fn native_event<'a>(
         Some(Annotations::Empty) | None => (None, None, None),
     };
 
-    let has_ref = env.object_ref.is_some();
-    let object_ref = env.object_ref.take().unwrap_or_default();
+    // Abbreviated exports leave out `objectRef` or `verb`: the request URI still says
+    // what the request was about, and with an HTTP method, what it did.
+    let uri_path = match (&env.object_ref, &env.verb) {
+        (Some(_), Some(_)) => None,
+        _ => env
+            .request_uri
+            .as_deref()
+            .and_then(ResourcePath::from_request_uri),
+    };
+    let verb = match (env.verb.take(), &uri_path) {
+        (Some(verb), _) => Some(verb.0),
+        (None, Some(path)) => path.verb(env.method.as_deref()).map(Cow::Borrowed),
+        (None, None) => None,
+    };
+    let object_ref = match (env.object_ref.take(), &uri_path) {
+        (Some(r), _) => Some(r),
+        (None, Some(path)) => Some(ObjectRef::of_path(path)),
+        (None, None) => None,
+    };
+    let has_ref = object_ref.is_some();
+    let object_ref = object_ref.unwrap_or_default();
     let resource = cow(object_ref.resource);
     let Objects {
         name,
@@ -648,10 +632,24 @@ fn native_event<'a>(
         node: user_name.as_ref().and_then(node_of),
         src_ip: source_ips.first().cloned(),
         namespace: cow(object_ref.namespace),
-        audit_id: cow(env.audit_id.take()),
+        audit_id: match env.audit_id.take() {
+            Some(id) => Some(id.0),
+            // Stable across re-ingest, and the same for every stage of one request.
+            None => Some(Cow::Owned(derived_audit_id([
+                env.request_received_timestamp
+                    .as_deref()
+                    .or(env.stage_timestamp.as_deref())
+                    .or(legacy_time),
+                user_name.as_deref(),
+                verb.as_deref(),
+                env.request_uri.as_deref(),
+                source_ips.first().map(|ip| &**ip),
+                env.user_agent.as_deref(),
+            ]))),
+        },
         stage: cow(env.stage.take()),
         level: cow(env.level.take()),
-        verb: cow(env.verb.take()),
+        verb,
         user_name,
         user_uid,
         user_groups,
@@ -687,193 +685,6 @@ fn texts(list: Option<Vec<Cow<str>>>) -> Vec<Cow<str>> {
 /// The cluster the options name for records that name none.
 fn options_cluster<'a>(options: &DecodeOptions) -> Option<Cow<'a, str>> {
     options.cluster.clone().map(Cow::Owned)
-}
-
-fn gke_event<'a>(
-    env: &Envelope<'a>,
-    payload: &'a str,
-    options: &DecodeOptions,
-    cluster: Option<Cow<'a, str>>,
-) -> Result<AuditEvent<'a>, DecodeError> {
-    let p: GkePayload<'a> = serde_json::from_str(payload).map_err(DecodeError::json)?;
-    let method = p
-        .method_name
-        .as_deref()
-        .ok_or(DecodeError::Missing("protoPayload.methodName"))?;
-    if !method.starts_with("io.k8s.") {
-        return Err(DecodeError::unrecognized(format!(
-            "GKE method '{method}' is not a Kubernetes API call"
-        )));
-    }
-    let time_text = env
-        .timestamp
-        .as_deref()
-        .ok_or(DecodeError::Missing("timestamp"))?;
-    let event_time =
-        parse_timestamp(time_text).map_err(|r| DecodeError::invalid("timestamp", r))?;
-    let path = p
-        .resource_name
-        .as_deref()
-        .map(GkeResource::parse)
-        .unwrap_or_default();
-    let verb = method.rsplit('.').next().map(|v| Cow::Owned(v.to_owned()));
-    let gke_cluster = env
-        .resource
-        .as_ref()
-        .and_then(|r| r.labels.as_ref())
-        .and_then(|l| l.get("cluster_name"))
-        .map(|c| Cow::Owned(c.to_string()));
-    let Objects {
-        name,
-        request: request_object,
-        response: response_object,
-        pod_ip,
-    } = objects(
-        path.resource.as_deref(),
-        path.name.clone().map(Cow::Owned),
-        [p.request, p.response].map(|o| o.map(RawValue::get)),
-        &options.redactor,
-    )?;
-    let user_name = p.authentication_info.and_then(|a| cow(a.principal_email));
-    let (src_ip, user_agent) = match p.request_metadata {
-        Some(m) => (
-            m.caller_ip.map(|ip| canonical_ip_text(ip.0)),
-            cow(m.caller_supplied_user_agent),
-        ),
-        None => (None, None),
-    };
-    let label = |key: &str| {
-        env.labels
-            .as_ref()
-            .and_then(|l| l.get(key))
-            .and_then(Value::as_str)
-            .map(|v| Cow::Owned(v.to_owned()))
-    };
-    let decision = label("authorization.k8s.io/decision").or_else(|| {
-        if p.authorization_info.is_empty() {
-            None
-        } else if p.authorization_info.iter().all(|a| a.granted == Some(true)) {
-            Some(Cow::Borrowed("allow"))
-        } else {
-            Some(Cow::Borrowed("forbid"))
-        }
-    });
-    let stage = env.operation.as_ref().map(|o| match (o.first, o.last) {
-        (Some(true), Some(false)) => Cow::Borrowed("ResponseStarted"),
-        _ => Cow::Borrowed("ResponseComplete"),
-    });
-    let (status_code, status_message) = match p.status {
-        Some(s) => (s.code, cow(s.message)),
-        None => (None, None),
-    };
-    let level = if response_object.is_some() {
-        "RequestResponse"
-    } else if request_object.is_some() {
-        "Request"
-    } else {
-        "Metadata"
-    };
-    let owned = |t: Option<String>| t.map(Cow::Owned);
-    Ok(AuditEvent {
-        event_time,
-        cluster: gke_cluster.or(cluster).or_else(|| options_cluster(options)),
-        namespace: owned(path.namespace),
-        pod: pod_of(path.resource.as_deref(), name.as_ref()),
-        node: user_name.as_ref().and_then(node_of),
-        source_ips: src_ip.iter().cloned().collect(),
-        src_ip,
-        audit_id: env
-            .operation
-            .as_ref()
-            .and_then(|o| o.id.as_deref())
-            .or(env.insert_id.as_deref())
-            .map(|id| Cow::Owned(id.to_owned())),
-        stage,
-        level: Some(Cow::Borrowed(level)),
-        verb,
-        user_name,
-        user_agent,
-        resource: owned(path.resource),
-        subresource: owned(path.subresource),
-        name,
-        pod_ip,
-        api_group: owned(path.group),
-        api_version: owned(path.version),
-        request_uri: cow(p.resource_name),
-        response_code: status_code.map(http_code_of_grpc),
-        response_message: status_message,
-        decision,
-        authz_reason: label("authorization.k8s.io/reason"),
-        request_object,
-        response_object,
-        annotations: env
-            .labels
-            .as_ref()
-            .filter(|l| !l.is_empty())
-            .map(|l| Cow::Owned(json_text(l))),
-        audit_format: Cow::Borrowed("gke"),
-        ..AuditEvent::default()
-    })
-}
-
-/// `core/v1/namespaces/default/pods/nginx/exec` and friends.
-#[derive(Default)]
-struct GkeResource {
-    group: Option<String>,
-    version: Option<String>,
-    namespace: Option<String>,
-    resource: Option<String>,
-    name: Option<String>,
-    subresource: Option<String>,
-}
-
-impl GkeResource {
-    fn parse(path: &str) -> GkeResource {
-        let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
-        let owned = |i: usize, from: &[&str]| from.get(i).map(|s| s.to_string());
-        if parts.len() < 3 {
-            return GkeResource::default();
-        }
-        let group = if parts[0] == "core" { "" } else { parts[0] };
-        let rest = &parts[2..];
-        let mut r = GkeResource {
-            group: Some(group.to_owned()),
-            version: Some(parts[1].to_owned()),
-            ..GkeResource::default()
-        };
-        if rest[0] == "namespaces" && rest.len() >= 3 {
-            r.namespace = owned(1, rest);
-            r.resource = owned(2, rest);
-            r.name = owned(3, rest);
-            r.subresource = owned(4, rest);
-        } else {
-            r.resource = owned(0, rest);
-            r.name = owned(1, rest);
-            r.subresource = owned(2, rest);
-            if rest[0] == "namespaces" {
-                r.namespace = r.name.clone();
-            }
-        }
-        r
-    }
-}
-
-/// GKE reports the gRPC status of the call; responders think in HTTP codes.
-fn http_code_of_grpc(code: i32) -> i32 {
-    match code {
-        0 => 200,
-        1 => 499,
-        3 | 9 | 11 => 400,
-        4 => 504,
-        5 => 404,
-        6 | 10 => 409,
-        7 => 403,
-        8 => 429,
-        12 => 501,
-        14 => 503,
-        16 => 401,
-        _ => 500,
-    }
 }
 
 /// `/aws/eks/<cluster>/cluster`.
@@ -1043,6 +854,24 @@ fn is_printed_ipv4(ip: &str) -> bool {
         rest = &rest[dot + 1..];
     }
     printed(rest)
+}
+
+/// An audit ID for an event exported without one: a hash of what identifies the request
+/// (never of its stage), so a re-ingest finds the same id and a timeline still shows one
+/// line per request. Marked as derived, never mistaken for the API server's own.
+fn derived_audit_id<const N: usize>(parts: [Option<&str>; N]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in parts {
+        match part {
+            Some(p) => {
+                h.update([1u8]);
+                h.update(p.as_bytes());
+            }
+            None => h.update([0u8]),
+        }
+    }
+    format!("derived-{}", &hex::encode(h.finalize())[..32])
 }
 
 fn json_text<T: serde::Serialize>(v: &T) -> String {
