@@ -211,7 +211,7 @@ fn the_demo_runs_the_whole_pipeline() {
     );
     assert!(out.contains("critical  cryptominer"), "{out}");
     assert!(
-        out.contains("27 alerts written to the alerts table"),
+        out.contains("25 alerts written to the alerts table"),
         "{out}"
     );
     assert!(
