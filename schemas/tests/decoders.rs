@@ -913,6 +913,8 @@ mod field_shapes {
             (e.verb.as_deref(), e.api_group.as_deref()),
             (Some("create"), Some("apps"))
         );
+        let both = r#"{"requestURI":"/api/v1/namespaces/a/pods/p","method":"DELETE","httpMethod":"DELETE","user":{"username":"x"},"requestReceivedTimestamp":"2024-05-01T10:00:00Z"}"#;
+        assert_eq!(one(both).verb.as_deref(), Some("delete"));
         let watch = r#"{"requestURI":"/api/v1/secrets?watch=true","user":{"username":"x"},"requestReceivedTimestamp":"2024-05-01T10:00:00Z"}"#;
         assert_eq!(one(watch).verb.as_deref(), Some("watch"));
         let unknown = r#"{"requestURI":"/api/v1/namespaces/a/secrets/s","user":{"username":"x"},"requestReceivedTimestamp":"2024-05-01T10:00:00Z"}"#;

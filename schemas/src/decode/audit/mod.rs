@@ -90,8 +90,10 @@ struct Envelope<'a> {
     timestamp: Str<'a>,
     /// GKE entries that lost `timestamp` on their way.
     receive_timestamp: Str<'a>,
-    /// The HTTP method, which a few exports keep beside (or instead of) the verb.
+    /// The HTTP method, which a few exports keep beside (or instead of) the verb, under
+    /// one name or the other.
     method: Str<'a>,
+    http_method: Str<'a>,
     metadata_creation_timestamp: Str<'a>,
     annotations: Option<Annotations<'a>>,
 
@@ -145,7 +147,8 @@ impl<'a> Envelope<'a> {
             "stageTimestamp" => once(&mut e.stage_timestamp, text(s)?, key),
             "timestamp" => once(&mut e.timestamp, text(s)?, key),
             "receiveTimestamp" => once(&mut e.receive_timestamp, text(s)?, key),
-            "method" | "httpMethod" => once(&mut e.method, text(s)?, key),
+            "method" => once(&mut e.method, text(s)?, key),
+            "httpMethod" => once(&mut e.http_method, text(s)?, key),
             "metadata" => {
                 let mut created = None;
                 s.object("an object", |s, key| match key {
@@ -583,7 +586,9 @@ fn native_event<'a>(
     };
     let verb = match (env.verb.take(), &uri_path) {
         (Some(verb), _) => Some(verb.0),
-        (None, Some(path)) => path.verb(env.method.as_deref()).map(Cow::Borrowed),
+        (None, Some(path)) => path
+            .verb(env.method.as_deref().or(env.http_method.as_deref()))
+            .map(Cow::Borrowed),
         (None, None) => None,
     };
     let object_ref = match (env.object_ref.take(), &uri_path) {
