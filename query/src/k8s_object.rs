@@ -136,7 +136,7 @@ const DANGEROUS_CAPABILITIES: [&str; 11] = [
 /// the state and sockets of kubelet and the container runtimes. Log directories (which
 /// log shippers mount) are not among them.
 fn is_sensitive_host_path(path: &str) -> bool {
-    const UNDER: [&str; 14] = [
+    const UNDER: [&str; 16] = [
         "/etc",
         "/root",
         "/home",
@@ -151,6 +151,8 @@ fn is_sensitive_host_path(path: &str) -> bool {
         "/var/run/containerd",
         "/run/containerd",
         "/var/run/crio",
+        "/run/crio",
+        "/var/run/cri-dockerd.sock",
     ];
     let trimmed = path.trim();
     let p = trimmed.trim_end_matches('/');
@@ -159,7 +161,6 @@ fn is_sensitive_host_path(path: &str) -> bool {
     }
     UNDER
         .iter()
-        .chain(&["/run/crio", "/var/run/cri-dockerd.sock"])
         .any(|s| p == *s || p.strip_prefix(s).is_some_and(|rest| rest.starts_with('/')))
 }
 
