@@ -89,6 +89,10 @@ pub enum DetectCmd {
         /// table, csv or json.
         #[arg(long, default_value = "table")]
         format: String,
+        /// update (one alert per fact, updated while it goes on; the default) or bucket
+        /// (one alert per entity per suppress bucket).
+        #[arg(long)]
+        grouping: Option<String>,
     },
     /// Run the rules every --every over what arrived since the last round (plus
     /// --lookback for late events) until SIGINT/SIGTERM; the checkpoint is kept in the lake.
@@ -103,10 +107,14 @@ pub enum DetectCmd {
         lookback: std::time::Duration,
         #[arg(long, default_value = "14d", value_parser = parse_duration)]
         history: std::time::Duration,
-        /// Also send new alerts to: jsonl:- (stdout), jsonl:FILE, kafka:BROKERS/TOPIC,
-        /// webhook:URL (POST, retried with backoff). Repeatable.
+        /// Also send new and updated alerts to: jsonl:- (stdout), jsonl:FILE,
+        /// kafka:BROKERS/TOPIC, webhook:URL (POST, retried with backoff). Repeatable.
         #[arg(long)]
         sink: Vec<String>,
+        /// update (one alert per fact, updated while it goes on; the default) or bucket
+        /// (one alert per entity per suppress bucket).
+        #[arg(long)]
+        grouping: Option<String>,
     },
 }
 

@@ -22,11 +22,18 @@
 //! compact_closed_days = true
 //! [kafka.options]
 //! "fetch.max.bytes" = "52428800"
+//!
+//! [detections]
+//! allowed_registries = ["registry.example.com/"]
+//! deployers = ["system:serviceaccount:argocd:*", "ci-deployer@example.com"]
+//! indicator_files = ["/etc/kubetrail/indicators.txt"]
+//! grouping = "update"
 //! ```
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use kubetrail_detections::{Grouping, Watchlists};
 use kubetrail_ingest::BatchLimits;
 use serde::Deserialize;
 
@@ -57,6 +64,39 @@ pub struct DetectionSettings {
     /// allow-list rule stays quiet.
     #[serde(default)]
     pub allowed_registries: Vec<String>,
+    /// Identities that deploy CronJobs and DaemonSets as their job (exact, or a prefix
+    /// ending in `*`): their changes do not alert.
+    #[serde(default)]
+    pub deployers: Vec<String>,
+    /// Indicator files (`KIND VALUE [# note]` per line) added to the shipped indicators.
+    #[serde(default)]
+    pub indicator_files: Vec<PathBuf>,
+    /// Whether the shipped indicators are used (default true).
+    pub shipped_indicators: Option<bool>,
+    /// `update` (default: one alert per fact, updated while it goes on) or `bucket` (one
+    /// alert per entity per suppress bucket).
+    pub grouping: Option<String>,
+}
+
+impl DetectionSettings {
+    /// The lists the rules judge with; an unreadable or malformed indicator file is an error.
+    pub fn watchlists(&self) -> anyhow::Result<Watchlists> {
+        Watchlists::new(
+            &self.allowed_registries,
+            &self.deployers,
+            &self.indicator_files,
+            self.shipped_indicators.unwrap_or(true),
+        )
+        .map_err(|e| anyhow::anyhow!("[detections]: {e}"))
+    }
+
+    /// How repeated matches become alerts: the flag, else the file, else one per fact.
+    pub fn grouping(&self, flag: Option<&str>) -> anyhow::Result<Grouping> {
+        match flag.or(self.grouping.as_deref()) {
+            Some(g) => g.parse().map_err(|e: String| anyhow::anyhow!(e)),
+            None => Ok(Grouping::default()),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use kubetrail_detections::{run_rules, write_alerts, RulePack};
+use kubetrail_detections::{run_rules, write_alerts, Grouping, RulePack, Watchlists};
 use kubetrail_ingest::kafka::embedded::EmbeddedKafka;
 use kubetrail_ingest::kafka::{produce, Produce};
 use kubetrail_ingest::{ingest_kafka, IngestMetrics, InputPath, KafkaIngest, Lake, TopicSpec};
@@ -141,13 +141,22 @@ pub async fn run(cmd: DemoCmd) -> anyhow::Result<Outcome> {
     let pack = RulePack::builtin();
     let history = Duration::from_secs(14 * 86_400);
     let windowed = LakeSession::open_window(&lake_dir.to_string_lossy(), &hour, history).await?;
-    let mut alerts: Vec<_> = run_rules(&windowed, &pack.rules, &hour)
-        .await
-        .into_iter()
-        .flat_map(|o| o.alerts)
-        .collect();
+    let mut alerts: Vec<_> = run_rules(
+        &windowed,
+        &pack.rules,
+        &hour,
+        &Watchlists::default(),
+        Grouping::Update,
+    )
+    .await
+    .into_iter()
+    .flat_map(|o| o.alerts)
+    .collect();
     alerts.sort_by(|a, b| (a.first_seen, &a.rule_id).cmp(&(b.first_seen, &b.rule_id)));
-    let written = write_alerts(&lake, &windowed, alerts.clone()).await?;
+    let written = write_alerts(&lake, &windowed, alerts.clone(), Vec::new())
+        .await?
+        .new
+        .len();
     for a in &alerts {
         let time = timeline::rfc3339(a.first_seen);
         println!(

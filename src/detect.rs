@@ -6,7 +6,7 @@ use anyhow::bail;
 use kubetrail_detections::schedule::{run_schedule, Schedule};
 use kubetrail_detections::sinks::AlertSink;
 use kubetrail_detections::{
-    alerts_batch, run_rules, run_tests, set_allowed_registries, write_alerts, RulePack,
+    alerts_batch, run_rules, run_tests, write_alerts, Grouping, RulePack, Watchlists,
 };
 use kubetrail_ingest::Lake;
 use kubetrail_query::timeline::{parse_time, rfc3339};
@@ -29,6 +29,7 @@ pub async fn run(cmd: DetectCmd, config: &Config) -> anyhow::Result<Outcome> {
             to,
             history,
             format,
+            grouping,
         } => {
             let format: OutputFormat = format.parse().map_err(anyhow::Error::msg)?;
             if format == OutputFormat::Parquet {
@@ -47,13 +48,17 @@ pub async fn run(cmd: DetectCmd, config: &Config) -> anyhow::Result<Outcome> {
                     Window::new(now.saturating_sub(span).max(0), now).map_err(anyhow::Error::msg)?
                 }
             };
+            let judging = Judging {
+                watchlists: config.detections.watchlists()?,
+                grouping: config.detections.grouping(grouping.as_deref())?,
+            };
             detect_run(
                 &config.lake(lake.lake.as_deref()),
                 &rules,
                 &window,
                 history,
                 format,
-                &config.detections.allowed_registries,
+                &judging,
             )
             .await
         }
@@ -64,10 +69,13 @@ pub async fn run(cmd: DetectCmd, config: &Config) -> anyhow::Result<Outcome> {
             lookback,
             history,
             sink,
+            grouping,
         } => {
             if every.is_zero() {
                 bail!("--every must be longer than 0");
             }
+            let watchlists = config.detections.watchlists()?;
+            let grouping = config.detections.grouping(grouping.as_deref())?;
             let shutdown = crate::ingest::shutdown_signal();
             let sinks = sink
                 .iter()
@@ -83,6 +91,8 @@ pub async fn run(cmd: DetectCmd, config: &Config) -> anyhow::Result<Outcome> {
                 every = ?every,
                 lookback = ?lookback,
                 sinks = ?sinks.iter().map(|s| s.describe()).collect::<Vec<_>>(),
+                indicators = watchlists.indicator_count(),
+                grouping = ?grouping,
                 "scheduling detections"
             );
             let schedule = Schedule {
@@ -92,7 +102,8 @@ pub async fn run(cmd: DetectCmd, config: &Config) -> anyhow::Result<Outcome> {
                 lookback,
                 history,
                 sinks,
-                allowed_registries: config.detections.allowed_registries.clone(),
+                watchlists,
+                grouping,
             };
             run_schedule(&schedule, shutdown).await;
             Ok(Outcome::Ok)
@@ -174,19 +185,33 @@ async fn test(args: &RulesArgs, only: Option<&str>) -> anyhow::Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
+/// What `detect run` judges with, from `[detections]` and the flags.
+struct Judging {
+    watchlists: Watchlists,
+    grouping: Grouping,
+}
+
 async fn detect_run(
     location: &str,
     args: &RulesArgs,
     window: &Window,
     history: std::time::Duration,
     format: OutputFormat,
-    allowed_registries: &[String],
+    judging: &Judging,
 ) -> anyhow::Result<Outcome> {
     let pack = pack(args)?;
     let session = LakeSession::open_window(location, window, history).await?;
-    set_allowed_registries(&session, allowed_registries).map_err(anyhow::Error::msg)?;
-    let outcomes = run_rules(&session, &pack.rules, window).await;
+    let outcomes = run_rules(
+        &session,
+        &pack.rules,
+        window,
+        &judging.watchlists,
+        judging.grouping,
+    )
+    .await;
     let mut alerts: Vec<Alert> = Vec::new();
+    let mut updates: Vec<Alert> = Vec::new();
+    let mut known: Vec<Alert> = Vec::new();
     let mut failures = Vec::new();
     let mut slowest: Vec<(u128, String)> = outcomes
         .iter()
@@ -203,18 +228,30 @@ async fn detect_run(
             failures.push(o.rule_id.clone());
         }
         alerts.extend(o.alerts);
+        updates.extend(o.updates);
+        known.extend(o.known);
     }
     let lake = Lake::open(location)?;
-    let total = alerts.len();
-    let new = write_alerts(&lake, &session, alerts.clone()).await?;
+    // Printed: every alert the run found, whether new, updated or already in the table.
+    let found: Vec<Alert> = alerts
+        .iter()
+        .chain(&updates)
+        .chain(&known)
+        .cloned()
+        .collect();
+    let raised = alerts.len();
+    let changes = write_alerts(&lake, &session, alerts, updates).await?;
     eprintln!(
-        "{} rules over {} to {}: {total} alerts ({new} new, {} already in the alerts table)",
+        "{} rules over {} to {}: {} alerts ({} new, {} updated, {} already in the alerts table)",
         pack.rules.len(),
         rfc3339(window.from()),
         rfc3339(window.to()),
-        total - new
+        found.len(),
+        changes.new.len(),
+        changes.updated.len(),
+        raised - changes.new.len() + known.len(),
     );
-    print_alerts(alerts, format)?;
+    print_alerts(found, format)?;
     let mut trouble = Vec::new();
     if !failures.is_empty() {
         trouble.push(format!(

@@ -833,13 +833,17 @@ fn detections_from_the_command_line_and_an_alert_as_a_timeline() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("{err}"));
     assert!(
-        err.contains(&format!("{first} alerts ({first} new, 0 already")),
+        err.contains(&format!(
+            "{first} alerts ({first} new, 0 updated, 0 already"
+        )),
         "{err}"
     );
     let (code, out, err) = detect(&["--format", "json"]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        err.contains(&format!("(0 new, {first} already in the alerts table)")),
+        err.contains(&format!(
+            "(0 new, 0 updated, {first} already in the alerts table)"
+        )),
         "{err}"
     );
     let miner: serde_json::Value = out
@@ -882,6 +886,70 @@ fn detections_from_the_command_line_and_an_alert_as_a_timeline() {
     assert_eq!(
         (code, err.as_str()),
         (1, "kubetrail: no rule 'nope' in the pack\n")
+    );
+
+    // [detections] in kubetrail.toml: an indicator file of the operator's; the addresses
+    // on it are judged, a malformed one is refused in one line, and so is a grouping that
+    // does not exist.
+    let ioc_dir = dir.path().join("rules/ioc");
+    std::fs::create_dir_all(&ioc_dir).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("detections/rules/indicators/known-bad-address.yaml"),
+        ioc_dir.join("known-bad-address.yaml"),
+    )
+    .unwrap();
+    let indicators = dir.path().join("indicators.txt");
+    let config = dir.path().join("detections.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[detections]\nindicator_files = [{:?}]\ngrouping = \"bucket\"\n",
+            indicators.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        &indicators,
+        "address 203.0.113.0/24 # the intruder's network\n",
+    )
+    .unwrap();
+    let with_config = |extra: &[&str]| {
+        let rules = dir.path().join("rules");
+        run(kubetrail()
+            .arg("--config")
+            .arg(&config)
+            .args(["detect", "run", "--lake", &lake, "--rules"])
+            .arg(&rules)
+            .args([
+                "--from",
+                "2026-11-20T09:00:00Z",
+                "--to",
+                "2026-11-20T10:00:00Z",
+            ])
+            .args(extra))
+    };
+    let (code, out, err) = with_config(&["--format", "csv"]);
+    assert_eq!(code, 1, "{err}"); // the broken rule file above still does not load
+    assert!(
+        out.contains(",known-bad-address,address=203.0.113.66 "),
+        "{out}"
+    );
+    std::fs::write(&indicators, "domain evil.example\n").unwrap();
+    let (code, _, err) = with_config(&[]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("kubetrail: [detections]: ")
+            && err.ends_with("indicators.txt:1: 'domain' is not an indicator kind (address, user-agent, image)\n"),
+        "{err}"
+    );
+    std::fs::write(&indicators, "address 203.0.113.66\n").unwrap();
+    let (code, _, err) = with_config(&["--grouping", "hourly"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("kubetrail: alert grouping 'hourly' must be update")
+            && err.lines().count() == 1,
+        "{err}"
     );
 
     // The scheduler: rounds logged one line each, SIGTERM ends it cleanly.

@@ -4,8 +4,10 @@
 //! rules/<area>/<id>.yaml ─► RulePack (parsed, checked; bad files reported, not fatal)
 //!                            │
 //! lake ─► LakeSession::open_window (tables show only the window; *_history before it)
-//!                            └─► engine: SQL per rule ─► group by entity, threshold, bucket ─► Alert (stable id)
-//!                                                                          └─► alerts table (no duplicates)
+//! watchlists (registries, deployers, indicators) ─► functions the rules call
+//!                            └─► engine: SQL per rule ─► group by entity, threshold ─► Alert (stable id)
+//!                                   one per fact, updated while it goes on (or per bucket)
+//!                                                     └─► alerts table (merged by id) and sinks
 //! ```
 
 pub mod alerts;
@@ -15,9 +17,11 @@ pub mod rule;
 pub mod schedule;
 pub mod sinks;
 pub mod testing;
+pub mod watchlists;
 
-pub use alerts::{alerts_batch, write_alerts};
-pub use engine::{run_rules, set_allowed_registries, RuleOutcome};
+pub use alerts::{alerts_batch, write_alerts, AlertChanges};
+pub use engine::{run_rules, Grouping, RuleOutcome};
 pub use pack::RulePack;
 pub use rule::{Rule, RuleProblem, Severity};
 pub use testing::{run_tests, TestResult};
+pub use watchlists::Watchlists;

@@ -9,6 +9,8 @@ use kubetrail_query::window::parse_duration;
 use kubetrail_schemas::SourceFormat;
 use serde::Deserialize;
 
+use crate::watchlists::Watchlists;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
     Info,
@@ -71,8 +73,9 @@ pub struct RuleTest {
     /// Where the run's window starts; events before it are history (for baselines). By
     /// default every event is in the window.
     pub window_from: Option<i64>,
-    /// The image registry allow-list the run sees (empty: none configured).
-    pub allowed_registries: Vec<String>,
+    /// The lists the run judges with: the shipped indicators, and the test's own
+    /// registries, deployers and indicators.
+    pub watchlists: Watchlists,
 }
 
 /// A rule that passed every check.
@@ -148,6 +151,11 @@ struct TestFile {
     window_from: Option<String>,
     #[serde(default)]
     allowed_registries: Vec<String>,
+    #[serde(default)]
+    deployers: Vec<String>,
+    /// Indicator lines, as an indicator file holds them (`address 203.0.113.9`).
+    #[serde(default)]
+    indicators: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -315,9 +323,12 @@ impl Rule {
                 ),
                 None => None,
             };
+            let watchlists =
+                Watchlists::for_test(&t.allowed_registries, &t.deployers, &t.indicators)
+                    .map_err(|e| problem(&field("indicators"), e))?;
             tests.push(RuleTest {
                 window_from,
-                allowed_registries: t.allowed_registries,
+                watchlists,
                 name: t.name,
                 inputs,
                 expect_alerts: t.expect.alerts,

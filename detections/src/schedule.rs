@@ -12,10 +12,11 @@ use kubetrail_query::window::rfc3339;
 use kubetrail_query::{LakeSession, Window};
 use kubetrail_schemas::Table;
 
-use crate::alerts::{commit_alerts, fresh_alerts};
-use crate::engine::{run_rules, set_allowed_registries};
+use crate::alerts::{commit_alerts, settle};
+use crate::engine::{run_rules, Grouping};
 use crate::rule::Rule;
 use crate::sinks::AlertSink;
+use crate::watchlists::Watchlists;
 
 /// The checkpoint's Delta app id on the `alerts` table; its version is the end (µs) of the
 /// last committed round.
@@ -28,8 +29,8 @@ pub struct Schedule {
     pub lookback: Duration,
     pub history: Duration,
     pub sinks: Vec<AlertSink>,
-    /// Image registry prefixes workloads may pull from (empty: not checked).
-    pub allowed_registries: Vec<String>,
+    pub watchlists: Watchlists,
+    pub grouping: Grouping,
 }
 
 /// What one round did.
@@ -38,6 +39,7 @@ pub struct Round {
     pub window: Window,
     pub alerts: usize,
     pub new: usize,
+    pub updated: usize,
     pub failed_rules: Vec<String>,
     pub failed_sinks: Vec<String>,
 }
@@ -54,6 +56,7 @@ pub async fn run_schedule(schedule: &Schedule, shutdown: impl Future<Output = ()
                 rules = schedule.rules.len(),
                 alerts = r.alerts,
                 new = r.new,
+                updated = r.updated,
                 failed_rules = r.failed_rules.len(),
                 failed_sinks = r.failed_sinks.len(),
                 ms = started.elapsed().as_millis() as u64,
@@ -75,6 +78,8 @@ pub async fn run_schedule(schedule: &Schedule, shutdown: impl Future<Output = ()
 /// One round ending at `now` (µs).
 pub async fn round(schedule: &Schedule, now: i64) -> Result<Round, String> {
     let lake = Lake::open(&schedule.location).map_err(|e| e.to_string())?;
+    // Opened (and created on a new lake) to read the checkpoint; the round's commit goes
+    // through `commit_alerts`.
     let mut writer = TableWriter::open(&lake, Table::Alerts)
         .await
         .map_err(|e| e.to_string())?;
@@ -92,24 +97,33 @@ pub async fn round(schedule: &Schedule, now: i64) -> Result<Round, String> {
     let session = LakeSession::open_window(&schedule.location, &window, schedule.history)
         .await
         .map_err(|e| e.to_string())?;
-    set_allowed_registries(&session, &schedule.allowed_registries)?;
-    let mut alerts = Vec::new();
+    let mut new = Vec::new();
+    let mut updated = Vec::new();
     let mut failed_rules = Vec::new();
-    for outcome in run_rules(&session, &schedule.rules, &window).await {
+    for outcome in run_rules(
+        &session,
+        &schedule.rules,
+        &window,
+        &schedule.watchlists,
+        schedule.grouping,
+    )
+    .await
+    {
         if let Some(e) = outcome.error {
             tracing::warn!(rule = %outcome.rule_id, error = %e, "rule failed");
             failed_rules.push(outcome.rule_id);
         }
-        alerts.extend(outcome.alerts);
+        new.extend(outcome.alerts);
+        updated.extend(outcome.updates);
     }
-    let total = alerts.len();
-    let fresh = fresh_alerts(&session, alerts)
+    let total = new.len() + updated.len();
+    let changes = settle(&session, new, updated)
         .await
         .map_err(|e| e.to_string())?;
     // Sinks before the commit: at least once (see the module docs).
     let mut failed_sinks = Vec::new();
     for sink in &schedule.sinks {
-        if let Err(e) = sink.deliver(&fresh).await {
+        if let Err(e) = sink.deliver(&changes).await {
             tracing::error!(sink = %sink.describe(), error = %e, "alerts not delivered");
             failed_sinks.push(sink.describe());
         }
@@ -118,14 +132,14 @@ pub async fn round(schedule: &Schedule, now: i64) -> Result<Round, String> {
         app_id: CHECKPOINT_APP_ID.to_owned(),
         version: window.to(),
     };
-    let new = fresh.len();
-    commit_alerts(&mut writer, fresh, marker)
+    commit_alerts(&lake, &changes, &[marker])
         .await
         .map_err(|e| e.to_string())?;
     Ok(Round {
         window,
         alerts: total,
-        new,
+        new: changes.new.len(),
+        updated: changes.updated.len(),
         failed_rules,
         failed_sinks,
     })

@@ -1,7 +1,10 @@
 //! Where alerts go besides the `alerts` table: JSON lines (stdout or a file), a Kafka
-//! topic, an HTTP webhook. Delivery is at least once: a round hands its new alerts to the
-//! sinks before it commits them, so a crash in between re-sends them next round (each
-//! carries its stable `alert_id` for the receiver to dedupe).
+//! topic, an HTTP webhook. Each alert goes as a change: `"change": "new"` when raised,
+//! `"change": "update"` when an alert already sent has a later last seen, a higher count or
+//! more evidence (same `alert_id`: a receiver keeps the latest; a compacted Kafka topic,
+//! keyed by the id, does so by itself). Delivery is at least once: a round hands its
+//! changes to the sinks before it commits them, so a crash in between re-sends them next
+//! round.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -9,6 +12,8 @@ use std::time::Duration;
 
 use kubetrail_query::window::rfc3339;
 use kubetrail_schemas::rows::Alert;
+
+use crate::alerts::AlertChanges;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use serde_json::{json, Value};
@@ -97,16 +102,32 @@ impl AlertSink {
         }
     }
 
-    /// Hands the alerts over; the error says what could not be delivered.
-    pub async fn deliver(&self, alerts: &[Alert]) -> Result<(), String> {
+    /// Hands the changes over; the error says what could not be delivered.
+    pub async fn deliver(&self, changes: &AlertChanges) -> Result<(), String> {
+        let alerts: Vec<Value> = changes
+            .new
+            .iter()
+            .map(|a| alert_json(a, Change::New))
+            .chain(
+                changes
+                    .updated
+                    .iter()
+                    .map(|a| alert_json(a, Change::Update)),
+            )
+            .collect();
+        let ids = changes
+            .new
+            .iter()
+            .chain(&changes.updated)
+            .map(|a| &a.alert_id);
         if alerts.is_empty() {
             return Ok(());
         }
         match self {
             AlertSink::JsonLines(target) => {
                 let mut text = String::new();
-                for a in alerts {
-                    text.push_str(&alert_json(a).to_string());
+                for a in &alerts {
+                    text.push_str(&a.to_string());
                     text.push('\n');
                 }
                 match target {
@@ -125,11 +146,11 @@ impl AlertSink {
                 }
             }
             AlertSink::Kafka { topic, producer } => {
-                for a in alerts {
-                    let payload = alert_json(a).to_string();
+                for (a, id) in alerts.iter().zip(ids) {
+                    let payload = a.to_string();
                     producer
                         .send(
-                            FutureRecord::to(topic).key(&a.alert_id).payload(&payload),
+                            FutureRecord::to(topic).key(id).payload(&payload),
                             Duration::from_secs(30),
                         )
                         .await
@@ -144,7 +165,7 @@ impl AlertSink {
             } => {
                 let body = json!({
                     "source": "kubetrail",
-                    "alerts": alerts.iter().map(alert_json).collect::<Vec<_>>(),
+                    "alerts": alerts,
                 })
                 .to_string();
                 let mut wait = *first_wait;
@@ -173,9 +194,20 @@ impl AlertSink {
     }
 }
 
+/// Whether a sink is told of an alert for the first time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    New,
+    Update,
+}
+
 /// An alert as sinks send it: times in RFC 3339.
-pub fn alert_json(a: &Alert) -> Value {
+pub fn alert_json(a: &Alert, change: Change) -> Value {
     json!({
+        "change": match change {
+            Change::New => "new",
+            Change::Update => "update",
+        },
         "alert_id": a.alert_id,
         "rule_id": a.rule_id,
         "title": a.title,

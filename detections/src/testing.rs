@@ -8,7 +8,7 @@ use kubetrail_ingest::{ingest_file, FileIngest, InputPath, Lake, NoProgress};
 use kubetrail_query::{LakeSession, Window};
 use kubetrail_schemas::Table;
 
-use crate::engine::{run_rules, set_allowed_registries};
+use crate::engine::{run_rules, Grouping};
 use crate::rule::{Rule, RuleTest};
 
 /// How one inline test went.
@@ -81,11 +81,16 @@ async fn run_one(rule: &Rule, test: &RuleTest) -> Result<(), String> {
     let session = LakeSession::open_window(&location, &all, HISTORY)
         .await
         .map_err(|e| e.to_string())?;
-    set_allowed_registries(&session, &test.allowed_registries)?;
-    let outcome = run_rules(&session, std::slice::from_ref(rule), &all)
-        .await
-        .pop()
-        .expect("one rule, one outcome");
+    let outcome = run_rules(
+        &session,
+        std::slice::from_ref(rule),
+        &all,
+        &test.watchlists,
+        Grouping::Update,
+    )
+    .await
+    .pop()
+    .expect("one rule, one outcome");
     if let Some(e) = outcome.error {
         return Err(format!("the rule failed: {e}"));
     }

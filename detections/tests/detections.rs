@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kubetrail_detections::{run_rules, write_alerts, RulePack};
+use kubetrail_detections::{
+    run_rules, write_alerts, AlertChanges, Grouping, Rule, RuleOutcome, RulePack, Watchlists,
+};
 use kubetrail_ingest::{ingest_file, FileIngest, InputPath, Lake, NoProgress};
 use kubetrail_query::timeline::parse_time;
 use kubetrail_query::{LakeSession, Window};
@@ -18,20 +20,24 @@ fn samples() -> PathBuf {
 async fn scenario_lake() -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
     let location = dir.path().join("lake").to_string_lossy().into_owned();
-    let lake = Lake::open(&location).unwrap();
     let manifest = std::fs::read_to_string(samples().join("MANIFEST.tsv")).unwrap();
     for line in manifest.lines().skip(1) {
-        let file = samples().join(line.split('\t').next().unwrap());
-        ingest_file(
-            &lake,
-            &InputPath::File(file),
-            &FileIngest::default(),
-            Arc::new(NoProgress),
-        )
-        .await
-        .unwrap();
+        ingest(&location, samples().join(line.split('\t').next().unwrap())).await;
     }
     (dir, location)
+}
+
+/// One file into the lake, by the real ingest path.
+async fn ingest(location: &str, file: PathBuf) {
+    let lake = Lake::open(location).unwrap();
+    ingest_file(
+        &lake,
+        &InputPath::File(file),
+        &FileIngest::default(),
+        Arc::new(NoProgress),
+    )
+    .await
+    .unwrap();
 }
 
 fn hour() -> Window {
@@ -44,6 +50,18 @@ fn hour() -> Window {
 
 const HISTORY: Duration = Duration::from_secs(14 * 86_400);
 
+/// The rules over the session with the shipped lists, one alert per fact.
+async fn judge(session: &LakeSession, rules: &[Rule], window: &Window) -> Vec<RuleOutcome> {
+    run_rules(
+        session,
+        rules,
+        window,
+        &Watchlists::default(),
+        Grouping::Update,
+    )
+    .await
+}
+
 #[tokio::test]
 async fn the_pack_flags_every_step_of_the_attack_and_nothing_else() {
     let pack = RulePack::builtin();
@@ -54,7 +72,7 @@ async fn the_pack_flags_every_step_of_the_attack_and_nothing_else() {
     let session = LakeSession::open_window(&location, &window, HISTORY)
         .await
         .unwrap();
-    let outcomes = run_rules(&session, &pack.rules, &window).await;
+    let outcomes = judge(&session, &pack.rules, &window).await;
     for o in &outcomes {
         assert!(o.error.is_none(), "{}: {:?}", o.rule_id, o.error);
     }
@@ -144,14 +162,22 @@ async fn the_pack_flags_every_step_of_the_attack_and_nothing_else() {
     );
     // Written once: a second run over the same window adds nothing.
     let lake = Lake::open(&location).unwrap();
-    assert_eq!(
-        write_alerts(&lake, &session, alerts.clone()).await.unwrap(),
-        25
-    );
+    let written = write_alerts(&lake, &session, alerts.clone(), Vec::new())
+        .await
+        .unwrap();
+    assert_eq!((written.new.len(), written.updated.len()), (25, 0));
     let session = LakeSession::open_window(&location, &window, HISTORY)
         .await
         .unwrap();
-    assert_eq!(write_alerts(&lake, &session, alerts).await.unwrap(), 0);
+    // The rerun finds the alerts open and their matches inside them: no update either.
+    let rerun: Vec<_> = judge(&session, &pack.rules, &window).await;
+    assert!(rerun.iter().all(|o| o.updates.is_empty()), "{rerun:?}");
+    let known: usize = rerun.iter().map(|o| o.known.len()).sum();
+    assert_eq!(known, 25, "a rerun finds what it found before");
+    let again = write_alerts(&lake, &session, alerts, Vec::new())
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "{again:?}");
     let stored = session
         .query("SELECT count(DISTINCT alert_id) AS n, count(*) AS rows FROM alerts")
         .await
@@ -211,7 +237,7 @@ async fn bad_rules_and_failing_sql_never_take_the_others_down() {
     let session = LakeSession::open_window(&location, &window, HISTORY)
         .await
         .unwrap();
-    let outcomes = run_rules(&session, &pack.rules, &window).await;
+    let outcomes = judge(&session, &pack.rules, &window).await;
     let broken = outcomes
         .iter()
         .find(|o| o.rule_id == "no-such-column")
@@ -236,7 +262,7 @@ async fn bad_rules_and_failing_sql_never_take_the_others_down() {
     let session = LakeSession::open_window(&location, &empty, HISTORY)
         .await
         .unwrap();
-    for o in run_rules(&session, &RulePack::builtin().rules, &empty).await {
+    for o in judge(&session, &RulePack::builtin().rules, &empty).await {
         assert!(o.error.is_none() && o.alerts.is_empty(), "{o:?}");
     }
 }
@@ -316,7 +342,8 @@ async fn scheduled_rounds_continue_from_their_checkpoint_and_feed_the_sinks() {
         lookback: Duration::from_secs(900),
         history: HISTORY,
         sinks,
-        allowed_registries: Vec::new(),
+        watchlists: Watchlists::default(),
+        grouping: Grouping::Update,
     };
     let at = |t: &str| parse_time(t).unwrap();
     let sinks = || {
@@ -353,9 +380,17 @@ async fn scheduled_rounds_continue_from_their_checkpoint_and_feed_the_sinks() {
         (third.window.from(), third.new),
         (at("2026-11-20T09:35:00Z"), 0)
     );
-    // Every alert in the table once, and in the JSON lines file once.
+    assert_eq!(third.updated, 0, "{third:?}");
+    // Every alert in the table once; in the JSON lines file once as new, then once per
+    // round that updated it, under the same id.
     let lines = std::fs::read_to_string(&jsonl).unwrap();
-    assert_eq!(lines.lines().count(), first.new + second.new);
+    let changes: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let count = |change: &str| changes.iter().filter(|c| c["change"] == change).count();
+    assert_eq!(count("new"), first.new + second.new);
+    assert_eq!(count("update"), first.updated + second.updated);
     let session = LakeSession::open(&location).await.unwrap();
     let n = session.query("SELECT count(*) FROM alerts").await.unwrap();
     let n = arrow::util::display::array_value_to_string(n[0].column(0), 0).unwrap();
@@ -399,14 +434,18 @@ async fn the_kafka_sink_sends_each_alert_keyed_by_its_id() {
         .filter(|r| r.id == "cryptominer" || r.id == "events-deleted")
         .cloned()
         .collect();
-    let alerts: Vec<_> = run_rules(&session, &miner, &window)
+    let alerts: Vec<_> = judge(&session, &miner, &window)
         .await
         .into_iter()
         .flat_map(|o| o.alerts)
         .collect();
     assert_eq!(alerts.len(), 2);
     let sink = AlertSink::parse(&format!("kafka:{}/alerts", kafka.bootstrap_servers())).unwrap();
-    sink.deliver(&alerts).await.unwrap();
+    let changes = AlertChanges {
+        new: alerts,
+        updated: Vec::new(),
+    };
+    sink.deliver(&changes).await.unwrap();
     let brokers = kafka.bootstrap_servers();
     let received = tokio::task::spawn_blocking(move || {
         let consumer: BaseConsumer = ClientConfig::new()
@@ -435,6 +474,7 @@ async fn the_kafka_sink_sends_each_alert_keyed_by_its_id() {
     assert_eq!(received.len(), 2);
     for (key, value) in received {
         assert_eq!(value["alert_id"], key.as_str());
+        assert_eq!(value["change"], "new");
         assert!(value["first_seen"]
             .as_str()
             .unwrap()
@@ -658,5 +698,178 @@ mod platforms {
             failures.len(),
             failures.join("\n")
         );
+    }
+}
+
+/// An activity that goes on (an SRE's routine exec all day) is one alert, updated while it
+/// goes on, not one per bucket; a pause longer than the rule's `suppress` ends it.
+mod grouping {
+    use super::*;
+    use kubetrail_detections::sinks::AlertSink;
+
+    /// `sre@example.com` execs into shop/web every 20 minutes from 08:00 to 15:40 (24
+    /// times), and once more at 19:00 after a pause.
+    async fn routine_lake() -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let location = dir.path().join("lake").to_string_lossy().into_owned();
+        let mut times: Vec<String> = (0..24)
+            .map(|i| format!("2026-11-20T{:02}:{:02}:00.000000Z", 8 + i / 3, (i % 3) * 20))
+            .collect();
+        times.push("2026-11-20T19:00:00.000000Z".into());
+        let events: Vec<String> = times
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                serde_json::json!({
+                    "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata",
+                    "auditID": format!("00000000-0000-0000-0000-{i:012}"), "stage": "ResponseComplete",
+                    "requestURI": "/api/v1/namespaces/shop/pods/web/exec?command=sh", "verb": "create",
+                    "user": {"username": "sre@example.com", "groups": ["sre"]},
+                    "sourceIPs": ["10.0.1.20"], "userAgent": "kubectl/v1.30.2 (linux/amd64)",
+                    "objectRef": {"resource": "pods", "namespace": "shop", "name": "web", "subresource": "exec", "apiVersion": "v1"},
+                    "responseStatus": {"code": 101},
+                    "requestReceivedTimestamp": t, "stageTimestamp": t,
+                })
+                .to_string()
+            })
+            .collect();
+        let file = dir.path().join("audit.jsonl");
+        std::fs::write(&file, events.join("\n")).unwrap();
+        ingest(&location, file).await;
+        (dir, location)
+    }
+
+    fn window(from: &str, to: &str) -> Window {
+        let at = |t: &str| parse_time(&format!("2026-11-20T{t}:00Z")).unwrap();
+        Window::new(at(from), at(to)).unwrap()
+    }
+
+    async fn run(
+        location: &str,
+        window: &Window,
+        grouping: Grouping,
+    ) -> (LakeSession, RuleOutcome) {
+        let rule = RulePack::builtin().get("exec-into-pod").unwrap().clone();
+        let session = LakeSession::open_window(location, window, HISTORY)
+            .await
+            .unwrap();
+        let mut outcomes =
+            run_rules(&session, &[rule], window, &Watchlists::default(), grouping).await;
+        let outcome = outcomes.pop().unwrap();
+        assert!(outcome.error.is_none(), "{outcome:?}");
+        (session, outcome)
+    }
+
+    #[tokio::test]
+    async fn a_day_of_routine_exec_is_one_alert_updated_as_it_goes_on() {
+        let (dir, location) = routine_lake().await;
+        let lake = Lake::open(&location).unwrap();
+        let day = window("08:00", "20:00");
+
+        // The bucket behaviour, kept as an option: one alert per hour with an exec.
+        let (_, buckets) = run(&location, &day, Grouping::Bucket).await;
+        assert_eq!(buckets.alerts.len(), 9, "{:?}", buckets.alerts);
+        assert!(buckets.updates.is_empty());
+        // One per fact: the day's routine, and the exec after the pause.
+        let (_, facts) = run(&location, &day, Grouping::Update).await;
+        let counts: Vec<i64> = facts.alerts.iter().map(|a| a.event_count).collect();
+        assert_eq!(counts, [24, 1]);
+
+        // A scheduler's rounds: the morning raises the alert...
+        let (session, morning) = run(&location, &window("08:00", "12:00"), Grouping::Update).await;
+        assert_eq!(morning.alerts.len(), 1);
+        assert_eq!(morning.alerts[0].event_count, 12);
+        let id = morning.alerts[0].alert_id.clone();
+        let written = write_alerts(&lake, &session, morning.alerts, morning.updates)
+            .await
+            .unwrap();
+        assert_eq!(written.new.len(), 1);
+
+        // ...the afternoon, overlapping it by an hour, updates it: the overlap's matches
+        // are already counted, the rest extend it.
+        let (session, afternoon) =
+            run(&location, &window("11:00", "16:00"), Grouping::Update).await;
+        assert!(afternoon.alerts.is_empty(), "{:?}", afternoon.alerts);
+        assert_eq!(afternoon.updates.len(), 1);
+        let updated = &afternoon.updates[0];
+        assert_eq!(updated.alert_id, id);
+        assert_eq!(updated.event_count, 24);
+        assert_eq!(
+            updated.first_seen,
+            parse_time("2026-11-20T08:00:00Z").unwrap()
+        );
+        assert_eq!(
+            updated.last_seen,
+            parse_time("2026-11-20T15:40:00Z").unwrap()
+        );
+        assert!(
+            updated.summary.ends_with("(24 events)"),
+            "{}",
+            updated.summary
+        );
+        // Evidence stays bounded, keeping how it started and how it went on.
+        assert_eq!(updated.evidence.len(), 20);
+        assert!(
+            updated.evidence[0].ends_with("#1"),
+            "{:?}",
+            updated.evidence
+        );
+        assert!(
+            updated.evidence[19].ends_with("#24"),
+            "{:?}",
+            updated.evidence
+        );
+
+        let jsonl = dir.path().join("alerts.jsonl");
+        let sink = AlertSink::parse(&format!("jsonl:{}", jsonl.display())).unwrap();
+        let changes = write_alerts(&lake, &session, afternoon.alerts, afternoon.updates)
+            .await
+            .unwrap();
+        sink.deliver(&changes).await.unwrap();
+        let sent: serde_json::Value =
+            serde_json::from_str(std::fs::read_to_string(&jsonl).unwrap().trim()).unwrap();
+        assert_eq!(
+            (
+                sent["change"].as_str(),
+                sent["alert_id"].as_str(),
+                sent["event_count"].as_i64()
+            ),
+            (Some("update"), Some(id.as_str()), Some(24))
+        );
+
+        // The same round again changes nothing; the evening's exec after the pause is a
+        // fact of its own.
+        let (_, again) = run(&location, &window("11:00", "16:00"), Grouping::Update).await;
+        assert!(
+            again.alerts.is_empty() && again.updates.is_empty(),
+            "{again:?}"
+        );
+        let (session, evening) = run(&location, &window("15:00", "20:00"), Grouping::Update).await;
+        assert_eq!(evening.alerts.len(), 1);
+        assert!(evening.updates.is_empty());
+        assert_ne!(evening.alerts[0].alert_id, id);
+        write_alerts(&lake, &session, evening.alerts, evening.updates)
+            .await
+            .unwrap();
+
+        // The table: two alerts, one row each, the first with the day's count.
+        let session = LakeSession::open(&location).await.unwrap();
+        let stored = session
+            .query("SELECT alert_id, event_count FROM alerts ORDER BY first_seen")
+            .await
+            .unwrap();
+        let text = arrow::util::pretty::pretty_format_batches(&stored)
+            .unwrap()
+            .to_string();
+        assert_eq!(text.matches("| kt-").count(), 2, "{text}");
+        assert!(text.contains(&format!("| {id} | 24 ")), "{text}");
+    }
+
+    #[test]
+    fn a_grouping_is_named_or_refused() {
+        assert_eq!("update".parse::<Grouping>(), Ok(Grouping::Update));
+        assert_eq!("bucket".parse::<Grouping>(), Ok(Grouping::Bucket));
+        let e = "hourly".parse::<Grouping>().unwrap_err();
+        assert!(e.contains("'hourly'") && !e.contains('\n'), "{e}");
     }
 }

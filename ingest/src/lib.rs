@@ -21,6 +21,6 @@ pub use batch::{BatchLimits, TableBatches};
 pub use error::IngestError;
 pub use file::{ingest_file, FileIngest, InputReport};
 pub use kafka::{ingest_kafka, KafkaIngest, KafkaReport, TopicSpec};
-pub use lake::{CommitMarker, Lake, LakeError, TableWriter};
+pub use lake::{merge_rows, CommitMarker, Lake, LakeError, MergeCounts, TableWriter};
 pub use metrics::IngestMetrics;
 pub use source::{InputPath, NoProgress, Progress};

@@ -93,23 +93,8 @@ impl ScalarUDFImpl for IpPredicate {
         Ok(DataType::Boolean)
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let all_scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let texts: Vec<ArrayRef> = arrays
-            .iter()
-            .map(|a| cast(a, &DataType::Utf8))
-            .collect::<std::result::Result<_, _>>()?;
-        let texts: Vec<&StringArray> = texts
-            .iter()
-            .map(|a| {
-                a.as_any()
-                    .downcast_ref::<StringArray>()
-                    .ok_or_else(|| DataFusionError::Internal("expected text".into()))
-            })
-            .collect::<Result<_>>()?;
+        let args = TextArguments::of(&args)?;
+        let texts = args.columns()?;
         let (ips, leading) = texts
             .split_last()
             .ok_or_else(|| DataFusionError::Internal("no arguments".into()))?;
@@ -127,8 +112,43 @@ impl ScalarUDFImpl for IpPredicate {
                 leading.iter().map(|a| Some(a.value(row))).collect();
             out.push(Some((self.test)(&leading_values, ip)?));
         }
-        let result: ArrayRef = Arc::new(BooleanArray::from(out));
-        if all_scalar {
+        args.answer(Arc::new(BooleanArray::from(out)))
+    }
+}
+
+/// A function's arguments as text columns, whatever type they came as; and its answer, a
+/// scalar when every argument was one (a constant folds to a constant).
+pub struct TextArguments {
+    arrays: Vec<ArrayRef>,
+    all_scalar: bool,
+}
+
+impl TextArguments {
+    pub fn of(args: &ScalarFunctionArgs) -> Result<TextArguments> {
+        let all_scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?
+            .iter()
+            .map(|a| cast(a, &DataType::Utf8))
+            .collect::<std::result::Result<_, _>>()?;
+        Ok(TextArguments { arrays, all_scalar })
+    }
+
+    pub fn columns(&self) -> Result<Vec<&StringArray>> {
+        self.arrays
+            .iter()
+            .map(|a| {
+                a.as_any()
+                    .downcast_ref::<StringArray>()
+                    .ok_or_else(|| DataFusionError::Internal("expected text".into()))
+            })
+            .collect()
+    }
+
+    pub fn answer(&self, result: ArrayRef) -> Result<ColumnarValue> {
+        if self.all_scalar {
             return Ok(ColumnarValue::Scalar(
                 datafusion::scalar::ScalarValue::try_from_array(&result, 0)?,
             ));

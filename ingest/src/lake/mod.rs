@@ -1,6 +1,7 @@
 //! The lake: one Delta table per family under a root directory (or object-store URL).
 
 pub mod maintenance;
+mod merge;
 mod table_writer;
 
 use std::collections::HashMap;
@@ -16,6 +17,7 @@ use kubetrail_schemas::Table;
 use thiserror::Error;
 use url::Url;
 
+pub use merge::{merge_rows, MergeCounts};
 pub use table_writer::{CommitMarker, TableWriter};
 
 #[derive(Debug, Error)]
