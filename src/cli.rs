@@ -60,6 +60,12 @@ pub enum DetectCmd {
         #[command(flatten)]
         rules: RulesArgs,
     },
+    /// The pack as Markdown (docs/detections.md): per rule its intent, the streams and
+    /// audit level it needs, its false positives and tests.
+    Catalog {
+        #[command(flatten)]
+        rules: RulesArgs,
+    },
     /// Run every rule's inline tests through the real decoders and engine.
     Test {
         #[command(flatten)]

@@ -20,6 +20,11 @@ use crate::Outcome;
 pub async fn run(cmd: DetectCmd, config: &Config) -> anyhow::Result<Outcome> {
     match cmd {
         DetectCmd::List { rules } => list(&rules),
+        DetectCmd::Catalog { rules } => {
+            let pack = pack(&rules)?;
+            print!("{}", kubetrail_detections::catalog::markdown(&pack));
+            Ok(Outcome::Ok)
+        }
         DetectCmd::Test { rules, rule } => test(&rules, rule.as_deref()).await,
         DetectCmd::Run {
             lake,

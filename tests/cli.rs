@@ -787,6 +787,17 @@ fn detections_from_the_command_line_and_an_alert_as_a_timeline() {
         out.contains("cryptominer") && out.contains("T1496"),
         "{out}"
     );
+    // docs/detections.md is the pack's catalog, as the binary prints it.
+    let (code, out, err) = run(kubetrail().args(["detect", "catalog"]));
+    assert_eq!(code, 0, "{err}");
+    let docs =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/detections.md"))
+            .unwrap();
+    assert!(
+        out == docs,
+        "docs/detections.md is out of date: kubetrail detect catalog > docs/detections.md"
+    );
+    assert_eq!(out.matches("\n| `").count(), rules, "{out}");
     // Every inline test of the pack, through the real decoders and engine.
     let (code, out, err) = run(kubetrail().args(["detect", "test"]));
     assert_eq!(code, 0, "{out}\n{err}");

@@ -11,6 +11,7 @@
 //! ```
 
 pub mod alerts;
+pub mod catalog;
 pub mod engine;
 pub mod pack;
 pub mod rule;
@@ -22,6 +23,6 @@ pub mod watchlists;
 pub use alerts::{alerts_batch, write_alerts, AlertChanges};
 pub use engine::{run_rules, Grouping, RuleOutcome};
 pub use pack::RulePack;
-pub use rule::{Rule, RuleProblem, Severity};
+pub use rule::{AuditLevel, Rule, RuleProblem, Severity};
 pub use testing::{run_tests, TestResult};
 pub use watchlists::Watchlists;

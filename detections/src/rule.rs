@@ -88,6 +88,8 @@ pub struct Rule {
     pub severity: Severity,
     pub mitre: Vec<String>,
     pub tags: Vec<String>,
+    /// Where the rule is known to fire on legitimate activity, for the responder.
+    pub false_positives: Vec<String>,
     pub query: String,
     /// The columns of the query's result that say who or what the alert is about.
     pub entity: Vec<String>,
@@ -125,6 +127,8 @@ struct RuleFile {
     mitre: Vec<String>,
     #[serde(default)]
     tags: Vec<String>,
+    #[serde(default)]
+    false_positives: Vec<String>,
     query: String,
     entity: Vec<String>,
     threshold: Option<ThresholdFile>,
@@ -350,12 +354,59 @@ impl Rule {
             severity,
             mitre: raw.mitre,
             tags: raw.tags,
+            false_positives: raw.false_positives,
             query,
             entity: raw.entity,
             threshold,
             suppress,
             tests,
         })
+    }
+}
+
+/// What the API server's audit policy must record for a rule to judge: the levels of
+/// `audit.k8s.io` policies, from the least.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AuditLevel {
+    /// Who did what to which object, from where, and the outcome.
+    Metadata,
+    /// Also the request's body: the pod spec, the role's rules.
+    Request,
+    /// Also the response's body.
+    RequestResponse,
+}
+
+impl AuditLevel {
+    pub fn name(self) -> &'static str {
+        match self {
+            AuditLevel::Metadata => "Metadata",
+            AuditLevel::Request => "Request",
+            AuditLevel::RequestResponse => "RequestResponse",
+        }
+    }
+}
+
+impl Rule {
+    /// The audit level the rule needs, `None` when it reads no audit events.
+    pub fn audit_level(&self) -> Option<AuditLevel> {
+        let q = &self.query;
+        if !q.contains("k8s_audit") {
+            None
+        } else if q.contains("response_object") {
+            Some(AuditLevel::RequestResponse)
+        } else if q.contains("request_object") {
+            Some(AuditLevel::Request)
+        } else {
+            Some(AuditLevel::Metadata)
+        }
+    }
+
+    /// The event tables the rule reads.
+    pub fn streams(&self) -> Vec<kubetrail_schemas::Table> {
+        kubetrail_schemas::Table::EVENTS
+            .into_iter()
+            .filter(|t| self.query.contains(t.name()))
+            .collect()
     }
 }
 
@@ -418,6 +469,8 @@ tests:
         let rule = parse(GOOD).unwrap();
         assert_eq!(rule.severity, Severity::Medium);
         assert_eq!(rule.suppress, DEFAULT_SUPPRESS);
+        assert_eq!(rule.audit_level(), Some(AuditLevel::Metadata));
+        assert!(rule.false_positives.is_empty());
         assert_eq!(
             rule.tests[0].expect_entities,
             Some(vec![vec!["alice".to_owned()]])

@@ -218,7 +218,7 @@ impl Watchlists {
     }
 
     /// Registers the three functions on `session`, replacing any earlier lists.
-    pub fn register(&self, session: &LakeSession) {
+    pub(crate) fn register(&self, session: &LakeSession) {
         let lists = Arc::new(self.clone());
         for which in [
             Function::RegistryAllowed,

@@ -67,6 +67,13 @@ async fn the_pack_flags_every_step_of_the_attack_and_nothing_else() {
     let pack = RulePack::builtin();
     assert!(pack.problems.is_empty(), "{:?}", pack.problems);
     assert!(pack.rules.len() >= 40, "{} rules", pack.rules.len());
+    for r in &pack.rules {
+        assert!(
+            !r.false_positives.is_empty(),
+            "{}: no false_positives",
+            r.id
+        );
+    }
     let (_dir, location) = scenario_lake().await;
     let window = hour();
     let session = LakeSession::open_window(&location, &window, HISTORY)
