@@ -12,7 +12,9 @@ Run it through `benches/run` (builds the release binary, installs DuckDB). Steps
 4. Kafka -> lake through a real broker (tansu, scripts/kafka-broker) when it is installed:
    throughput, and produce-to-visible-in-SQL latency;
 5. the rule pack over the lake, and the portable rules (those DuckDB runs) in both;
-6. `timeline --pod` for the scenario's compromised pod.
+6. `timeline --pod` for the scenario's compromised pod;
+7. the lake on object storage (an S3-compatible server on 127.0.0.1, scripts/s3-server) beside
+   a local directory: the same files ingested into each, the rule pack over each, R times.
 
 Every figure is the median of R runs with min and max; the table is printed and written as
 JSON (default target/kubetrail-e2e/results-N.json) for comparison between commits.
@@ -37,7 +39,7 @@ POD = "shop/api-7d9f8b6c5-x2k4p"
 # The volume generator's day ends where the scenario's hour begins.
 DAY_FROM, DAY_TO = "2026-11-19T09:00:00Z", "2026-11-20T10:00:00Z"
 ATTACK = "2026-11-20T09:00:00Z"
-ALL_STEPS = "ingest,kafka,detect,timeline"
+ALL_STEPS = "ingest,kafka,detect,timeline,s3"
 
 
 # ---------------------------------------------------------------- measuring processes
@@ -53,7 +55,7 @@ GNU_TIME = Path("/usr/bin/time")
 Measured = collections.namedtuple("Measured", "seconds rss stdout cpu")
 
 
-def measure(cmd):
+def measure(cmd, env=None):
     """Runs a command to completion: wall seconds, peak RSS in bytes, stdout text and CPU
     seconds (user and system, the command's and its children's).
 
@@ -67,7 +69,7 @@ def measure(cmd):
     if GNU_TIME.exists():
         wrapped = [str(GNU_TIME), "-f", "%M", "-o", rss_file.name, *wrapped]
     started = time.perf_counter()
-    proc = subprocess.Popen(wrapped, stdout=out, stderr=err)
+    proc = subprocess.Popen(wrapped, stdout=out, stderr=err, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -517,6 +519,58 @@ class Bench:
                  higher_is_better=False, note="whole process; target < 1 s")
         self.add("timeline: peak RSS", "MB", [r / 1e6 for _, r in runs], higher_is_better=False)
 
+    # 7
+    def object_storage(self):
+        script = REPO / "scripts" / "s3-server"
+        server = self.work / "s3-server"
+        shutil.rmtree(server, ignore_errors=True)
+        started = subprocess.run([script, "start", server], capture_output=True, text=True)
+        if started.returncode != 0:
+            self.notes.append(f"S3: skipped, {started.stderr.strip()}")
+            return
+        port = started.stdout.strip().splitlines()[-1]
+        env = {**os.environ, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+               "AWS_ALLOW_HTTP": "true", "AWS_REGION": "us-east-1",
+               "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+               "AWS_EC2_METADATA_DISABLED": "true"}
+        inputs = [self.audit, *self.others, *self.scenario]
+        events = 0
+        for path in inputs:
+            with open(path, "rb") as f:
+                events += sum(1 for _ in f)
+        window = ["--from", DAY_FROM, "--to", DAY_TO, "--format", "csv"]
+        ingest = {"local": [], "s3": []}
+        pack = {"local": [], "s3": []}
+        try:
+            for run in range(self.args.runs):
+                bucket = f"bench-{run}"
+                subprocess.run([script, "bucket", server, bucket], check=True, capture_output=True)
+                local = self.work / f"s3-step-local-lake-{run}"
+                shutil.rmtree(local, ignore_errors=True)
+                # Alternately first, so neither side always meets a cold page cache.
+                order = [("local", str(local), None), ("s3", f"s3://{bucket}/lake", env)]
+                if run % 2:
+                    order.reverse()
+                for side, lake, side_env in order:
+                    ingest[side].append(measure(
+                        [self.kt, "ingest", "file", "--quiet", "--lake", lake, *inputs], side_env).seconds)
+                for side, lake, side_env in order:
+                    pack[side].append(measure(
+                        [self.kt, "detect", "run", "--lake", lake, *window], side_env).seconds)
+                shutil.rmtree(local, ignore_errors=True)
+        finally:
+            subprocess.run([script, "stop", server], capture_output=True)
+        a = self.add("s3: ingest into a local directory", "events/s",
+                     [events / s for s in ingest["local"]], note=f"{events:,} events, {len(inputs)} files")
+        b = self.add("s3: ingest into S3 (moto on 127.0.0.1)", "events/s",
+                     [events / s for s in ingest["s3"]])
+        self.add("s3: S3 / local ingest events/s", "x",
+                 [y / x for x, y in zip(a.values, b.values)], note="target >= 0.8")
+        c = self.add("s3: rule pack over the local lake", "s", pack["local"], higher_is_better=False)
+        d = self.add("s3: rule pack over the S3 lake", "s", pack["s3"], higher_is_better=False)
+        self.add("s3: local / S3 pack speed", "x", [x / y for x, y in zip(c.values, d.values)],
+                 note="target >= 0.7")
+
     def report(self):
         info = machine()
         print(f"\nkubetrail e2e: {self.args.events:,} audit events, {info['cores']} cores, "
@@ -594,6 +648,8 @@ def main():
             b.detections()
         if "timeline" in steps:
             b.timeline()
+        if "s3" in steps:
+            b.object_storage()
     except Failed as e:
         print(f"e2e: {e}", file=sys.stderr)
         if b.figures:

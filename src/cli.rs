@@ -337,9 +337,11 @@ pub struct SqlCmd {
 
 #[derive(Args)]
 pub struct DemoCmd {
-    /// Where to build the demo lake (default: a new temporary directory).
+    /// A directory to build the demo in (its samples, lake and report; default: a new
+    /// temporary directory), or an object-store URL for the lake (s3://bucket/prefix;
+    /// samples and report then go to a temporary directory).
     #[arg(long)]
-    pub lake: Option<PathBuf>,
+    pub lake: Option<String>,
 }
 
 #[derive(Args)]

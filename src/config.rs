@@ -2,8 +2,14 @@
 //! which win over the file, which wins over built-in defaults.
 //!
 //! ```toml
-//! lake = "/var/lib/kubetrail/lake"
+//! lake = "/var/lib/kubetrail/lake"   # or s3://bucket/prefix, gs://…, az://…
 //! cluster = "prod-eu1"
+//!
+//! # or, for a lake on object storage with settings of its own:
+//! # [lake]
+//! # location = "s3://security-lake/kubetrail"
+//! # [lake.storage]           # any object_store key, beside the AWS_* variables
+//! # aws_region = "eu-west-1"
 //!
 //! [redaction]
 //! paths = ["spec.containers.*.env.*.value"]
@@ -30,11 +36,13 @@
 //! grouping = "update"
 //! ```
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use kubetrail_detections::{Grouping, Watchlists};
 use kubetrail_ingest::BatchLimits;
+use kubetrail_lake::{Lake, StorageOptions};
 use serde::Deserialize;
 
 /// The file looked for in the working directory when no `--config` is given.
@@ -45,7 +53,8 @@ pub const DEFAULT_LAKE: &str = "./kubetrail-lake";
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    pub lake: Option<String>,
+    /// `lake = "LOCATION"`, or a `[lake]` table with `location` and `[lake.storage]`.
+    lake: Option<LakeSetting>,
     pub cluster: Option<String>,
     #[serde(default)]
     pub redaction: Redaction,
@@ -55,6 +64,46 @@ pub struct Config {
     pub kafka: KafkaSettings,
     #[serde(default)]
     pub detections: DetectionSettings,
+}
+
+#[derive(Debug)]
+enum LakeSetting {
+    Location(String),
+    Table(LakeTable),
+}
+
+/// A string or a table; a mistake inside the table is named (serde's untagged enums only
+/// say that nothing matched).
+impl<'de> Deserialize<'de> for LakeSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Setting;
+        impl<'de> serde::de::Visitor<'de> for Setting {
+            type Value = LakeSetting;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a lake location, or a [lake] table with location and [lake.storage]")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<LakeSetting, E> {
+                Ok(LakeSetting::Location(v.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<LakeSetting, A::Error> {
+                LakeTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(LakeSetting::Table)
+            }
+        }
+        d.deserialize_any(Setting)
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LakeTable {
+    location: Option<String>,
+    /// object_store keys (`aws_endpoint`, `aws_region`, `google_service_account`, …).
+    #[serde(default)]
+    storage: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -176,11 +225,16 @@ impl Config {
         toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))
     }
 
-    /// The lake: the flag or `KUBETRAIL_LAKE`, else the file's, else `./kubetrail-lake`.
-    pub fn lake(&self, flag: Option<&str>) -> String {
-        flag.map(str::to_owned)
-            .or_else(|| self.lake.clone())
-            .unwrap_or_else(|| DEFAULT_LAKE.to_owned())
+    /// The lake: the flag or `KUBETRAIL_LAKE`, else the file's, else `./kubetrail-lake`;
+    /// with the file's `[lake.storage]` options wherever the location came from.
+    pub fn lake(&self, flag: Option<&str>) -> anyhow::Result<Lake> {
+        let (file_location, storage) = match &self.lake {
+            None => (None, BTreeMap::new()),
+            Some(LakeSetting::Location(l)) => (Some(l.as_str()), BTreeMap::new()),
+            Some(LakeSetting::Table(t)) => (t.location.as_deref(), t.storage.clone()),
+        };
+        let location = flag.or(file_location).unwrap_or(DEFAULT_LAKE);
+        Ok(Lake::parse(location, StorageOptions::new(storage))?)
     }
 }
 
@@ -189,13 +243,44 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_lake_is_a_location_or_a_table_with_storage_options() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("k.toml");
+        std::fs::write(
+            &file,
+            "[lake]\nlocation = \"s3://evidence/lake\"\n[lake.storage]\naws_region = \"eu-west-1\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&file)).unwrap();
+        let lake = c.lake(None).unwrap();
+        assert_eq!(lake.display(), "s3://evidence/lake/");
+        assert_eq!(lake.storage_options()["aws_region"], "eu-west-1");
+        // The flag picks the location; the file's storage options still apply.
+        let other = c.lake(Some("s3://other/l")).unwrap();
+        assert_eq!(other.display(), "s3://other/l/");
+        assert_eq!(other.storage_options()["aws_region"], "eu-west-1");
+        for (text, needle) in [
+            ("[lake]\nlocaton = \"/l\"\n", "unknown field `locaton`"),
+            ("lake = 3\n", "a lake location, or a [lake] table"),
+            ("lake = \"ftp://host/l\"\n", "'ftp' scheme"),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let e = Config::load(Some(&file))
+                .and_then(|c| c.lake(None).map(|_| ()))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(needle) && !e.contains('\n'), "{text}: {e}");
+        }
+    }
+
+    #[test]
     fn files_parse_and_mistakes_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let good = dir.path().join("good.toml");
         std::fs::write(&good, "lake = \"/l\"\ncluster = \"c\"\n[redaction]\npaths = [\"a.b\"]\n[ingest]\nbatch_rows = 10\n").unwrap();
         let c = Config::load(Some(&good)).unwrap();
-        assert_eq!(c.lake(None), "/l");
-        assert_eq!(c.lake(Some("/flag")), "/flag");
+        assert_eq!(c.lake(None).unwrap().display(), "/l");
+        assert_eq!(c.lake(Some("/flag")).unwrap().display(), "/flag");
         assert_eq!(
             (
                 c.cluster.as_deref(),
@@ -209,7 +294,8 @@ mod tests {
         let e = Config::load(Some(&bad)).unwrap_err().to_string();
         assert!(e.contains("bad.toml") && e.contains("lakes"), "{e}");
         assert!(Config::load(Some(&dir.path().join("missing.toml"))).is_err());
-        assert_eq!(Config::default().lake(None), DEFAULT_LAKE);
+        let default = Config::default().lake(None).unwrap().display();
+        assert!(default.ends_with("/kubetrail-lake"), "{default}");
     }
 
     #[test]

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use kubetrail_detections::{run_rules, write_alerts, Grouping, RulePack, Watchlists};
 use kubetrail_ingest::kafka::embedded::EmbeddedKafka;
 use kubetrail_ingest::kafka::{produce, Produce};
-use kubetrail_ingest::{ingest_kafka, IngestMetrics, InputPath, KafkaIngest, Lake, TopicSpec};
+use kubetrail_ingest::{ingest_kafka, IngestMetrics, InputPath, KafkaIngest, TopicSpec};
+use kubetrail_lake::Lake;
 use kubetrail_query::timeline::{
     self, export, parse_time, Entity, TimelineFormat, TimelineRequest, Window,
 };
@@ -57,12 +58,27 @@ const QUESTIONS: [(&str, &str); 3] = [
 
 pub async fn run(cmd: DemoCmd) -> anyhow::Result<Outcome> {
     let started = Instant::now();
-    let base = cmd.lake.unwrap_or_else(|| {
+    let temporary = || {
         let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S");
         std::env::temp_dir().join(format!("kubetrail-demo-{stamp}-{}", std::process::id()))
-    });
+    };
+    // A directory holds everything; a lake on object storage leaves the files local.
+    let (base, lake) = match cmd.lake {
+        Some(location) if Lake::open(&location)?.local_dir().is_none() => {
+            (temporary(), Lake::open(&location)?)
+        }
+        Some(dir) => {
+            let base = PathBuf::from(dir);
+            let lake = Lake::open(&base.join("lake").to_string_lossy())?;
+            (base, lake)
+        }
+        None => {
+            let base = temporary();
+            let lake = Lake::open(&base.join("lake").to_string_lossy())?;
+            (base, lake)
+        }
+    };
     let samples_dir = base.join("samples");
-    let lake_dir: PathBuf = base.join("lake");
     println!(
         "== 1. The evidence: an hour of cluster {} with an attack in it",
         kubetrail_samples::cluster::CLUSTER
@@ -97,7 +113,6 @@ pub async fn run(cmd: DemoCmd) -> anyhow::Result<Outcome> {
     }
 
     println!("\n== 3. Ingest: consumer group -> decode (format recognised, secrets redacted) -> Delta commits with offsets");
-    let lake = Lake::open(&lake_dir.to_string_lossy())?;
     let topics = STREAM_TOPICS
         .iter()
         .map(|(_, t)| TopicSpec {
@@ -108,7 +123,7 @@ pub async fn run(cmd: DemoCmd) -> anyhow::Result<Outcome> {
     let mut options = KafkaIngest::new(&brokers, "kubetrail-demo", topics);
     options.decode = DecodeOptions {
         cluster: None,
-        redactor: redactor(&lake, &[])?,
+        redactor: redactor(&lake, &[]).await?,
     };
     options.until_caught_up = true;
     options.linger = Duration::from_secs(1);
@@ -124,7 +139,7 @@ pub async fn run(cmd: DemoCmd) -> anyhow::Result<Outcome> {
     print_totals(&totals);
 
     println!("\n== 4. Questions a responder asks first");
-    let session = LakeSession::open(&lake_dir.to_string_lossy()).await?;
+    let session = LakeSession::open(&lake).await?;
     let mut stdout = std::io::stdout();
     for (question, sql) in QUESTIONS {
         println!("\n-- {question}");
@@ -140,7 +155,7 @@ pub async fn run(cmd: DemoCmd) -> anyhow::Result<Outcome> {
     .map_err(anyhow::Error::msg)?;
     let pack = RulePack::builtin();
     let history = Duration::from_secs(14 * 86_400);
-    let windowed = LakeSession::open_window(&lake_dir.to_string_lossy(), &hour, history).await?;
+    let windowed = LakeSession::open_window(&lake, &hour, history).await?;
     let mut alerts: Vec<_> = run_rules(
         &windowed,
         &pack.rules,
@@ -183,7 +198,7 @@ pub async fn run(cmd: DemoCmd) -> anyhow::Result<Outcome> {
         .map_err(anyhow::Error::msg)?,
     );
     // A fresh session: it sees the alerts just written.
-    let session = LakeSession::open(&lake_dir.to_string_lossy()).await?;
+    let session = LakeSession::open(&lake).await?;
     let built = timeline::build(&session, &request).await?;
     for line in &built.lines {
         let time = timeline::rfc3339(line.time);
@@ -210,16 +225,16 @@ pub async fn run(cmd: DemoCmd) -> anyhow::Result<Outcome> {
         "\n== Done in {:.1} s: {events} events from {} files in three streams are in a Delta lake at {}",
         started.elapsed().as_secs_f64(),
         files.len(),
-        lake_dir.display()
+        lake.display()
     );
-    println!("   Next: kubetrail shell --lake {}", lake_dir.display());
+    println!("   Next: kubetrail shell --lake {}", lake.display());
     println!(
         "         kubetrail timeline --lake {} --pod {VICTIM} --around 2026-11-20T09:35:00Z --window 1h",
-        lake_dir.display()
+        lake.display()
     );
     println!(
         "         kubetrail sql --lake {} \"SELECT source, count(*) FROM events GROUP BY source\"",
-        lake_dir.display()
+        lake.display()
     );
     Ok(Outcome::Ok)
 }

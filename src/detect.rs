@@ -8,7 +8,7 @@ use kubetrail_detections::sinks::AlertSink;
 use kubetrail_detections::{
     alerts_batch, run_rules, run_tests, write_alerts, Grouping, RulePack, Watchlists,
 };
-use kubetrail_ingest::Lake;
+use kubetrail_lake::Lake;
 use kubetrail_query::timeline::{parse_time, rfc3339};
 use kubetrail_query::{write_batches, LakeSession, OutputFormat, Window};
 use kubetrail_schemas::rows::Alert;
@@ -58,7 +58,7 @@ pub async fn run(cmd: DetectCmd, config: &Config) -> anyhow::Result<Outcome> {
                 grouping: config.detections.grouping(grouping.as_deref())?,
             };
             detect_run(
-                &config.lake(lake.lake.as_deref()),
+                &config.lake(lake.lake.as_deref())?,
                 &rules,
                 &window,
                 history,
@@ -88,9 +88,9 @@ pub async fn run(cmd: DetectCmd, config: &Config) -> anyhow::Result<Outcome> {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(anyhow::Error::msg)?;
             let pack = pack(&rules)?;
-            let location = config.lake(lake.lake.as_deref());
+            let lake = config.lake(lake.lake.as_deref())?;
             // The query side never creates a lake; a scheduler pointed at a typo says so.
-            LakeSession::open(&location).await?;
+            LakeSession::open(&lake).await?;
             tracing::info!(
                 rules = pack.rules.len(),
                 every = ?every,
@@ -101,7 +101,7 @@ pub async fn run(cmd: DetectCmd, config: &Config) -> anyhow::Result<Outcome> {
                 "scheduling detections"
             );
             let schedule = Schedule {
-                location,
+                lake,
                 rules: pack.rules,
                 every,
                 lookback,
@@ -159,7 +159,7 @@ async fn test(args: &RulesArgs, only: Option<&str>) -> anyhow::Result<Outcome> {
     };
     let (mut passed, mut failed) = (0, 0);
     for rule in &rules {
-        let results = run_tests(rule).await;
+        let results = run_tests(rule, &crate::ingest::RuleTestLoader).await;
         let bad: Vec<_> = results.iter().filter(|r| r.failure.is_some()).collect();
         if bad.is_empty() {
             println!("pass  {} ({} tests)", rule.id, results.len());
@@ -197,7 +197,7 @@ struct Judging {
 }
 
 async fn detect_run(
-    location: &str,
+    lake: &Lake,
     args: &RulesArgs,
     window: &Window,
     history: std::time::Duration,
@@ -205,7 +205,7 @@ async fn detect_run(
     judging: &Judging,
 ) -> anyhow::Result<Outcome> {
     let pack = pack(args)?;
-    let session = LakeSession::open_window(location, window, history).await?;
+    let session = LakeSession::open_window(lake, window, history).await?;
     let outcomes = run_rules(
         &session,
         &pack.rules,
@@ -236,7 +236,6 @@ async fn detect_run(
         updates.extend(o.updates);
         known.extend(o.known);
     }
-    let lake = Lake::open(location)?;
     // Printed: every alert the run found, whether new, updated or already in the table.
     let found: Vec<Alert> = alerts
         .iter()
@@ -245,7 +244,7 @@ async fn detect_run(
         .cloned()
         .collect();
     let raised = alerts.len();
-    let changes = write_alerts(&lake, &session, alerts, updates).await?;
+    let changes = write_alerts(lake, &session, alerts, updates).await?;
     eprintln!(
         "{} rules over {} to {}: {} alerts ({} new, {} updated, {} already in the alerts table)",
         pack.rules.len(),

@@ -3,9 +3,12 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context;
+use kubetrail_detections::EventLoader;
 use kubetrail_ingest::{
-    ingest_file, ingest_kafka, FileIngest, IngestMetrics, InputPath, InputReport, KafkaIngest, Lake,
+    ingest_file, ingest_kafka, FileIngest, IngestMetrics, InputPath, InputReport, KafkaIngest,
+    NoProgress,
 };
+use kubetrail_lake::Lake;
 use kubetrail_schemas::{DecodeOptions, Redactor, SourceFormat, Table};
 
 use crate::cli::{parse_duration, IngestCmd, IngestFileCmd, IngestKafkaCmd};
@@ -20,16 +23,40 @@ pub async fn run(cmd: IngestCmd, config: &Config) -> anyhow::Result<Outcome> {
 }
 
 /// The redaction key: `KUBETRAIL_REDACTION_KEY`, else the lake's own.
-pub fn redactor(lake: &Lake, extra_paths: &[String]) -> anyhow::Result<Redactor> {
+pub async fn redactor(lake: &Lake, extra_paths: &[String]) -> anyhow::Result<Redactor> {
     let key = match std::env::var("KUBETRAIL_REDACTION_KEY") {
         Ok(k) if !k.is_empty() => k.into_bytes(),
-        _ => lake.redaction_key().context("redaction key")?,
+        _ => lake.redaction_key().await.context("redaction key")?,
     };
     Ok(Redactor::new(&key, extra_paths))
 }
 
+/// `detect test`'s events go through the same decoders and ingest path as production.
+pub struct RuleTestLoader;
+
+impl EventLoader for RuleTestLoader {
+    fn load<'a>(
+        &'a self,
+        lake: &'a Lake,
+        format: Option<SourceFormat>,
+        path: &'a std::path::Path,
+    ) -> futures::future::BoxFuture<'a, Result<u64, String>> {
+        Box::pin(async move {
+            let options = FileIngest {
+                format,
+                ..FileIngest::default()
+            };
+            let input = InputPath::File(path.to_owned());
+            let report = ingest_file(lake, &input, &options, std::sync::Arc::new(NoProgress))
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(report.rows.get(&Table::DeadLetters).copied().unwrap_or(0))
+        })
+    }
+}
+
 /// Decoding options shared by every source: cluster name and redaction.
-fn decode_options(
+async fn decode_options(
     lake: &Lake,
     cluster: Option<String>,
     extra_paths: &[String],
@@ -48,7 +75,7 @@ fn decode_options(
     }
     Ok(DecodeOptions {
         cluster,
-        redactor: redactor(lake, &redact_paths)?,
+        redactor: redactor(lake, &redact_paths).await?,
     })
 }
 
@@ -59,10 +86,10 @@ async fn file(cmd: IngestFileCmd, config: &Config) -> anyhow::Result<Outcome> {
         "auto" => None,
         other => Some(other.parse::<SourceFormat>().map_err(anyhow::Error::msg)?),
     };
-    let lake = Lake::open(&config.lake(cmd.lake.lake.as_deref()))?;
+    let lake = config.lake(cmd.lake.lake.as_deref())?;
     let options = FileIngest {
         format,
-        decode: decode_options(&lake, cmd.cluster.clone(), &cmd.redact_paths, config)?,
+        decode: decode_options(&lake, cmd.cluster.clone(), &cmd.redact_paths, config).await?,
         limits: config.ingest.limits()?,
         max_record_bytes: config
             .ingest
@@ -109,9 +136,9 @@ async fn kafka(cmd: IngestKafkaCmd, config: &Config) -> anyhow::Result<Outcome> 
         !topics.is_empty(),
         "no topic to read: pass --topic NAME=FORMAT (or set kafka.topics)"
     );
-    let lake = Lake::open(&config.lake(cmd.lake.lake.as_deref()))?;
+    let lake = config.lake(cmd.lake.lake.as_deref())?;
     let mut options = KafkaIngest::new(&brokers, &group, topics);
-    options.decode = decode_options(&lake, cmd.cluster.clone(), &cmd.redact_paths, config)?;
+    options.decode = decode_options(&lake, cmd.cluster.clone(), &cmd.redact_paths, config).await?;
     options.limits = config.ingest.limits()?;
     if let Some(linger) = cmd.linger {
         options.linger = linger;

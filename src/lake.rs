@@ -1,7 +1,6 @@
 //! `kubetrail lake optimize | vacuum | retention`.
 
-use kubetrail_ingest::lake::maintenance::{drop_before, optimize, vacuum, Days};
-use kubetrail_ingest::Lake;
+use kubetrail_lake::maintenance::{drop_before, optimize, vacuum, Days};
 use kubetrail_schemas::Table;
 
 use crate::cli::LakeCmd;
@@ -18,7 +17,7 @@ fn tables(only: Option<&str>) -> anyhow::Result<Vec<Table>> {
 pub async fn run(cmd: LakeCmd, config: &Config) -> anyhow::Result<Outcome> {
     match cmd {
         LakeCmd::Optimize { lake, table, date } => {
-            let lake = Lake::open(&config.lake(lake.lake.as_deref()))?;
+            let lake = config.lake(lake.lake.as_deref())?;
             for t in tables(table.as_deref())? {
                 let days = date.map_or(Days::All, Days::On);
                 let r = optimize(&lake, t, days).await?;
@@ -36,7 +35,7 @@ pub async fn run(cmd: LakeCmd, config: &Config) -> anyhow::Result<Outcome> {
             table,
             retain,
         } => {
-            let lake = Lake::open(&config.lake(lake.lake.as_deref()))?;
+            let lake = config.lake(lake.lake.as_deref())?;
             for t in tables(table.as_deref())? {
                 let deleted = vacuum(&lake, t, retain).await?;
                 println!("{:<16} {deleted} file(s) deleted", t.name());
@@ -47,7 +46,7 @@ pub async fn run(cmd: LakeCmd, config: &Config) -> anyhow::Result<Outcome> {
             table,
             older_than,
         } => {
-            let lake = Lake::open(&config.lake(lake.lake.as_deref()))?;
+            let lake = config.lake(lake.lake.as_deref())?;
             let age = chrono::Duration::from_std(older_than)?;
             let cutoff = (chrono::Utc::now() - age).date_naive();
             for t in tables(table.as_deref())? {

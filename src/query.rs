@@ -18,7 +18,7 @@ pub async fn sql(cmd: SqlCmd, config: &Config) -> anyhow::Result<Outcome> {
     {
         anyhow::bail!("parquet output needs --output FILE (or a pipe)");
     }
-    let session = LakeSession::open(&config.lake(cmd.lake.lake.as_deref())).await?;
+    let session = LakeSession::open(&config.lake(cmd.lake.lake.as_deref())?).await?;
     let batches = session.query(&cmd.sql).await?;
     let mut out = output(cmd.output.as_deref())?;
     write_batches(&batches, format, &mut out)?;
@@ -39,7 +39,7 @@ pub fn output(path: Option<&std::path::Path>) -> anyhow::Result<Box<dyn Write + 
 }
 
 pub async fn shell(cmd: LakeArgs, config: &Config) -> anyhow::Result<Outcome> {
-    let session = LakeSession::open(&config.lake(cmd.lake.as_deref())).await?;
+    let session = LakeSession::open(&config.lake(cmd.lake.as_deref())?).await?;
     let history =
         std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".kubetrail_history"));
     kubetrail_query::shell::run(&session, history).await?;
@@ -47,7 +47,7 @@ pub async fn shell(cmd: LakeArgs, config: &Config) -> anyhow::Result<Outcome> {
 }
 
 pub async fn tables(cmd: LakeArgs, config: &Config) -> anyhow::Result<Outcome> {
-    let session = LakeSession::open(&config.lake(cmd.lake.as_deref())).await?;
+    let session = LakeSession::open(&config.lake(cmd.lake.as_deref())?).await?;
     println!(
         "{:<16} {:>12} {:>7}  {:<27} {:<27}",
         "table", "rows", "files", "first event", "last event"

@@ -15,9 +15,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use kubetrail_detections::{run_rules, RulePack};
-use kubetrail_ingest::lake::maintenance::{optimize, Days};
-use kubetrail_ingest::{ingest_file, FileIngest, InputPath, Lake, NoProgress};
+use kubetrail_detections::{run_rules, Grouping, RulePack, Watchlists};
+use kubetrail_ingest::{ingest_file, FileIngest, InputPath, NoProgress};
+use kubetrail_lake::maintenance::{optimize, Days};
+use kubetrail_lake::Lake;
 use kubetrail_query::timeline::{build, parse_time, Entity, TimelineRequest};
 use kubetrail_query::{LakeSession, Window};
 
@@ -79,7 +80,7 @@ fn lake(rt: &tokio::runtime::Runtime, n: u64) -> PathBuf {
 fn timeline(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let n = events();
-    let location = lake(&rt, n).to_str().unwrap().to_owned();
+    let location = Lake::open(lake(&rt, n).to_str().unwrap()).unwrap();
     let around = parse_time("2026-11-20T09:00:00Z").unwrap();
     let mut request = TimelineRequest::new(Entity::pod(POD).unwrap());
     request.window = Some(Window::around(around, Duration::from_secs(2 * 3600)).unwrap());
@@ -116,7 +117,14 @@ fn timeline(c: &mut Criterion) {
                 LakeSession::open_window(&location, &window, Duration::from_secs(14 * 86_400))
                     .await
                     .unwrap();
-            let outcomes = run_rules(&session, &rules, &window).await;
+            let outcomes = run_rules(
+                &session,
+                &rules,
+                &window,
+                &Watchlists::default(),
+                Grouping::Update,
+            )
+            .await;
             for o in &outcomes {
                 assert!(o.error.is_none(), "{}: {:?}", o.rule_id, o.error);
             }

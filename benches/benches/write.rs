@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use kubetrail_ingest::{CommitMarker, Lake, TableWriter};
+use kubetrail_lake::{CommitMarker, Lake, TableWriter};
 use kubetrail_schemas::rows::{AuditColumns, RowBuffer};
 use kubetrail_schemas::{Provenance, Table};
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Int64Type};
-use kubetrail_ingest::{merge_rows, CommitMarker, Lake, LakeError, TableWriter};
+use kubetrail_lake::{merge_rows, CommitMarker, Lake, LakeError, TableWriter};
 use kubetrail_query::{LakeSession, QueryError};
 use kubetrail_schemas::rows::{Alert, AlertColumns, Provenance, RowBuffer};
 use kubetrail_schemas::Table;

@@ -24,5 +24,5 @@ pub use alerts::{alerts_batch, write_alerts, AlertChanges};
 pub use engine::{run_rules, Grouping, RuleOutcome};
 pub use pack::RulePack;
 pub use rule::{AuditLevel, Rule, RuleProblem, Severity};
-pub use testing::{run_tests, TestResult};
+pub use testing::{run_tests, EventLoader, TestResult};
 pub use watchlists::Watchlists;

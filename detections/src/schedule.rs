@@ -7,7 +7,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use kubetrail_ingest::{CommitMarker, Lake, TableWriter};
+use kubetrail_lake::{CommitMarker, Lake, TableWriter};
 use kubetrail_query::window::rfc3339;
 use kubetrail_query::{LakeSession, Window};
 use kubetrail_schemas::Table;
@@ -23,7 +23,7 @@ use crate::watchlists::Watchlists;
 pub const CHECKPOINT_APP_ID: &str = "kubetrail/detect/schedule";
 
 pub struct Schedule {
-    pub location: String,
+    pub lake: Lake,
     pub rules: Vec<Rule>,
     pub every: Duration,
     pub lookback: Duration,
@@ -77,10 +77,10 @@ pub async fn run_schedule(schedule: &Schedule, shutdown: impl Future<Output = ()
 
 /// One round ending at `now` (µs).
 pub async fn round(schedule: &Schedule, now: i64) -> Result<Round, String> {
-    let lake = Lake::open(&schedule.location).map_err(|e| e.to_string())?;
+    let lake = &schedule.lake;
     // Opened (and created on a new lake) to read the checkpoint; the round's commit goes
     // through `commit_alerts`.
-    let mut writer = TableWriter::open(&lake, Table::Alerts)
+    let mut writer = TableWriter::open(lake, Table::Alerts)
         .await
         .map_err(|e| e.to_string())?;
     let checkpoint = writer
@@ -94,7 +94,7 @@ pub async fn round(schedule: &Schedule, now: i64) -> Result<Round, String> {
     };
     let from = start.saturating_sub(micros(schedule.lookback)).max(0);
     let window = Window::new(from, now.max(from + 1))?;
-    let session = LakeSession::open_window(&schedule.location, &window, schedule.history)
+    let session = LakeSession::open_window(lake, &window, schedule.history)
         .await
         .map_err(|e| e.to_string())?;
     let mut new = Vec::new();
@@ -132,7 +132,7 @@ pub async fn round(schedule: &Schedule, now: i64) -> Result<Round, String> {
         app_id: CHECKPOINT_APP_ID.to_owned(),
         version: window.to(),
     };
-    commit_alerts(&lake, &changes, &[marker])
+    commit_alerts(lake, &changes, &[marker])
         .await
         .map_err(|e| e.to_string())?;
     Ok(Round {

@@ -8,9 +8,11 @@ use std::time::Duration;
 use kubetrail_detections::{
     run_rules, write_alerts, AlertChanges, Grouping, Rule, RuleOutcome, RulePack, Watchlists,
 };
-use kubetrail_ingest::{ingest_file, FileIngest, InputPath, Lake, NoProgress};
+use kubetrail_ingest::{ingest_file, FileIngest, InputPath, NoProgress};
+use kubetrail_lake::Lake;
 use kubetrail_query::timeline::parse_time;
 use kubetrail_query::{LakeSession, Window};
+use kubetrail_schemas::Table;
 
 fn samples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/data")
@@ -28,6 +30,34 @@ async fn scenario_lake() -> (tempfile::TempDir, String) {
 }
 
 /// One file into the lake, by the real ingest path.
+fn lake(location: &str) -> Lake {
+    Lake::open(location).unwrap()
+}
+
+/// Rule tests' events through the ingest crate, as the binary's `detect test` sends them.
+struct IngestLoader;
+
+impl kubetrail_detections::EventLoader for IngestLoader {
+    fn load<'a>(
+        &'a self,
+        lake: &'a Lake,
+        format: Option<kubetrail_schemas::SourceFormat>,
+        path: &'a std::path::Path,
+    ) -> futures::future::BoxFuture<'a, Result<u64, String>> {
+        Box::pin(async move {
+            let options = FileIngest {
+                format,
+                ..FileIngest::default()
+            };
+            let input = InputPath::File(path.to_owned());
+            let report = ingest_file(lake, &input, &options, Arc::new(NoProgress))
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(report.rows.get(&Table::DeadLetters).copied().unwrap_or(0))
+        })
+    }
+}
+
 async fn ingest(location: &str, file: PathBuf) {
     let lake = Lake::open(location).unwrap();
     ingest_file(
@@ -76,7 +106,7 @@ async fn the_pack_flags_every_step_of_the_attack_and_nothing_else() {
     }
     let (_dir, location) = scenario_lake().await;
     let window = hour();
-    let session = LakeSession::open_window(&location, &window, HISTORY)
+    let session = LakeSession::open_window(&lake(&location), &window, HISTORY)
         .await
         .unwrap();
     let outcomes = judge(&session, &pack.rules, &window).await;
@@ -173,7 +203,7 @@ async fn the_pack_flags_every_step_of_the_attack_and_nothing_else() {
         .await
         .unwrap();
     assert_eq!((written.new.len(), written.updated.len()), (25, 0));
-    let session = LakeSession::open_window(&location, &window, HISTORY)
+    let session = LakeSession::open_window(&lake, &window, HISTORY)
         .await
         .unwrap();
     // The rerun finds the alerts open and their matches inside them: no update either.
@@ -241,7 +271,7 @@ async fn bad_rules_and_failing_sql_never_take_the_others_down() {
 
     let (_lake_dir, location) = scenario_lake().await;
     let window = hour();
-    let session = LakeSession::open_window(&location, &window, HISTORY)
+    let session = LakeSession::open_window(&lake(&location), &window, HISTORY)
         .await
         .unwrap();
     let outcomes = judge(&session, &pack.rules, &window).await;
@@ -266,7 +296,7 @@ async fn bad_rules_and_failing_sql_never_take_the_others_down() {
         parse_time("2030-01-02T00:00:00Z").unwrap(),
     )
     .unwrap();
-    let session = LakeSession::open_window(&location, &empty, HISTORY)
+    let session = LakeSession::open_window(&lake(&location), &empty, HISTORY)
         .await
         .unwrap();
     for o in judge(&session, &RulePack::builtin().rules, &empty).await {
@@ -343,7 +373,7 @@ async fn scheduled_rounds_continue_from_their_checkpoint_and_feed_the_sinks() {
     let jsonl = dir.path().join("alerts.jsonl");
     let (url, mut posted) = webhook(1).await;
     let schedule = |sinks: Vec<AlertSink>| Schedule {
-        location: location.clone(),
+        lake: lake(&location),
         rules: RulePack::builtin().rules,
         every: Duration::from_secs(600),
         lookback: Duration::from_secs(900),
@@ -398,7 +428,7 @@ async fn scheduled_rounds_continue_from_their_checkpoint_and_feed_the_sinks() {
     let count = |change: &str| changes.iter().filter(|c| c["change"] == change).count();
     assert_eq!(count("new"), first.new + second.new);
     assert_eq!(count("update"), first.updated + second.updated);
-    let session = LakeSession::open(&location).await.unwrap();
+    let session = LakeSession::open(&lake(&location)).await.unwrap();
     let n = session.query("SELECT count(*) FROM alerts").await.unwrap();
     let n = arrow::util::display::array_value_to_string(n[0].column(0), 0).unwrap();
     assert_eq!(n, (first.new + second.new).to_string());
@@ -410,10 +440,10 @@ async fn scheduled_rounds_continue_from_their_checkpoint_and_feed_the_sinks() {
         .unwrap()
         .with_retry_wait(Duration::from_millis(10));
     let mut s = schedule(vec![dead]);
-    s.location = fresh.clone();
+    s.lake = lake(&fresh);
     let r = round(&s, at("2026-11-20T09:50:00Z")).await.unwrap();
     assert_eq!(r.failed_sinks, ["webhook http://127.0.0.1:9/never"]);
-    let session = LakeSession::open(&fresh).await.unwrap();
+    let session = LakeSession::open(&lake(&fresh)).await.unwrap();
     let stored = session.query("SELECT count(*) FROM alerts").await.unwrap();
     assert_eq!(
         arrow::util::display::array_value_to_string(stored[0].column(0), 0).unwrap(),
@@ -431,7 +461,7 @@ async fn the_kafka_sink_sends_each_alert_keyed_by_its_id() {
     let kafka = EmbeddedKafka::start(1, &[("alerts", 1)]).unwrap();
     let (_dir, location) = scenario_lake().await;
     let window = hour();
-    let session = LakeSession::open_window(&location, &window, HISTORY)
+    let session = LakeSession::open_window(&lake(&location), &window, HISTORY)
         .await
         .unwrap();
     let pack = RulePack::builtin();
@@ -691,7 +721,7 @@ mod platforms {
                 }
                 let mut replay = rule.clone();
                 replay.tests = tests;
-                for result in run_tests(&replay).await {
+                for result in run_tests(&replay, &super::IngestLoader).await {
                     if let Some(f) = result.failure {
                         failures.push(format!("{}: {}: {f}", rule.id, result.test));
                     }
@@ -757,7 +787,7 @@ mod grouping {
         grouping: Grouping,
     ) -> (LakeSession, RuleOutcome) {
         let rule = RulePack::builtin().get("exec-into-pod").unwrap().clone();
-        let session = LakeSession::open_window(location, window, HISTORY)
+        let session = LakeSession::open_window(&lake(location), window, HISTORY)
             .await
             .unwrap();
         let mut outcomes =
@@ -860,7 +890,7 @@ mod grouping {
             .unwrap();
 
         // The table: two alerts, one row each, the first with the day's count.
-        let session = LakeSession::open(&location).await.unwrap();
+        let session = LakeSession::open(&lake).await.unwrap();
         let stored = session
             .query("SELECT alert_id, event_count FROM alerts ORDER BY first_seen")
             .await

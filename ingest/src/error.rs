@@ -3,7 +3,7 @@
 use arrow::error::ArrowError;
 use thiserror::Error;
 
-use crate::lake::LakeError;
+use kubetrail_lake::LakeError;
 
 #[derive(Debug, Error)]
 pub enum IngestError {

@@ -18,8 +18,8 @@ use tokio::sync::mpsc;
 use crate::batch::BatchLimits;
 use crate::decode_pool::Dispatch;
 use crate::error::IngestError;
-use crate::lake::{CommitMarker, Lake, TableWriter};
 use crate::source::{input, InputPath, Progress, RecordReader, DEFAULT_MAX_RECORD_BYTES};
+use kubetrail_lake::{CommitMarker, Lake, TableWriter};
 
 /// How to ingest files.
 #[derive(Debug, Clone)]
@@ -122,7 +122,15 @@ pub async fn ingest_file(
             continue;
         }
         let rows = writer.staged_rows() as u64;
-        writer.commit(std::slice::from_ref(&marker)).await?;
+        if let Err(e) = writer.commit(std::slice::from_ref(&marker)).await {
+            // Another ingester committed the same content first (Delta refuses a commit
+            // whose marker a concurrent one moved): that is the input landing once.
+            if writer.marker_version(&marker.app_id).await?.is_some() {
+                skipped += 1;
+                continue;
+            }
+            return Err(e.into());
+        }
         report.rows.insert(*table, rows);
     }
     report.already_ingested = skipped > 0 && skipped == writers.len();

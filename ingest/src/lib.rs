@@ -1,7 +1,7 @@
 //! kubetrail-ingest: from sources to the lake.
 //!
 //! ```text
-//! source (file, stdin, gzip, Kafka) ─► framing ─► decode (schemas) ─► TableBatches ─► TableWriter ─► Delta commit
+//! source (file, stdin, gzip, Kafka) ─► framing ─► decode (schemas) ─► TableBatches ─► lake::TableWriter ─► Delta commit
 //!                                                         (+ markers: content hash, or last offset per partition)
 //! ```
 //! Guarantees: a commit is atomic per table and carries a marker; data whose marker a
@@ -13,7 +13,6 @@ mod decode_pool;
 pub mod error;
 pub mod file;
 pub mod kafka;
-pub mod lake;
 pub mod metrics;
 pub mod source;
 
@@ -21,6 +20,5 @@ pub use batch::{BatchLimits, TableBatches};
 pub use error::IngestError;
 pub use file::{ingest_file, FileIngest, InputReport};
 pub use kafka::{ingest_kafka, KafkaIngest, KafkaReport, TopicSpec};
-pub use lake::{merge_rows, CommitMarker, Lake, LakeError, MergeCounts, TableWriter};
 pub use metrics::IngestMetrics;
 pub use source::{InputPath, NoProgress, Progress};

@@ -7,9 +7,8 @@ use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use deltalake::DeltaTable;
-use kubetrail_ingest::{
-    ingest_file, BatchLimits, FileIngest, InputPath, InputReport, Lake, NoProgress,
-};
+use kubetrail_ingest::{ingest_file, BatchLimits, FileIngest, InputPath, InputReport, NoProgress};
+use kubetrail_lake::Lake;
 use kubetrail_schemas::{SourceFormat, Table};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::Encoding;
@@ -586,7 +585,7 @@ mod staged_files {
 
     use super::*;
     use arrow::datatypes::{DataType, Field, Schema};
-    use kubetrail_ingest::{CommitMarker, TableWriter};
+    use kubetrail_lake::{CommitMarker, TableWriter};
     use kubetrail_schemas::{DeadLetter, DeadLetterBuffer, Provenance};
 
     /// 2025-11-20T00:00:00Z, in µs.
@@ -725,7 +724,7 @@ mod staged_files {
 
 mod maintenance {
     use super::*;
-    use kubetrail_ingest::lake::maintenance::{drop_before, optimize, vacuum, Days};
+    use kubetrail_lake::maintenance::{drop_before, optimize, vacuum, Days};
 
     fn sorted(mut v: Vec<String>) -> Vec<String> {
         v.sort();

@@ -1,7 +1,6 @@
 //! A DataFusion session over the lake: every table registered (empty if never written),
 //! the `events` view, and kubetrail's functions.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
@@ -11,10 +10,9 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
-use deltalake::DeltaTable;
+use kubetrail_lake::{Lake, LakeError};
 use kubetrail_schemas::Table;
 use thiserror::Error;
-use url::Url;
 
 use crate::scan_filters::DistinctScanFilters;
 use crate::views;
@@ -24,10 +22,8 @@ use crate::window::Window;
 pub enum QueryError {
     #[error("{0}")]
     Sql(#[from] DataFusionError),
-    #[error("no lake at {0} (ingest something first, or pass --lake)")]
-    NoLake(String),
-    #[error("lake location '{0}': {1}")]
-    Location(String, String),
+    #[error(transparent)]
+    Lake(#[from] LakeError),
     #[error("table {0}: {1}")]
     Table(String, String),
     #[error("{0}")]
@@ -48,34 +44,38 @@ pub struct TableInfo {
 /// The query side of the lake. Reads only.
 pub struct LakeSession {
     ctx: SessionContext,
-    root: Url,
+    lake: Lake,
     tables: Vec<TableInfo>,
 }
 
 impl LakeSession {
-    /// Opens the lake at a local directory or URL. A missing directory is an error: the
-    /// query side never creates a lake.
-    pub async fn open(location: &str) -> Result<LakeSession, QueryError> {
-        let root = lake_url(location)?;
+    /// Opens the lake, on a local disk or object storage. A location that holds nothing
+    /// is an error: the query side never creates a lake.
+    pub async fn open(lake: &Lake) -> Result<LakeSession, QueryError> {
+        lake.check_exists().await?;
         let mut ctx = new_context();
         crate::udf::register(&mut ctx)?;
         let mut tables = Vec::new();
         for table in Table::ALL {
-            tables.push(register_table(&ctx, &root, table.name(), table.schema()).await?);
+            tables.push(register_table(&ctx, lake, table).await?);
         }
         views::register(&ctx).await?;
-        Ok(LakeSession { ctx, root, tables })
+        Ok(LakeSession {
+            ctx,
+            lake: lake.clone(),
+            tables,
+        })
     }
 
     /// Opens the lake with each event table (and the `events` view) showing only `window`:
     /// detection rules never name dates. `k8s_audit_history` (and so on) show the
     /// `history` before the window, for baselines; `k8s_audit_all` the whole table.
     pub async fn open_window(
-        location: &str,
+        lake: &Lake,
         window: &Window,
         history: std::time::Duration,
     ) -> Result<LakeSession, QueryError> {
-        let session = LakeSession::open(location).await?;
+        let session = LakeSession::open(lake).await?;
         let history_from = window
             .from()
             .saturating_sub(i64::try_from(history.as_micros()).unwrap_or(i64::MAX));
@@ -110,8 +110,8 @@ impl LakeSession {
         &self.ctx
     }
 
-    pub fn root(&self) -> &Url {
-        &self.root
+    pub fn lake(&self) -> &Lake {
+        &self.lake
     }
 
     pub fn tables(&self) -> &[TableInfo] {
@@ -166,45 +166,32 @@ fn new_context() -> SessionContext {
 
 async fn register_table(
     ctx: &SessionContext,
-    root: &Url,
-    name: &str,
-    schema: arrow::datatypes::SchemaRef,
+    lake: &Lake,
+    table: Table,
 ) -> Result<TableInfo, QueryError> {
-    let url = root
-        .join(&format!("{name}/"))
-        .map_err(|e| QueryError::Location(root.to_string(), e.to_string()))?;
-    let written = match url.to_file_path() {
-        Ok(dir) => dir.join("_delta_log").is_dir(),
-        Err(()) => true,
+    let name = table.name();
+    let Some(delta) = lake.open_table(name).await? else {
+        return register_empty(ctx, name, table.schema());
     };
-    if !written {
-        return register_empty(ctx, name, schema);
-    }
-    let delta = DeltaTable::try_from_url(url)
+    let files = delta
+        .snapshot()
+        .map(|s| s.log_data().num_files())
+        .unwrap_or_default();
+    let provider = delta
+        .table_provider()
         .await
         .map_err(|e| QueryError::Table(name.to_owned(), e.to_string()))?;
-    match delta.version() {
-        Some(version) => {
-            let files = delta
-                .snapshot()
-                .map(|s| s.log_data().num_files())
-                .unwrap_or_default();
-            let provider = delta
-                .table_provider()
-                .await
-                .map_err(|e| QueryError::Table(name.to_owned(), e.to_string()))?;
-            delta
-                .update_datafusion_session(&ctx.state())
-                .map_err(|e| QueryError::Table(name.to_owned(), e.to_string()))?;
-            ctx.register_table(name, provider)?;
-            Ok(TableInfo {
-                name: name.to_owned(),
-                version: Some(version),
-                files,
-            })
-        }
-        None => register_empty(ctx, name, schema),
-    }
+    // Puts the table's object store (a local disk, or the lake's bucket with its
+    // credentials) where the session's scans look for it.
+    delta
+        .update_datafusion_session(&ctx.state())
+        .map_err(|e| QueryError::Table(name.to_owned(), e.to_string()))?;
+    ctx.register_table(name, provider)?;
+    Ok(TableInfo {
+        name: name.to_owned(),
+        version: delta.version().and_then(|v| u64::try_from(v).ok()),
+        files,
+    })
 }
 
 /// A table never written is queryable and empty, so every query works on a new lake.
@@ -220,20 +207,4 @@ fn register_empty(
         version: None,
         files: 0,
     })
-}
-
-fn lake_url(location: &str) -> Result<Url, QueryError> {
-    match Url::parse(location) {
-        Ok(url) if url.scheme().len() > 1 => Ok(url),
-        _ => {
-            let path = Path::new(location);
-            if !path.is_dir() {
-                return Err(QueryError::NoLake(location.to_owned()));
-            }
-            let abs = std::fs::canonicalize(path)?;
-            Url::from_directory_path(&abs).map_err(|_| {
-                QueryError::Location(location.to_owned(), "not an absolute path".into())
-            })
-        }
-    }
 }

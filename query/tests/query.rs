@@ -6,7 +6,8 @@ use std::sync::{Arc, OnceLock};
 
 use arrow::array::RecordBatch;
 use arrow::util::display::array_value_to_string;
-use kubetrail_ingest::{ingest_file, FileIngest, InputPath, Lake, NoProgress};
+use kubetrail_ingest::{ingest_file, FileIngest, InputPath, NoProgress};
+use kubetrail_lake::{Lake, LakeError};
 use kubetrail_query::shell::{Flow, Shell};
 use kubetrail_query::{summarize, write_batches, LakeSession, OutputFormat, QueryError};
 
@@ -80,7 +81,9 @@ async fn ingest_all(lake: &Lake, paths: Vec<PathBuf>) {
 }
 
 async fn session() -> LakeSession {
-    LakeSession::open(lake()).await.unwrap()
+    LakeSession::open(&Lake::open(lake()).unwrap())
+        .await
+        .unwrap()
 }
 
 /// The first column of every row, as text.
@@ -211,12 +214,18 @@ mod tables_and_views {
     #[tokio::test]
     async fn a_lake_with_no_data_yet_is_queryable_and_a_missing_one_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        let s = LakeSession::open(&dir.path().to_string_lossy())
+        let s = LakeSession::open(&Lake::open(&dir.path().to_string_lossy()).unwrap())
             .await
             .unwrap();
         assert_eq!(one(&s, "SELECT count(*) FROM events").await, "0");
-        let missing = LakeSession::open("/no/such/lake").await.err().unwrap();
-        assert!(matches!(missing, QueryError::NoLake(_)));
+        let missing = LakeSession::open(&Lake::open("/no/such/lake").unwrap())
+            .await
+            .err()
+            .unwrap();
+        assert!(
+            matches!(missing, QueryError::Lake(LakeError::NoLake(_))),
+            "{missing}"
+        );
     }
 }
 
@@ -397,19 +406,19 @@ mod maintenance {
             .await
             .unwrap();
         let sql = "SELECT count(*), count(DISTINCT summary), min(event_time), max(event_time) FROM network_flows";
-        let reader = LakeSession::open(&path).await.unwrap();
+        let reader = LakeSession::open(&lake).await.unwrap();
         let before = column(&reader, sql).await;
-        let optimizing = kubetrail_ingest::lake::maintenance::optimize(
+        let optimizing = kubetrail_lake::maintenance::optimize(
             &lake,
             kubetrail_schemas::Table::NetworkFlows,
-            kubetrail_ingest::lake::maintenance::Days::All,
+            kubetrail_lake::maintenance::Days::All,
         );
         let (report, during) = tokio::join!(optimizing, column(&reader, sql));
         assert_eq!(report.unwrap().files_added, 1);
         assert_eq!(during, before);
         // The reader opened before still reads its version; a new one reads the compacted one.
         assert_eq!(column(&reader, sql).await, before);
-        let fresh = LakeSession::open(&path).await.unwrap();
+        let fresh = LakeSession::open(&lake).await.unwrap();
         assert_eq!(column(&fresh, sql).await, before);
         assert_eq!(
             fresh
@@ -564,9 +573,7 @@ mod timeline {
             paths.push(path);
         }
         ingest_all(&lake, paths).await;
-        let session = LakeSession::open(dir.path().join("lake").to_str().unwrap())
-            .await
-            .unwrap();
+        let session = LakeSession::open(&lake).await.unwrap();
         (dir, session)
     }
 

@@ -27,9 +27,9 @@ use tokio::sync::mpsc;
 
 use crate::batch::BatchLimits;
 use crate::error::IngestError;
-use crate::lake::maintenance::{optimize, Days};
-use crate::lake::Lake;
 use crate::metrics::IngestMetrics;
+use kubetrail_lake::maintenance::{optimize, Days};
+use kubetrail_lake::Lake;
 
 pub use producer::{produce, Produce, ProduceReport};
 pub use writer::WriteError;

@@ -12,8 +12,8 @@ use arrow::array::RecordBatch;
 use kubetrail_schemas::Table;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::lake::{CommitMarker, Lake, LakeError, TableWriter};
 use crate::metrics::IngestMetrics;
+use kubetrail_lake::{CommitMarker, Lake, LakeError, TableWriter};
 
 /// A partition marker to move forward in one commit.
 #[derive(Debug, Clone)]
@@ -182,4 +182,63 @@ async fn commit(
         .collect();
     let version = writer.commit(&new).await?;
     Ok((version, rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A zombie: an ingester whose partition was reassigned while it still meant to commit
+    /// for it. Its commit finds the marker where the new owner put it and is refused; the
+    /// table does not move. The owner, who knows where the marker is, commits.
+    #[tokio::test]
+    async fn a_zombie_cannot_commit_over_the_new_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(&dir.path().join("lake").to_string_lossy()).unwrap();
+        let app_id = "kubetrail/g/audit/0".to_owned();
+        let mut owner = TableWriter::open(&lake, Table::K8sAudit).await.unwrap();
+        let marker = |version| CommitMarker {
+            app_id: app_id.clone(),
+            version,
+        };
+        let owned_at = owner.commit(&[marker(99)]).await.unwrap();
+
+        let (requests, inbox) = mpsc::channel(4);
+        let writer = tokio::spawn(serve(lake.clone(), inbox, IngestMetrics::new()));
+        let commit = |expected, version| {
+            let requests = requests.clone();
+            let app_id = app_id.clone();
+            async move {
+                let (reply, answer) = oneshot::channel();
+                let markers = vec![MarkerUpdate {
+                    app_id,
+                    expected,
+                    version,
+                }];
+                let request = WriterRequest::Commit {
+                    table: Table::K8sAudit,
+                    markers,
+                    reply,
+                };
+                requests.send(request).await.unwrap();
+                answer.await.unwrap()
+            }
+        };
+        // The zombie last saw the partition at 49.
+        match commit(Some(49), 120).await {
+            Err(WriteError::Fenced {
+                expected, found, ..
+            }) => assert_eq!((expected, found), (Some(49), Some(99))),
+            other => panic!("the zombie's commit was not fenced: {other:?}"),
+        }
+        assert_eq!(owner.marker_version(&app_id).await.unwrap(), Some(99));
+        let table = lake.open_table("k8s_audit").await.unwrap().unwrap();
+        assert_eq!(table.version(), Some(owned_at));
+        // The owner's next commit, from where the marker is, lands.
+        let (version, _) = commit(Some(99), 150).await.unwrap();
+        assert_eq!(version, owned_at + 1);
+        assert_eq!(owner.marker_version(&app_id).await.unwrap(), Some(150));
+        drop(requests);
+        writer.await.unwrap();
+    }
 }

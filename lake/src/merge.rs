@@ -1,6 +1,6 @@
 //! Rows that replace earlier versions of themselves: a Delta merge keyed on one column, for
 //! the tables whose rows change after they are written (an alert updated while its activity
-//! goes on). Event tables never change and are appended by [`super::TableWriter`].
+//! goes on). Event tables never change and are appended by [`crate::TableWriter`].
 
 use arrow::array::RecordBatch;
 use deltalake::kernel::transaction::CommitProperties;
@@ -8,8 +8,8 @@ use deltalake::kernel::Transaction;
 use kubetrail_schemas::table::PARTITION_COLUMN;
 use kubetrail_schemas::Table;
 
-use super::table_writer::writer_properties;
-use super::{CommitMarker, Lake, LakeError};
+use crate::table_writer::writer_properties;
+use crate::{CommitMarker, Lake, LakeError};
 
 /// What a merge did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,8 +13,8 @@ use deltalake::{FilterOp, FilterValue};
 use kubetrail_schemas::table::{PARTITION_COLUMN, TIME_COLUMN};
 use kubetrail_schemas::Table;
 
-use super::table_writer::writer_properties;
-use super::{Lake, LakeError};
+use crate::table_writer::writer_properties;
+use crate::{Lake, LakeError};
 
 /// What `optimize` did to one table.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

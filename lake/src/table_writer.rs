@@ -20,7 +20,7 @@ use kubetrail_schemas::table::{OFFSET_COLUMN, PARTITION_COLUMN};
 use kubetrail_schemas::Table;
 use tokio::task::JoinHandle;
 
-use super::{Lake, LakeError};
+use crate::{Lake, LakeError};
 
 /// An application transaction recorded in the same commit as the data: a file's content
 /// hash, or a Kafka partition's last offset. Its presence in a table means the data it

@@ -1,0 +1,27 @@
+//! kubetrail-lake: the Delta tables of the lake, on a local disk or object storage.
+//!
+//! ```text
+//! Lake::parse(location, storage options)      the one place a lake location is read
+//!   ├─ tables      open, create (schema, event_date partitions), add newer columns
+//!   ├─ TableWriter stage Parquet files ─► one Delta commit with CommitMarkers (exactly once)
+//!   ├─ merge_rows  rows that replace earlier versions of themselves (alerts)
+//!   └─ maintenance optimize, vacuum, retention
+//! ```
+//! Guarantees: a commit is atomic per table and carries its markers; commits from several
+//! processes go through the store's put-if-absent (a local rename-if-absent, or S3's
+//! `If-None-Match`), and one that loses the race is retried by delta-rs against the new
+//! version, with a conflict if another commit moved one of its markers.
+
+mod error;
+mod identity;
+mod location;
+pub mod maintenance;
+mod merge;
+mod redaction_key;
+mod table_writer;
+mod tables;
+
+pub use error::LakeError;
+pub use location::{Lake, StorageOptions};
+pub use merge::{merge_rows, MergeCounts};
+pub use table_writer::{CommitMarker, TableWriter};
