@@ -165,6 +165,13 @@ async fn kafka(cmd: IngestKafkaCmd, config: &Config) -> anyhow::Result<Outcome> 
         "{} records read, {} commits",
         report.records, report.commits
     );
+    if report.rewinds > 0 {
+        println!(
+            "{} times the group moved a partition away before its records were committed: \
+             they were dropped here and read again from the lake's markers",
+            report.rewinds
+        );
+    }
     print_totals(&report.rows);
     Ok(Outcome::Ok)
 }

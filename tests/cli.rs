@@ -1378,7 +1378,7 @@ mod object_storage {
         assert_eq!(s3.sql(lake, counted), "n,records\n20000,20000\n");
         // The same input from two processes at once lands once; neither fails.
         let same = audit_file(dir.path(), "same.jsonl", 3_000, 99);
-        let (first, second) = (spawn(&[same.clone()]), spawn(&[same]));
+        let (first, second) = (spawn(std::slice::from_ref(&same)), spawn(&[same]));
         for child in [first, second] {
             let (code, out, err) = outcome(child.wait_with_output().unwrap());
             assert_eq!(code, 0, "{out}\n{err}");
@@ -1455,6 +1455,15 @@ mod object_storage {
             "{}",
             String::from_utf8_lossy(&produced.stderr)
         );
+        let logs = || {
+            let each: Vec<String> = (1..=started)
+                .map(|i| {
+                    std::fs::read_to_string(dir.path().join(format!("ingester-{i}.log")))
+                        .unwrap_or_default()
+                })
+                .collect();
+            each.join("\n---\n")
+        };
         let counted = "SELECT count(*) AS n, count(DISTINCT _source || '/' || CAST(_offset AS VARCHAR)) AS records FROM k8s_audit";
         let deadline = Instant::now() + Duration::from_secs(240);
         let expected = format!("n,records\n{EVENTS},{EVENTS}\n");
@@ -1464,16 +1473,7 @@ mod object_storage {
                 break;
             }
             if Instant::now() > deadline {
-                let logs: Vec<String> = (1..=started)
-                    .map(|i| {
-                        std::fs::read_to_string(dir.path().join(format!("ingester-{i}.log")))
-                            .unwrap_or_default()
-                    })
-                    .collect();
-                panic!(
-                    "the lake holds {now:?}, not {EVENTS} records:\n{}",
-                    logs.join("\n---\n")
-                );
+                panic!("the lake holds {now:?}, not {EVENTS} records:\n{}", logs());
             }
             std::thread::sleep(Duration::from_secs(2));
         }
@@ -1482,7 +1482,12 @@ mod object_storage {
                 .args(["-TERM", &member.id().to_string()])
                 .status()
                 .unwrap();
-            assert!(member.wait().unwrap().success());
+            let status = member.wait().unwrap();
+            assert!(
+                status.success(),
+                "an ingester ended with {status}:\n{}",
+                logs()
+            );
         }
         assert_eq!(s3.sql(lake, counted), expected);
         let (code, _, err) = run(s3

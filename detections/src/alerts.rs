@@ -148,9 +148,11 @@ pub fn alerts_from_batches(batches: &[RecordBatch]) -> Result<Vec<Alert>, String
             let a = a.as_string::<i32>();
             Ok((0..a.len())
                 .map(|r| {
-                    a.is_valid(r)
-                        .then(|| a.value(r).to_owned())
-                        .unwrap_or_default()
+                    if a.is_valid(r) {
+                        a.value(r).to_owned()
+                    } else {
+                        String::new()
+                    }
                 })
                 .collect())
         };

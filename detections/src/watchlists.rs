@@ -395,7 +395,7 @@ mod tests {
                 "ci-deployer@example.com".into(),
                 "system:serviceaccount:argocd:*".into(),
             ],
-            &[file.clone()],
+            std::slice::from_ref(&file),
             false,
         )
         .unwrap();
@@ -440,7 +440,7 @@ mod tests {
             ),
         ] {
             std::fs::write(&file, text).unwrap();
-            let e = Watchlists::new(&[], &[], &[file.clone()], true).unwrap_err();
+            let e = Watchlists::new(&[], &[], std::slice::from_ref(&file), true).unwrap_err();
             assert!(e.contains(reason), "{e}");
             assert!(!e.contains('\n'));
         }

@@ -107,6 +107,14 @@ impl TableBatches {
         self.take(true)
     }
 
+    /// Drops every buffered row (the counts of rows added stay as they were).
+    pub fn discard(&mut self) {
+        self.audit = RowBuffer::new(self.limits);
+        self.flows = RowBuffer::new(self.limits);
+        self.runtime = RowBuffer::new(self.limits);
+        self.dead = DeadLetterBuffer::default();
+    }
+
     /// Rows added so far per table (dead letters included), whether written yet or not.
     pub fn rows(&self) -> &BTreeMap<Table, u64> {
         &self.rows

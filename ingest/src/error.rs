@@ -17,4 +17,9 @@ pub enum IngestError {
     Worker(String),
     #[error("{0}")]
     Kafka(String),
+    /// Another ingester committed one of this ingester's partitions: it lost the partition
+    /// (a rebalance it has not seen yet, or a session that expired). Not fatal to a Kafka
+    /// ingester, which drops what it had not committed and re-reads from the lake's markers.
+    #[error("{0}")]
+    Fenced(String),
 }

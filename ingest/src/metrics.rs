@@ -32,6 +32,7 @@ struct Series {
     batch_rows: Histogram,
     lag: BTreeMap<(String, i32), i64>,
     broker_errors: u64,
+    rewinds: u64,
 }
 
 #[derive(Debug, Default)]
@@ -114,6 +115,10 @@ impl IngestMetrics {
         self.with(|s| s.broker_errors += 1);
     }
 
+    pub fn rewind(&self) {
+        self.with(|s| s.rewinds += 1);
+    }
+
     /// Rows written so far to `table` (dead letters are a table too).
     pub fn rows_written(&self, table: Table) -> u64 {
         self.with(|s| s.rows.get(&table).copied().unwrap_or(0))
@@ -174,6 +179,13 @@ impl IngestMetrics {
                 "Errors reported by the Kafka client (broker down, transport)",
             );
             let _ = writeln!(out, "kubetrail_broker_errors_total {}", s.broker_errors);
+            counter_header(
+                &mut out,
+                "kubetrail_rewinds_total",
+                "Times another ingester had committed a partition this one held: its \
+                 uncommitted records were dropped and re-read from the lake's markers",
+            );
+            let _ = writeln!(out, "kubetrail_rewinds_total {}", s.rewinds);
             out
         })
     }

@@ -1102,6 +1102,99 @@ mod kafka {
         assert_eq!(total, 2796);
     }
 
+    /// A counter of the ingester's Prometheus text, summed over its labels.
+    fn counter(metrics: &IngestMetrics, name: &str) -> u64 {
+        metrics
+            .render()
+            .lines()
+            .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+
+    async fn wait_for_counter(metrics: &IngestMetrics, name: &str, at_least: u64) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while counter(metrics, name) < at_least {
+            assert!(
+                Instant::now() < deadline,
+                "{name} never reached {at_least}:\n{}",
+                metrics.render()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A one-partition topic of 466 audit records, all taken in by an ingester that has
+    /// committed none of them yet (its linger is long), so that the test can act meanwhile.
+    async fn holding_uncommitted(group: &str) -> (EmbeddedKafka, tempfile::TempDir, Lake, Running) {
+        let kafka = EmbeddedKafka::start(1, &[("audit", 1)]).unwrap();
+        let brokers = kafka.bootstrap_servers();
+        send(
+            &brokers,
+            "audit",
+            &[samples().join("k8s-audit.jsonl")],
+            None,
+        )
+        .await;
+        let (dir, lake) = new_lake();
+        let mut options = options(&brokers, group, &[("audit", Some(SourceFormat::K8sAudit))]);
+        options.linger = Duration::from_secs(4);
+        let ingester = spawn_ingester(&lake, options);
+        wait_for_counter(&ingester.metrics, "kubetrail_records_total", 466).await;
+        assert_eq!(
+            row_count(&lake, Table::K8sAudit).await,
+            0,
+            "committed early"
+        );
+        (kafka, dir, lake, ingester)
+    }
+
+    /// The group decides the member is gone (its heartbeats are refused) while it holds
+    /// records it has not committed: it drops them without committing, rejoins, and reads
+    /// the partition again from the lake; every record lands once and the ingester runs on.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_member_whose_session_expired_commits_nothing_and_reads_again() {
+        let (kafka, _dir, lake, ingester) = holding_uncommitted("expiring").await;
+        kafka.expire_sessions(3);
+        wait_for_counter(&ingester.metrics, "kubetrail_rewinds_total", 1).await;
+        wait_for_rows(&lake, Table::K8sAudit, 466).await;
+        let report = ingester.stop().await;
+        assert_eq!(rows_and_distinct(&lake, Table::K8sAudit).await, (466, 466));
+        assert!(report.rewinds >= 1, "{report:?}");
+        assert!(
+            report.records >= 2 * 466,
+            "nothing was read again: {report:?}"
+        );
+    }
+
+    /// Another ingester committed this one's partition past where this one started (its
+    /// assignment moved and it has not heard yet): this one's commit is fenced, and rather
+    /// than exit it drops what it held and reads on from the other one's marker.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_fenced_commit_rewinds_to_the_new_owners_marker_and_runs_on() {
+        let (_kafka, _dir, lake, ingester) = holding_uncommitted("fenced").await;
+        // The other owner, having written offsets 0..=199, moves the marker.
+        let mut other = kubetrail_lake::TableWriter::open(&lake, Table::K8sAudit)
+            .await
+            .unwrap();
+        let marker = kubetrail_lake::CommitMarker {
+            app_id: "kubetrail/fenced/audit/0".into(),
+            version: 199,
+        };
+        other.commit(&[marker]).await.unwrap();
+        wait_for_counter(&ingester.metrics, "kubetrail_rewinds_total", 1).await;
+        wait_for_rows(&lake, Table::K8sAudit, 266).await;
+        let report = ingester.stop().await;
+        let batches = read_table(&lake, Table::K8sAudit).await;
+        let offsets: Vec<i64> = strings(&batches, "_offset")
+            .iter()
+            .map(|o| o.parse().unwrap())
+            .collect();
+        assert_eq!(rows_and_distinct(&lake, Table::K8sAudit).await, (266, 266));
+        assert_eq!(offsets.iter().min(), Some(&200), "read from the new marker");
+        assert_eq!(report.rewinds, 1, "{report:?}");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn bad_records_become_dead_letters_and_the_stream_goes_on() {
         let kafka = EmbeddedKafka::start(1, &[("audit", 3), ("mixed", 1)]).unwrap();

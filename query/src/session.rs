@@ -189,7 +189,7 @@ async fn register_table(
     ctx.register_table(name, provider)?;
     Ok(TableInfo {
         name: name.to_owned(),
-        version: delta.version().and_then(|v| u64::try_from(v).ok()),
+        version: delta.version(),
         files,
     })
 }

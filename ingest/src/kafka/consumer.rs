@@ -61,8 +61,10 @@ pub(crate) fn consume(
     let outcome = poll_until_done(&consumer, &state, &options, &stop);
     let outcome = outcome.and_then(|()| {
         let mut s = lock(&state);
-        s.flush(true)?;
-        commit_advisory(&consumer, &s, CommitMode::Sync);
+        let flushed = s.flush(true).map(|()| true);
+        if s.survive_fencing(flushed)? {
+            commit_advisory(&consumer, &s, CommitMode::Sync);
+        }
         Ok(())
     });
     if outcome.is_err() {
@@ -103,14 +105,21 @@ fn poll_until_done(
     let mut backoff = Duration::ZERO;
     let mut last_check = Instant::now();
     while !stop.load(Ordering::Relaxed) {
-        if let Some(e) = lock(state).failure.take() {
-            return Err(e);
+        {
+            let mut s = lock(state);
+            if let Some(e) = s.failure.take() {
+                return Err(e);
+            }
+            if s.rewind_pending {
+                s.rewind(consumer)?;
+            }
         }
         let idle = match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(message)) => {
                 backoff = Duration::ZERO;
                 let mut s = lock(state);
-                if s.take(&message)? {
+                let taken = s.take(&message);
+                if s.survive_fencing(taken)? {
                     commit_advisory(consumer, &s, CommitMode::Async);
                 }
                 false
@@ -130,8 +139,10 @@ fn poll_until_done(
         {
             let mut s = lock(state);
             if s.linger_due() {
-                s.flush(false)?;
-                commit_advisory(consumer, &s, CommitMode::Async);
+                let flushed = s.flush(false).map(|()| true);
+                if s.survive_fencing(flushed)? {
+                    commit_advisory(consumer, &s, CommitMode::Async);
+                }
             }
         }
         if options.until_caught_up && idle && last_check.elapsed() >= CAUGHT_UP_CHECK {
@@ -288,6 +299,9 @@ struct Position {
     last: Option<i64>,
     /// The next offset expected; `None` while reading from the earliest record.
     next: Option<i64>,
+    /// What was taken in and not committed has been dropped: records are ignored until
+    /// the poll loop seeks the partition back to where the lake stands.
+    rewind: bool,
 }
 
 impl Position {
@@ -319,6 +333,8 @@ struct IngestState {
     failure: Option<IngestError>,
     /// After a failure nothing more is committed, not even by the closing revoke.
     failed: bool,
+    /// Some partition waits for [`IngestState::rewind`].
+    rewind_pending: bool,
     report: KafkaReport,
 }
 
@@ -348,6 +364,7 @@ impl IngestState {
             assigned_once: false,
             failure: None,
             failed: false,
+            rewind_pending: false,
             report: KafkaReport::default(),
         }
     }
@@ -367,7 +384,7 @@ impl IngestState {
             return Ok(false);
         };
         let id = id.clone();
-        if position.last.is_some_and(|last| offset <= last) {
+        if position.rewind || position.last.is_some_and(|last| offset <= last) {
             return Ok(false);
         }
         self.report.records += 1;
@@ -586,10 +603,89 @@ impl IngestState {
                     lake,
                     last: None,
                     next: resume,
+                    rewind: false,
                 },
             );
         }
         self.assigned_once = true;
+        Ok(())
+    }
+
+    /// Turns a fenced commit into a rewind; any other outcome passes through. Returns
+    /// whether something was committed.
+    ///
+    /// Fenced means another ingester committed a partition this one still counts as its
+    /// own: the group moved it (a rebalance this member has not seen yet, or a session
+    /// that expired while a commit was slow). Exiting would be safe but would take the
+    /// member's other partitions down with it; instead everything not committed is
+    /// dropped and read again from the lake's markers, which the new owner also heeds.
+    fn survive_fencing(&mut self, outcome: Result<bool, IngestError>) -> Result<bool, IngestError> {
+        match outcome {
+            Err(IngestError::Fenced(why)) => {
+                warn!("{why}; dropping what was not committed and re-reading from the lake");
+                self.abandon_uncommitted()?;
+                Ok(false)
+            }
+            other => other,
+        }
+    }
+
+    /// Drops every row taken in and not committed, here and staged in the writer (a
+    /// fenced commit drops the rows of every partition it covered, not only the lost
+    /// one's), and marks every partition for a rewind.
+    fn abandon_uncommitted(&mut self) -> Result<(), IngestError> {
+        self.batches.discard();
+        self.decoders.clear();
+        self.oldest_pending = None;
+        for p in self.partitions.values_mut() {
+            p.rewind = true;
+            p.last = None;
+            p.next = None;
+        }
+        self.rewind_pending = !self.partitions.is_empty();
+        self.report.rewinds += 1;
+        self.metrics.rewind();
+        self.writer
+            .blocking_send(WriterRequest::DiscardAll)
+            .map_err(|_| IngestError::Worker("the lake writer stopped".into()))
+    }
+
+    /// Seeks the partitions marked for a rewind to where the lake stands now. A seek the
+    /// client refuses (the partition is between assignments) is tried again next loop.
+    fn rewind(&mut self, consumer: &BaseConsumer<IngestContext>) -> Result<(), IngestError> {
+        let ids: Vec<PartitionId> = self
+            .partitions
+            .iter()
+            .filter(|(_, p)| p.rewind)
+            .map(|(id, _)| id.clone())
+            .collect();
+        self.rewind_pending = false;
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let held = self.lake_offsets(&ids)?;
+        let mut pending = false;
+        for (id, lake) in ids.into_iter().zip(held) {
+            let resume = lake.resume_at();
+            let offset = resume.map_or(Offset::Beginning, Offset::Offset);
+            // Seeking purges what librdkafka had prefetched for the partition, so nothing
+            // read before the rewind arrives after it.
+            match consumer.seek(&id.topic, id.partition, offset, Duration::from_secs(5)) {
+                Ok(()) => {
+                    info!(partition = %id, ?resume, "rewound to where the lake stands");
+                    if let Some(p) = self.partitions.get_mut(&id) {
+                        p.lake = lake;
+                        p.next = resume;
+                        p.rewind = false;
+                    }
+                }
+                Err(e) => {
+                    debug!(partition = %id, "rewind: seek refused for now: {e}");
+                    pending = true;
+                }
+            }
+        }
+        self.rewind_pending = pending;
         Ok(())
     }
 
@@ -607,7 +703,10 @@ impl IngestState {
 
 impl From<WriteError> for IngestError {
     fn from(e: WriteError) -> Self {
-        IngestError::Kafka(e.to_string())
+        match e {
+            WriteError::Fenced { .. } => IngestError::Fenced(e.to_string()),
+            other => IngestError::Kafka(other.to_string()),
+        }
     }
 }
 
@@ -715,13 +814,27 @@ impl ConsumerContext for IngestContext {
                 }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                // Everything taken in from these partitions is committed before they go.
-                if let Err(e) = state.flush(true) {
-                    error!("flushing before giving partitions up: {e}");
-                    state.failure.get_or_insert(e);
-                    state.failed = true;
+                // Partitions given up are committed before they go. Partitions lost (the
+                // session expired, so the group may have handed them out already) are
+                // not: their new owner reads them from the lake's markers.
+                let outcome = if consumer.assignment_lost() {
+                    warn!(
+                        "the group took this ingester's partitions away (its session \
+                         expired); what it had not committed is left to their new owner"
+                    );
+                    state.abandon_uncommitted().map(|()| false)
                 } else {
-                    commit_advisory(consumer, &state, CommitMode::Sync);
+                    let flushed = state.flush(true).map(|()| true);
+                    state.survive_fencing(flushed)
+                };
+                match outcome {
+                    Ok(true) => commit_advisory(consumer, &state, CommitMode::Sync),
+                    Ok(false) => {}
+                    Err(e) => {
+                        error!("flushing before giving partitions up: {e}");
+                        state.failure.get_or_insert(e);
+                        state.failed = true;
+                    }
                 }
                 state.forget(tpl);
                 let result = if cooperative {

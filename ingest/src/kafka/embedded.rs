@@ -3,6 +3,7 @@
 
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
 use crate::error::IngestError;
 
@@ -39,5 +40,14 @@ impl EmbeddedKafka {
         self.cluster
             .broker_up(broker_id)
             .map_err(|e| IngestError::Kafka(e.to_string()))
+    }
+
+    /// Answers the next `heartbeats` heartbeats with "unknown member": the members'
+    /// sessions count as expired and their assignments as lost, as when a broker or the
+    /// network stalls past `session.timeout.ms` (fault injection, for the tests).
+    pub fn expire_sessions(&self, heartbeats: usize) {
+        let errors = vec![RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID; heartbeats];
+        self.cluster
+            .request_errors(RDKafkaApiKey::Heartbeat, &errors);
     }
 }

@@ -117,6 +117,9 @@ pub struct KafkaReport {
     /// Rows committed per table, dead letters included.
     pub rows: BTreeMap<Table, u64>,
     pub commits: u64,
+    /// Times this ingester found a partition it held committed by another one (a lost
+    /// assignment) and dropped what it had not committed, to re-read from the lake.
+    pub rewinds: u64,
 }
 
 /// Consumes until `shutdown` resolves (then flushes, commits and returns), until caught

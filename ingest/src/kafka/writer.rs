@@ -36,6 +36,9 @@ pub(crate) enum WriterRequest {
         markers: Vec<MarkerUpdate>,
         reply: oneshot::Sender<Result<(u64, u64), WriteError>>,
     },
+    /// Forget everything staged in every table: the consumer is re-reading from the
+    /// lake's markers, and what was staged would be staged again.
+    DiscardAll,
     /// The marker versions of these app ids in every table.
     Markers {
         app_ids: Vec<String>,
@@ -112,6 +115,12 @@ pub(crate) async fn serve(
                     );
                 }
                 let _ = reply.send(result);
+            }
+            WriterRequest::DiscardAll => {
+                for w in writers.values_mut() {
+                    w.discard();
+                }
+                poisoned.clear();
             }
             WriterRequest::Markers { app_ids, reply } => {
                 let mut all = BTreeMap::new();
