@@ -6,7 +6,6 @@ use anyhow::Context;
 use kubetrail_detections::EventLoader;
 use kubetrail_ingest::{
     ingest_file, ingest_kafka, FileIngest, IngestMetrics, InputPath, InputReport, KafkaIngest,
-    NoProgress,
 };
 use kubetrail_lake::Lake;
 use kubetrail_schemas::{DecodeOptions, Redactor, SourceFormat, Table};
@@ -42,15 +41,8 @@ impl EventLoader for RuleTestLoader {
         path: &'a std::path::Path,
     ) -> futures::future::BoxFuture<'a, Result<u64, String>> {
         Box::pin(async move {
-            let options = FileIngest {
-                format,
-                ..FileIngest::default()
-            };
-            let input = InputPath::File(path.to_owned());
-            let report = ingest_file(lake, &input, &options, std::sync::Arc::new(NoProgress))
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(report.rows.get(&Table::DeadLetters).copied().unwrap_or(0))
+            let report = kubetrail_ingest::ingest_one_file(lake, path, format).await;
+            report.map(|r| r.dead_letters()).map_err(|e| e.to_string())
         })
     }
 }
@@ -167,8 +159,8 @@ async fn kafka(cmd: IngestKafkaCmd, config: &Config) -> anyhow::Result<Outcome> 
     );
     if report.rewinds > 0 {
         println!(
-            "{} times the group moved a partition away before its records were committed: \
-             they were dropped here and read again from the lake's markers",
+            "{} times records were dropped before their commit (a partition taken over, or a \
+             commit that failed) and read again from the lake's markers",
             report.rewinds
         );
     }

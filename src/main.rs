@@ -49,8 +49,11 @@ async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("KUBETRAIL_LOG").unwrap_or_else(|_| {
+                // delta-rs logs a failed commit as an error of its own; kubetrail reports
+                // it (one line), so the second line is off.
                 tracing_subscriber::EnvFilter::new(format!(
-                    "warn,{ours},buoyant_kernel=off,deltalake_core::writer::stats=error"
+                    "warn,{ours},buoyant_kernel=off,deltalake_core::writer::stats=error,\
+                     deltalake_core::kernel::transaction=off"
                 ))
             }),
         )

@@ -1029,6 +1029,10 @@ fn detections_from_the_command_line_and_an_alert_as_a_timeline() {
 /// makes with a bucket.
 mod object_storage {
     use super::*;
+    use std::io::Read;
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
 
     /// An S3-compatible server on 127.0.0.1, stopped by its PID when dropped.
@@ -1083,6 +1087,16 @@ mod object_storage {
             .env("AWS_SECRET_ACCESS_KEY", "kubetrail-test-secret")
             .env("AWS_EC2_METADATA_DISABLED", "true");
             c
+        }
+
+        /// Makes the server check signatures from now on; returns the one key it knows.
+        fn credentials(&self) -> (String, String) {
+            let (code, out, err) = run(Command::new(Self::script())
+                .arg("credentials")
+                .arg(&self.dir));
+            assert_eq!(code, 0, "{err}");
+            let (id, secret) = out.trim().split_once(' ').expect("KEY_ID SECRET");
+            (id.to_owned(), secret.to_owned())
         }
 
         pub(super) fn sql(&self, lake: &str, sql: &str) -> String {
@@ -1324,6 +1338,289 @@ mod object_storage {
             "took {:?}",
             started.elapsed()
         );
+    }
+
+    /// A server that checks signatures: the right key works, a wrong secret, an unknown
+    /// key and no key at all each get one line that says it is the credentials, at once.
+    #[test]
+    fn bad_credentials_are_one_line_that_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let Some(s3) = S3::start(&dir.path().join("s3")) else {
+            return;
+        };
+        s3.bucket("evidence");
+        let (id, secret) = s3.credentials();
+        let lake = "s3://evidence/lake";
+        let audit = samples().join("k8s-audit.jsonl");
+        let signed = |id: &str, secret: &str| {
+            let mut c = s3.kubetrail();
+            c.env("AWS_ACCESS_KEY_ID", id)
+                .env("AWS_SECRET_ACCESS_KEY", secret);
+            c
+        };
+        let (code, _, err) = run(signed(&id, &secret)
+            .args(["ingest", "file", "--quiet", "--lake", lake])
+            .arg(&audit));
+        assert_eq!(code, 0, "{err}");
+        let refused = |mut c: Command, needle: &str| {
+            let started = Instant::now();
+            let (code, out, err) = run(&mut c);
+            assert_eq!(code, 1, "{out}{err}");
+            assert_eq!(err.lines().count(), 1, "{err}");
+            assert!(err.contains(needle), "{needle}: {err}");
+            assert!(err.contains("check the credentials"), "{err}");
+            assert!(!err.contains(&secret) && !err.contains("<Error>"), "{err}");
+            assert!(started.elapsed() < Duration::from_secs(20), "{err}");
+        };
+        let mut wrong_secret = signed(&id, "not-the-secret");
+        wrong_secret
+            .args(["ingest", "file", "--lake", lake])
+            .arg(&audit);
+        refused(wrong_secret, "access denied");
+        let mut unknown_key = signed("AKIAUNKNOWNKEY000000", &secret);
+        unknown_key.args(["sql", "--lake", lake, "SELECT count(*) FROM k8s_audit"]);
+        refused(unknown_key, "InvalidAccessKeyId");
+        let mut no_key = s3.kubetrail();
+        no_key
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .args(["tables", "--lake", lake]);
+        refused(no_key, "no credentials found");
+        let mut c = signed(&id, &secret);
+        let (code, out, err) = run(c
+            .args(["sql", "--lake", lake, "--format", "csv"])
+            .arg("SELECT count(*) AS n FROM k8s_audit"));
+        assert_eq!((code, out.as_str()), (0, "n\n466\n"), "{err}");
+    }
+
+    /// How [`FlakyLink`] fails the request it watches for.
+    #[derive(Clone, Copy)]
+    enum Cut {
+        /// The request never reaches the server, and the link stays down for a while.
+        RequestLost { down_for: Duration },
+        /// The server carries the request out; its answer never comes back.
+        AnswerLost,
+    }
+
+    /// A TCP relay in front of the S3 server that cuts the first request whose bytes hold
+    /// `watch`, the way a network failure would. Its threads live as long as the test.
+    struct FlakyLink {
+        port: u16,
+        fired: Arc<AtomicBool>,
+        down_until: Arc<Mutex<Option<Instant>>>,
+    }
+
+    impl FlakyLink {
+        fn start(upstream: u16, watch: String, cut: Cut) -> FlakyLink {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let fired = Arc::new(AtomicBool::new(false));
+            let down_until = Arc::new(Mutex::new(None::<Instant>));
+            let (link_fired, link_down_until) = (fired.clone(), down_until.clone());
+            std::thread::spawn(move || {
+                for client in listener.incoming() {
+                    let Ok(client) = client else { continue };
+                    let down = *down_until.lock().unwrap();
+                    if down.is_some_and(|until| Instant::now() < until) {
+                        continue; // dropped: the connection is reset
+                    }
+                    let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                        continue;
+                    };
+                    let swallow = Arc::new(AtomicBool::new(false));
+                    let (c, s, w) = (
+                        client.try_clone().unwrap(),
+                        server.try_clone().unwrap(),
+                        swallow.clone(),
+                    );
+                    let (watch, fired, down_until) =
+                        (watch.clone(), link_fired.clone(), down_until.clone());
+                    std::thread::spawn(move || {
+                        relay_requests(c, s, watch.as_bytes(), &fired, || match cut {
+                            Cut::RequestLost { down_for } => {
+                                *down_until.lock().unwrap() = Some(Instant::now() + down_for);
+                                false
+                            }
+                            Cut::AnswerLost => {
+                                w.store(true, Ordering::SeqCst);
+                                true
+                            }
+                        })
+                    });
+                    std::thread::spawn(move || relay_answers(server, client, &swallow));
+                }
+            });
+            FlakyLink {
+                port,
+                fired,
+                down_until: link_down_until,
+            }
+        }
+
+        /// Returns once a cut's down time is over.
+        fn wait_until_up(&self) {
+            let until = *self.down_until.lock().unwrap();
+            if let Some(until) = until {
+                std::thread::sleep(until.saturating_duration_since(Instant::now()));
+            }
+        }
+
+        fn url(&self) -> String {
+            format!("http://127.0.0.1:{}", self.port)
+        }
+    }
+
+    /// Client to server; on the first chunk that completes `watch`, asks `on_cut` whether
+    /// to forward it (the watched request goes through) or to drop the connection.
+    fn relay_requests(
+        mut client: TcpStream,
+        mut server: TcpStream,
+        watch: &[u8],
+        fired: &AtomicBool,
+        on_cut: impl Fn() -> bool,
+    ) {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut window: Vec<u8> = Vec::new();
+        while let Ok(n @ 1..) = client.read(&mut buf) {
+            let keep_from = window.len().saturating_sub(watch.len());
+            window.drain(..keep_from);
+            window.extend_from_slice(&buf[..n]);
+            let seen = window.windows(watch.len()).any(|w| w == watch);
+            if seen && !fired.swap(true, Ordering::SeqCst) && !on_cut() {
+                break;
+            }
+            if server.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        let _ = client.shutdown(std::net::Shutdown::Both);
+        let _ = server.shutdown(std::net::Shutdown::Both);
+    }
+
+    /// Server to client, until the connection ends or its answers are to be swallowed.
+    fn relay_answers(mut server: TcpStream, mut client: TcpStream, swallow: &AtomicBool) {
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n @ 1..) = server.read(&mut buf) {
+            if swallow.load(Ordering::SeqCst) || client.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        let _ = client.shutdown(std::net::Shutdown::Both);
+        let _ = server.shutdown(std::net::Shutdown::Both);
+    }
+
+    /// The commit of a file's rows is cut by the network, both ways it can be: the
+    /// answer lost (the commit landed; the ingester learns it from the table and the rows
+    /// are there once), and the request lost with the link down past every retry (the
+    /// ingester fails in one line, nothing is marked done, and a rerun lands every row).
+    #[test]
+    fn a_commit_cut_by_the_network_lands_once_or_not_at_all() {
+        const EVENTS: u64 = 20_000;
+        let dir = tempfile::tempdir().unwrap();
+        let Some(s3) = S3::start(&dir.path().join("s3")) else {
+            return;
+        };
+        s3.bucket("evidence");
+        let events = audit_file(dir.path(), "audit.jsonl", EVENTS, 5);
+        let counted = "SELECT count(*) AS n, count(DISTINCT _offset) AS records FROM k8s_audit";
+        let expected = format!("n,records\n{EVENTS},{EVENTS}\n");
+        // Version 0 creates the table; version 1 is the commit of the rows.
+        let first_rows = |prefix: &str| {
+            format!("PUT /evidence/{prefix}/k8s_audit/_delta_log/00000000000000000001.json")
+        };
+        let through = |link: &FlakyLink, lake: &str| {
+            let mut c = s3.kubetrail();
+            c.env("AWS_ENDPOINT_URL", link.url())
+                .args(["ingest", "file", "--lake", lake])
+                .arg(&events);
+            run(&mut c)
+        };
+
+        let link = FlakyLink::start(s3.port, first_rows("answer-lost"), Cut::AnswerLost);
+        let (code, out, err) = through(&link, "s3://evidence/answer-lost");
+        assert!(link.fired.load(Ordering::SeqCst), "no commit was cut");
+        assert_eq!(code, 0, "{out}{err}");
+        assert_eq!(s3.sql("s3://evidence/answer-lost", counted), expected);
+        let (code, out, err) = through(&link, "s3://evidence/answer-lost");
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("already ingested"), "{out}");
+        assert_eq!(s3.sql("s3://evidence/answer-lost", counted), expected);
+
+        let down_for = Duration::from_secs(15);
+        let link = FlakyLink::start(
+            s3.port,
+            first_rows("request-lost"),
+            Cut::RequestLost { down_for },
+        );
+        let (code, out, err) = through(&link, "s3://evidence/request-lost");
+        assert!(link.fired.load(Ordering::SeqCst), "no commit was cut");
+        assert_eq!(code, 1, "{out}{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("k8s_audit"), "{err}");
+        assert_eq!(
+            s3.sql("s3://evidence/request-lost", counted),
+            "n,records\n0,0\n",
+            "rows were committed after all"
+        );
+        link.wait_until_up();
+        let (code, out, err) = through(&link, "s3://evidence/request-lost");
+        assert_eq!(code, 0, "{err}");
+        assert!(!out.contains("already ingested"), "{out}");
+        assert_eq!(s3.sql("s3://evidence/request-lost", counted), expected);
+    }
+
+    /// The Kafka ingester's commits cut by the network: an answer lost (the writer finds
+    /// its markers in and goes on), then the request lost with the link down for seconds
+    /// (the ingester drops what it held, waits, reads it again from the lake's markers).
+    /// Every record lands once, and the ingester never exits for it.
+    #[test]
+    fn kafka_commits_cut_by_the_network_land_every_record_once() {
+        const HALF: u64 = 10_000;
+        let dir = tempfile::tempdir().unwrap();
+        let Some(s3) = S3::start(&dir.path().join("s3")) else {
+            return;
+        };
+        let Some(broker) = super::Broker::start(&dir.path().join("broker")) else {
+            return;
+        };
+        s3.bucket("evidence");
+        broker.topic("audit", 3);
+        let brokers = broker.brokers();
+        let lake = "s3://evidence/streamed";
+        let counted = "SELECT count(*) AS n, count(DISTINCT _source || '/' || CAST(_offset AS VARCHAR)) AS records FROM k8s_audit";
+        let produce_and_ingest = |seed: u64, link: &FlakyLink| {
+            let events = audit_file(dir.path(), &format!("audit-{seed}.jsonl"), HALF, seed);
+            let (code, _, err) = run(kubetrail()
+                .args(["produce", "--brokers", &brokers, "--topic", "audit"])
+                .arg(&events));
+            assert_eq!(code, 0, "{err}");
+            let (code, out, err) = run(s3
+                .kubetrail()
+                .env("AWS_ENDPOINT_URL", link.url())
+                .args(["ingest", "kafka", "--lake", lake, "--brokers", &brokers])
+                .args(["--group", "cut", "--topic", "audit=k8s-audit"])
+                .args(["--linger", "300ms", "--no-compaction", "--until-caught-up"]));
+            assert!(link.fired.load(Ordering::SeqCst), "no commit was cut");
+            assert_eq!(code, 0, "{out}\n{err}");
+            err
+        };
+        let commit =
+            |version: &str| format!("PUT /evidence/streamed/k8s_audit/_delta_log/{version}");
+        let link = FlakyLink::start(
+            s3.port,
+            commit("00000000000000000001.json"),
+            Cut::AnswerLost,
+        );
+        let log = produce_and_ingest(1, &link);
+        assert!(log.contains("landed though its answer was lost"), "{log}");
+        assert_eq!(s3.sql(lake, counted), format!("n,records\n{HALF},{HALF}\n"));
+
+        let down_for = Duration::from_secs(6);
+        let link = FlakyLink::start(s3.port, commit("0"), Cut::RequestLost { down_for });
+        let log = produce_and_ingest(2, &link);
+        assert!(log.contains("in a row survived"), "{log}");
+        let all = 2 * HALF;
+        assert_eq!(s3.sql(lake, counted), format!("n,records\n{all},{all}\n"));
     }
 
     fn audit_file(dir: &Path, name: &str, events: u64, seed: u64) -> PathBuf {

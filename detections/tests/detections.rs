@@ -12,7 +12,6 @@ use kubetrail_ingest::{ingest_file, FileIngest, InputPath, NoProgress};
 use kubetrail_lake::Lake;
 use kubetrail_query::timeline::parse_time;
 use kubetrail_query::{LakeSession, Window};
-use kubetrail_schemas::Table;
 
 fn samples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/data")
@@ -45,15 +44,8 @@ impl kubetrail_detections::EventLoader for IngestLoader {
         path: &'a std::path::Path,
     ) -> futures::future::BoxFuture<'a, Result<u64, String>> {
         Box::pin(async move {
-            let options = FileIngest {
-                format,
-                ..FileIngest::default()
-            };
-            let input = InputPath::File(path.to_owned());
-            let report = ingest_file(lake, &input, &options, Arc::new(NoProgress))
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(report.rows.get(&Table::DeadLetters).copied().unwrap_or(0))
+            let report = kubetrail_ingest::ingest_one_file(lake, path, format).await;
+            report.map(|r| r.dead_letters()).map_err(|e| e.to_string())
         })
     }
 }
@@ -534,6 +526,9 @@ mod platforms {
     /// and an exec's command is not in them.
     const NOT_ON_GKE: [&str; 2] = ["impersonation", "files-copied-from-pod"];
 
+    /// Rewrites a native audit event into another source's shape.
+    type Reshape = fn(&Value) -> Value;
+
     fn eks(event: &Value) -> Value {
         json!({"logGroup": "/aws/eks/prod-eu1/cluster", "logStream": "kube-apiserver-audit-1",
                "message": event.to_string()})
@@ -702,7 +697,7 @@ mod platforms {
             audit_rules += 1;
             let positives: Vec<&RuleTest> =
                 rule.tests.iter().filter(|t| t.expect_alerts > 0).collect();
-            let shapes: [(&str, fn(&Value) -> Value); 3] =
+            let shapes: [(&str, Reshape); 3] =
                 [("EKS", eks), ("GKE", gke), ("abbreviated", abbreviated)];
             for (name, shape) in shapes {
                 if name == "GKE" && NOT_ON_GKE.contains(&rule.id.as_str()) {

@@ -22,4 +22,8 @@ pub enum IngestError {
     /// ingester, which drops what it had not committed and re-reads from the lake's markers.
     #[error("{0}")]
     Fenced(String),
+    /// A Kafka commit that did not land (storage unreachable, a file that failed to write).
+    /// Not fatal at once: the ingester drops what it held and reads it again, a few times.
+    #[error("{0}")]
+    CommitFailed(String),
 }

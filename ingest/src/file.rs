@@ -75,6 +75,23 @@ struct ReadSummary {
     records: u64,
 }
 
+/// One file with the default options and no progress display: what rule tests need to
+/// load their events.
+pub async fn ingest_one_file(
+    lake: &Lake,
+    path: &std::path::Path,
+    format: Option<SourceFormat>,
+) -> Result<InputReport, IngestError> {
+    let options = FileIngest {
+        format,
+        ..FileIngest::default()
+    };
+    let input = InputPath::File(path.to_owned());
+    ingest_file(lake, &input, &options, Arc::new(crate::source::NoProgress)).await
+}
+
+/// Ingests one input into the lake, once: decoding on a pool, batches written as they fill,
+/// one commit per table carrying the input's content marker (a second run adds nothing).
 pub async fn ingest_file(
     lake: &Lake,
     path: &InputPath,
@@ -123,9 +140,11 @@ pub async fn ingest_file(
         }
         let rows = writer.staged_rows() as u64;
         if let Err(e) = writer.commit(std::slice::from_ref(&marker)).await {
-            // Another ingester committed the same content first (Delta refuses a commit
-            // whose marker a concurrent one moved): that is the input landing once.
-            if writer.marker_version(&marker.app_id).await?.is_some() {
+            // The marker there means the content landed: another ingester committed it
+            // first (Delta refuses a commit whose marker a concurrent one moved), or this
+            // commit did and its answer was lost. Unreadable, the commit's own error is
+            // the one to report; the marker is absent or present, never half.
+            if let Ok(Some(_)) = writer.marker_version(&marker.app_id).await {
                 skipped += 1;
                 continue;
             }

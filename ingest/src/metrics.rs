@@ -182,8 +182,8 @@ impl IngestMetrics {
             counter_header(
                 &mut out,
                 "kubetrail_rewinds_total",
-                "Times another ingester had committed a partition this one held: its \
-                 uncommitted records were dropped and re-read from the lake's markers",
+                "Times the ingester dropped what it had not committed and re-read it from \
+                 the lake's markers (a partition taken over, or a commit that failed)",
             );
             let _ = writeln!(out, "kubetrail_rewinds_total {}", s.rewinds);
             out

@@ -106,6 +106,11 @@ impl TableWriter {
         Ok(())
     }
 
+    /// The table version this writer last saw.
+    pub fn version(&self) -> u64 {
+        self.delta.version().unwrap_or_default()
+    }
+
     pub fn staged_rows(&self) -> usize {
         self.staged_rows
     }

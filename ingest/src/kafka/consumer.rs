@@ -31,6 +31,11 @@ use crate::metrics::IngestMetrics;
 /// How often an idle ingester asks the brokers whether it has caught up.
 const CAUGHT_UP_CHECK: Duration = Duration::from_secs(1);
 
+/// Failed commits or marker reads in a row an ingester survives (each after the storage
+/// client's own bounded retries, and with a backoff of 1, 2, 4, 8, 16 s before reading the
+/// markers again: about half a minute of outage) before it ends with the last error.
+const MOST_LAKE_FAILURES: u32 = 5;
+
 /// Runs until `stop` is set, until the lake holds every record of the topics (when asked
 /// to stop there), or until an error; commits everything it took in before returning.
 pub(crate) fn consume(
@@ -62,7 +67,7 @@ pub(crate) fn consume(
     let outcome = outcome.and_then(|()| {
         let mut s = lock(&state);
         let flushed = s.flush(true).map(|()| true);
-        if s.survive_fencing(flushed)? {
+        if s.survive_failed_commit(flushed)? {
             commit_advisory(&consumer, &s, CommitMode::Sync);
         }
         Ok(())
@@ -119,7 +124,7 @@ fn poll_until_done(
                 backoff = Duration::ZERO;
                 let mut s = lock(state);
                 let taken = s.take(&message);
-                if s.survive_fencing(taken)? {
+                if s.survive_failed_commit(taken)? {
                     commit_advisory(consumer, &s, CommitMode::Async);
                 }
                 false
@@ -140,7 +145,7 @@ fn poll_until_done(
             let mut s = lock(state);
             if s.linger_due() {
                 let flushed = s.flush(false).map(|()| true);
-                if s.survive_fencing(flushed)? {
+                if s.survive_failed_commit(flushed)? {
                     commit_advisory(consumer, &s, CommitMode::Async);
                 }
             }
@@ -335,6 +340,8 @@ struct IngestState {
     failed: bool,
     /// Some partition waits for [`IngestState::rewind`].
     rewind_pending: bool,
+    /// Commits or marker reads failed since the last commit that landed.
+    lake_failures: u32,
     report: KafkaReport,
 }
 
@@ -365,6 +372,7 @@ impl IngestState {
             failure: None,
             failed: false,
             rewind_pending: false,
+            lake_failures: 0,
             report: KafkaReport::default(),
         }
     }
@@ -539,7 +547,11 @@ impl IngestState {
         let (version, rows) = answer
             .blocking_recv()
             .map_err(|_| IngestError::Worker("the lake writer stopped".into()))?
-            .map_err(IngestError::from)?;
+            .map_err(|e| match e {
+                WriteError::Fenced { .. } => IngestError::Fenced(e.to_string()),
+                other => IngestError::CommitFailed(other.to_string()),
+            })?;
+        self.lake_failures = 0;
         for (id, offset) in moved {
             if let Some(p) = self.partitions.get_mut(&id) {
                 p.lake.set(table, offset);
@@ -611,18 +623,33 @@ impl IngestState {
         Ok(())
     }
 
-    /// Turns a fenced commit into a rewind; any other outcome passes through. Returns
-    /// whether something was committed.
+    /// Turns a fenced commit, or a failed one while failures are few, into a rewind; any
+    /// other outcome passes through. Returns whether something was committed.
     ///
     /// Fenced means another ingester committed a partition this one still counts as its
     /// own: the group moved it (a rebalance this member has not seen yet, or a session
-    /// that expired while a commit was slow). Exiting would be safe but would take the
-    /// member's other partitions down with it; instead everything not committed is
-    /// dropped and read again from the lake's markers, which the new owner also heeds.
-    fn survive_fencing(&mut self, outcome: Result<bool, IngestError>) -> Result<bool, IngestError> {
+    /// that expired while a commit was slow). A failed commit did not land (the writer
+    /// checks the markers when only the answer may have been lost). Exiting would be safe
+    /// in both cases but would take the member's partitions down with it; instead
+    /// everything not committed is dropped and read again from the lake's markers, which
+    /// a new owner also heeds.
+    fn survive_failed_commit(
+        &mut self,
+        outcome: Result<bool, IngestError>,
+    ) -> Result<bool, IngestError> {
         match outcome {
             Err(IngestError::Fenced(why)) => {
                 warn!("{why}; dropping what was not committed and re-reading from the lake");
+                self.abandon_uncommitted()?;
+                Ok(false)
+            }
+            Err(IngestError::CommitFailed(why)) if self.lake_failures < MOST_LAKE_FAILURES => {
+                self.lake_failures += 1;
+                warn!(
+                    "commit failed ({} of {MOST_LAKE_FAILURES} in a row survived): {why}; \
+                     dropping what was not committed and re-reading from the lake",
+                    self.lake_failures
+                );
                 self.abandon_uncommitted()?;
                 Ok(false)
             }
@@ -651,7 +678,8 @@ impl IngestState {
     }
 
     /// Seeks the partitions marked for a rewind to where the lake stands now. A seek the
-    /// client refuses (the partition is between assignments) is tried again next loop.
+    /// client refuses (the partition is between assignments), or markers the lake cannot
+    /// give yet, are tried again next loop.
     fn rewind(&mut self, consumer: &BaseConsumer<IngestContext>) -> Result<(), IngestError> {
         let ids: Vec<PartitionId> = self
             .partitions
@@ -663,7 +691,23 @@ impl IngestState {
         if ids.is_empty() {
             return Ok(());
         }
-        let held = self.lake_offsets(&ids)?;
+        if self.lake_failures > 0 {
+            std::thread::sleep(Duration::from_secs(1 << (self.lake_failures - 1).min(4)));
+        }
+        let held = match self.lake_offsets(&ids) {
+            Ok(held) => held,
+            Err(e) if self.lake_failures < MOST_LAKE_FAILURES => {
+                self.lake_failures += 1;
+                warn!(
+                    "reading the lake's markers failed ({} of {MOST_LAKE_FAILURES} in a row \
+                     survived): {e}",
+                    self.lake_failures
+                );
+                self.rewind_pending = true;
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
         let mut pending = false;
         for (id, lake) in ids.into_iter().zip(held) {
             let resume = lake.resume_at();
@@ -825,7 +869,7 @@ impl ConsumerContext for IngestContext {
                     state.abandon_uncommitted().map(|()| false)
                 } else {
                     let flushed = state.flush(true).map(|()| true);
-                    state.survive_fencing(flushed)
+                    state.survive_failed_commit(flushed)
                 };
                 match outcome {
                     Ok(true) => commit_advisory(consumer, &state, CommitMode::Sync),

@@ -117,8 +117,8 @@ pub struct KafkaReport {
     /// Rows committed per table, dead letters included.
     pub rows: BTreeMap<Table, u64>,
     pub commits: u64,
-    /// Times this ingester found a partition it held committed by another one (a lost
-    /// assignment) and dropped what it had not committed, to re-read from the lake.
+    /// Times this ingester dropped what it had not committed, to re-read it from the
+    /// lake's markers: a partition it held was taken over, or a commit failed.
     pub rewinds: u64,
 }
 
