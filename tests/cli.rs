@@ -1569,6 +1569,18 @@ mod object_storage {
         assert_eq!(s3.sql("s3://evidence/request-lost", counted), expected);
     }
 
+    /// Rows of k8s_audit, and the distinct Kafka records they came from.
+    const COUNT_RECORDS: &str = "SELECT count(*) AS n, count(DISTINCT _source || '/' || CAST(_offset AS VARCHAR)) AS records FROM k8s_audit";
+
+    /// An S3 server with bucket `evidence` and a broker with topic `audit` of `partitions`.
+    fn streaming_into_s3(dir: &Path, partitions: u32) -> Option<(S3, super::Broker)> {
+        let s3 = S3::start(&dir.join("s3"))?;
+        let broker = super::Broker::start(&dir.join("broker"))?;
+        s3.bucket("evidence");
+        broker.topic("audit", partitions);
+        Some((s3, broker))
+    }
+
     /// The Kafka ingester's commits cut by the network: an answer lost (the writer finds
     /// its markers in and goes on), then the request lost with the link down for seconds
     /// (the ingester drops what it held, waits, reads it again from the lake's markers).
@@ -1577,17 +1589,12 @@ mod object_storage {
     fn kafka_commits_cut_by_the_network_land_every_record_once() {
         const HALF: u64 = 10_000;
         let dir = tempfile::tempdir().unwrap();
-        let Some(s3) = S3::start(&dir.path().join("s3")) else {
+        let Some((s3, broker)) = streaming_into_s3(dir.path(), 3) else {
             return;
         };
-        let Some(broker) = super::Broker::start(&dir.path().join("broker")) else {
-            return;
-        };
-        s3.bucket("evidence");
-        broker.topic("audit", 3);
         let brokers = broker.brokers();
         let lake = "s3://evidence/streamed";
-        let counted = "SELECT count(*) AS n, count(DISTINCT _source || '/' || CAST(_offset AS VARCHAR)) AS records FROM k8s_audit";
+        let counted = COUNT_RECORDS;
         let produce_and_ingest = |seed: u64, link: &FlakyLink| {
             let events = audit_file(dir.path(), &format!("audit-{seed}.jsonl"), HALF, seed);
             let (code, _, err) = run(kubetrail()
@@ -1691,14 +1698,9 @@ mod object_storage {
     fn three_kafka_ingesters_on_one_s3_lake_land_every_record_once_through_kills() {
         const EVENTS: u64 = 50_000;
         let dir = tempfile::tempdir().unwrap();
-        let Some(s3) = S3::start(&dir.path().join("s3")) else {
+        let Some((s3, broker)) = streaming_into_s3(dir.path(), 6) else {
             return;
         };
-        let Some(broker) = super::Broker::start(&dir.path().join("broker")) else {
-            return;
-        };
-        s3.bucket("evidence");
-        broker.topic("audit", 6);
         let events = audit_file(dir.path(), "audit.jsonl", EVENTS, 11);
         let brokers = broker.brokers();
         let lake = "s3://evidence/streamed";
@@ -1761,7 +1763,7 @@ mod object_storage {
                 .collect();
             each.join("\n---\n")
         };
-        let counted = "SELECT count(*) AS n, count(DISTINCT _source || '/' || CAST(_offset AS VARCHAR)) AS records FROM k8s_audit";
+        let counted = COUNT_RECORDS;
         let deadline = Instant::now() + Duration::from_secs(240);
         let expected = format!("n,records\n{EVENTS},{EVENTS}\n");
         loop {
