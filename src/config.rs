@@ -104,6 +104,8 @@ struct LakeTable {
     /// object_store keys (`aws_endpoint`, `aws_region`, `google_service_account`, …).
     #[serde(default)]
     storage: BTreeMap<String, String>,
+    /// MiB of data-file reads kept in memory on object storage (0: none).
+    read_cache_mib: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -228,13 +230,19 @@ impl Config {
     /// The lake: the flag or `KUBETRAIL_LAKE`, else the file's, else `./kubetrail-lake`;
     /// with the file's `[lake.storage]` options wherever the location came from.
     pub fn lake(&self, flag: Option<&str>) -> anyhow::Result<Lake> {
-        let (file_location, storage) = match &self.lake {
-            None => (None, BTreeMap::new()),
-            Some(LakeSetting::Location(l)) => (Some(l.as_str()), BTreeMap::new()),
-            Some(LakeSetting::Table(t)) => (t.location.as_deref(), t.storage.clone()),
+        let (file_location, storage, read_cache_mib) = match &self.lake {
+            None => (None, BTreeMap::new(), None),
+            Some(LakeSetting::Location(l)) => (Some(l.as_str()), BTreeMap::new(), None),
+            Some(LakeSetting::Table(t)) => {
+                (t.location.as_deref(), t.storage.clone(), t.read_cache_mib)
+            }
         };
         let location = flag.or(file_location).unwrap_or(DEFAULT_LAKE);
-        Ok(Lake::parse(location, StorageOptions::new(storage))?)
+        let lake = Lake::parse(location, StorageOptions::new(storage))?;
+        Ok(match read_cache_mib {
+            Some(mib) => lake.with_read_cache(mib.saturating_mul(1 << 20)),
+            None => lake,
+        })
     }
 }
 
@@ -259,10 +267,25 @@ mod tests {
         let other = c.lake(Some("s3://other/l")).unwrap();
         assert_eq!(other.display(), "s3://other/l/");
         assert_eq!(other.storage_options()["aws_region"], "eu-west-1");
+        std::fs::write(
+            &file,
+            "[lake]\nlocation = \"s3://e/l\"\nread_cache_mib = 0\n",
+        )
+        .unwrap();
+        let lake = Config::load(Some(&file)).unwrap().lake(None).unwrap();
+        assert_eq!(lake.read_cache_budget(), 0);
         for (text, needle) in [
             ("[lake]\nlocaton = \"/l\"\n", "unknown field `locaton`"),
             ("lake = 3\n", "a lake location, or a [lake] table"),
             ("lake = \"ftp://host/l\"\n", "'ftp' scheme"),
+            (
+                "[lake]\nread_cache_mib = \"lots\"\n",
+                "invalid type: string \"lots\"",
+            ),
+            (
+                "[lake]\nread_cache_mib = -1\n",
+                "invalid value: integer `-1`",
+            ),
         ] {
             std::fs::write(&file, text).unwrap();
             let e = Config::load(Some(&file))

@@ -50,10 +50,11 @@ async fn main() -> ExitCode {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("KUBETRAIL_LOG").unwrap_or_else(|_| {
                 // delta-rs logs a failed commit as an error of its own; kubetrail reports
-                // it (one line), so the second line is off.
+                // it (one line), so the second line is off. Its merge warns of a metric
+                // it derives itself on every alerts write: nothing a responder can act on.
                 tracing_subscriber::EnvFilter::new(format!(
                     "warn,{ours},buoyant_kernel=off,deltalake_core::writer::stats=error,\
-                     deltalake_core::kernel::transaction=off"
+                     deltalake_core::kernel::transaction=off,deltalake_core::operations::merge=error"
                 ))
             }),
         )

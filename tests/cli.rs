@@ -1181,6 +1181,22 @@ mod object_storage {
         assert_eq!(code, 0, "{err}");
         assert!(err.contains("(0 new, 0 updated, "), "{err}");
         assert_eq!(s3.sql(lake, "SELECT count(*) AS n FROM alerts"), alerts);
+        // The pack over S3, reading through the lake's read cache, finds what it finds over
+        // the same events on a local disk.
+        let local = dir.path().join("local-lake");
+        let local = local.to_str().unwrap();
+        let mut ingest = kubetrail();
+        ingest.args(["ingest", "file", "--quiet", "--lake", local]);
+        for file in SCENARIO {
+            ingest.arg(samples().join(file));
+        }
+        assert_eq!(run(&mut ingest).0, 0);
+        let (code, _, err) = run(kubetrail()
+            .args(["detect", "run", "--lake", local])
+            .args(window));
+        assert_eq!(code, 0, "{err}");
+        let ids = "SELECT rule_id, alert_id FROM alerts ORDER BY alert_id";
+        assert_eq!(s3.sql(lake, ids), sql_csv(local, ids));
 
         let (code, out, err) = run(&mut cmd(&[
             "timeline",

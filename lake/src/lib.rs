@@ -5,7 +5,8 @@
 //!   ├─ tables      open, create (schema, event_date partitions), add newer columns
 //!   ├─ TableWriter stage Parquet files ─► one Delta commit with CommitMarkers (exactly once)
 //!   ├─ merge_rows  rows that replace earlier versions of themselves (alerts)
-//!   └─ maintenance optimize, vacuum, retention
+//!   ├─ maintenance optimize, vacuum, retention
+//!   └─ ReadCache   data-file reads on object storage kept in memory (files never change)
 //! ```
 //! Guarantees: a commit is atomic per table and carries its markers; commits from several
 //! processes go through the store's put-if-absent (a local rename-if-absent, or S3's
@@ -17,6 +18,7 @@ mod identity;
 mod location;
 pub mod maintenance;
 mod merge;
+mod read_cache;
 mod redaction_key;
 mod table_writer;
 mod tables;

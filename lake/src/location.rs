@@ -10,6 +10,7 @@ use deltalake::logstore::object_store::ObjectStore;
 use deltalake::DeltaTableBuilder;
 use url::Url;
 
+use crate::read_cache::{ReadCache, DEFAULT_READ_CACHE_BYTES};
 use crate::LakeError;
 
 /// The URL schemes a lake may live under. S3 is tested end to end; Google Cloud Storage
@@ -59,6 +60,8 @@ pub struct Lake {
     storage: Arc<StorageOptions>,
     /// Set once this process has seen that the location is a kubetrail lake.
     pub(crate) claimed: Arc<tokio::sync::OnceCell<()>>,
+    /// Data-file reads on object storage, shared by every session over this lake.
+    read_cache: Arc<ReadCache>,
 }
 
 impl Lake {
@@ -99,6 +102,7 @@ impl Lake {
             root,
             storage: Arc::new(storage),
             claimed: Arc::default(),
+            read_cache: Arc::new(ReadCache::new(DEFAULT_READ_CACHE_BYTES)),
         })
     }
 
@@ -106,6 +110,27 @@ impl Lake {
     /// demo, or object storage configured by the environment alone.
     pub fn open(location: &str) -> Result<Lake, LakeError> {
         Lake::parse(location, StorageOptions::default())
+    }
+
+    /// The lake with at most `bytes` of data-file reads kept in memory (on object
+    /// storage; a local disk has the page cache). 0 keeps none.
+    pub fn with_read_cache(mut self, bytes: usize) -> Lake {
+        self.read_cache = Arc::new(ReadCache::new(bytes));
+        self
+    }
+
+    /// `store`, a store of this lake's, with its data-file reads kept in the lake's read
+    /// cache; unchanged on a local disk or with no budget.
+    pub fn cached_reads(&self, store: Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore> {
+        match self.local_dir().is_none() && self.read_cache.budget() > 0 {
+            true => self.read_cache.wrap(store),
+            false => store,
+        }
+    }
+
+    /// Bytes of data-file reads the lake may keep in memory.
+    pub fn read_cache_budget(&self) -> usize {
+        self.read_cache.budget()
     }
 
     pub fn root(&self) -> &Url {

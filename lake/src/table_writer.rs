@@ -53,7 +53,13 @@ pub struct TableWriter {
 impl TableWriter {
     pub async fn open(lake: &Lake, table: Table) -> Result<TableWriter, LakeError> {
         let delta = lake.open_or_create(table).await?;
-        let most_writing = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // On object storage a file's upload holds its slot while the store answers:
+        // twice as many slots keep every core encoding meanwhile.
+        let most_writing = match lake.local_dir() {
+            Some(_) => cores,
+            None => 2 * cores,
+        };
         Ok(TableWriter {
             table,
             delta,

@@ -10,6 +10,7 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+use deltalake::delta_datafusion::engine::AsObjectStoreUrl;
 use kubetrail_lake::{Lake, LakeError};
 use kubetrail_schemas::Table;
 use thiserror::Error;
@@ -59,6 +60,7 @@ impl LakeSession {
         for table in Table::ALL {
             tables.push(register_table(&ctx, lake, table).await?);
         }
+        keep_reads(&ctx, lake);
         views::register(&ctx).await?;
         Ok(LakeSession {
             ctx,
@@ -192,6 +194,17 @@ async fn register_table(
         version: delta.version(),
         files,
     })
+}
+
+/// The lake's data-file reads go through its read cache: every rule of the pack reads the
+/// same column chunks, and on object storage each read is a request. The tables share one
+/// store (the bucket's), registered by the first of them.
+fn keep_reads(ctx: &SessionContext, lake: &Lake) {
+    let store_url = lake.root().as_object_store_url();
+    let runtime = ctx.runtime_env();
+    if let Ok(store) = runtime.object_store(&store_url) {
+        runtime.register_object_store(store_url.as_ref(), lake.cached_reads(store));
+    }
 }
 
 /// A table never written is queryable and empty, so every query works on a new lake.
