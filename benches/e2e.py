@@ -450,7 +450,7 @@ class Bench:
 
         # The same rows as Parquet files DuckDB writes itself, from the lake's own files: a
         # vacuum with no retention leaves only the files of the tables' current versions.
-        self.kubetrail("lake", "vacuum", "--lake", self.lake, "--retain", "0h")
+        self.kubetrail("lake", "vacuum", "--lake", self.lake, "--retain", "0h", "--force")
         export = self.work / "duckdb-tables"
         export.mkdir(exist_ok=True)
         tables = {}

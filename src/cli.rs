@@ -200,9 +200,22 @@ pub enum LakeCmd {
         lake: LakeArgs,
         #[arg(long)]
         table: Option<String>,
-        /// How long replaced files stay readable (time travel), e.g. 168h or 7d.
+        /// How long replaced files stay readable (time travel), e.g. 168h or 7d; at
+        /// least 7 days unless --force.
         #[arg(long, default_value = "168h", value_parser = parse_duration)]
         retain: std::time::Duration,
+        /// Allow a retention under 7 days: only when no query or ingest is running.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Move the redaction key that lakes written before 2026-12 kept inside themselves
+    /// (`_kubetrail/redaction.key`) into a file of its own (0600), then out of the lake.
+    MoveKey {
+        #[command(flatten)]
+        lake: LakeArgs,
+        /// The key file to write; then set `[redaction] key_file` to it.
+        #[arg(long)]
+        to: PathBuf,
     },
     /// Drop whole days older than --older-than (files go at the next vacuum).
     Retention {

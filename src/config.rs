@@ -12,7 +12,9 @@
 //! # aws_region = "eu-west-1"
 //!
 //! [redaction]
-//! paths = ["spec.containers.*.env.*.value"]
+//! key_file = "/etc/kubetrail/redaction.key"   # outside the lake; 0600
+//! env_values = "all"                          # or "secret-like"
+//! paths = ["metadata.annotations.internal-token"]
 //!
 //! [ingest]
 //! batch_rows = 250000
@@ -172,6 +174,10 @@ pub struct Redaction {
     /// Extra JSON paths redacted in every audit request/response object.
     #[serde(default)]
     pub paths: Vec<String>,
+    /// The key's file (default `~/.config/kubetrail/redaction.key`), outside the lake.
+    pub key_file: Option<PathBuf>,
+    /// `all` (default) or `secret-like`: which environment values of pod specs.
+    pub env_values: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -19,7 +19,8 @@ use kubetrail_schemas::{DecodeOptions, Table};
 use crate::Outcome;
 
 use crate::cli::DemoCmd;
-use crate::ingest::{print_totals, redactor};
+use crate::ingest::print_totals;
+use crate::redaction::redactor;
 
 /// The demo's topics, one per stream.
 const STREAM_TOPICS: [(Table, &str); 3] = [
@@ -123,7 +124,7 @@ pub async fn run(cmd: DemoCmd) -> anyhow::Result<Outcome> {
     let mut options = KafkaIngest::new(&brokers, "kubetrail-demo", topics);
     options.decode = DecodeOptions {
         cluster: None,
-        redactor: redactor(&lake, &[]).await?,
+        redactor: redactor(&lake, &Default::default(), &[]).await?,
     };
     options.until_caught_up = true;
     options.linger = Duration::from_secs(1);

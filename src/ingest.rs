@@ -8,10 +8,11 @@ use kubetrail_ingest::{
     ingest_file, ingest_kafka, FileIngest, IngestMetrics, InputPath, InputReport, KafkaIngest,
 };
 use kubetrail_lake::Lake;
-use kubetrail_schemas::{DecodeOptions, Redactor, SourceFormat, Table};
+use kubetrail_schemas::{DecodeOptions, SourceFormat, Table};
 
 use crate::cli::{parse_duration, IngestCmd, IngestFileCmd, IngestKafkaCmd};
 use crate::config::Config;
+use crate::redaction::redactor;
 use crate::{progress, Outcome};
 
 pub async fn run(cmd: IngestCmd, config: &Config) -> anyhow::Result<Outcome> {
@@ -19,15 +20,6 @@ pub async fn run(cmd: IngestCmd, config: &Config) -> anyhow::Result<Outcome> {
         IngestCmd::File(cmd) => file(cmd, config).await,
         IngestCmd::Kafka(cmd) => kafka(cmd, config).await,
     }
-}
-
-/// The redaction key: `KUBETRAIL_REDACTION_KEY`, else the lake's own.
-pub async fn redactor(lake: &Lake, extra_paths: &[String]) -> anyhow::Result<Redactor> {
-    let key = match std::env::var("KUBETRAIL_REDACTION_KEY") {
-        Ok(k) if !k.is_empty() => k.into_bytes(),
-        _ => lake.redaction_key().await.context("redaction key")?,
-    };
-    Ok(Redactor::new(&key, extra_paths))
 }
 
 /// `detect test`'s events go through the same decoders and ingest path as production.
@@ -67,7 +59,7 @@ async fn decode_options(
     }
     Ok(DecodeOptions {
         cluster,
-        redactor: redactor(lake, &redact_paths).await?,
+        redactor: redactor(lake, &config.redaction, &redact_paths).await?,
     })
 }
 

@@ -1,6 +1,6 @@
 //! `kubetrail lake optimize | vacuum | retention`.
 
-use kubetrail_lake::maintenance::{drop_before, optimize, vacuum, Days};
+use kubetrail_lake::maintenance::{drop_before, optimize, vacuum, Days, Retention};
 use kubetrail_schemas::Table;
 
 use crate::cli::LakeCmd;
@@ -34,12 +34,22 @@ pub async fn run(cmd: LakeCmd, config: &Config) -> anyhow::Result<Outcome> {
             lake,
             table,
             retain,
+            force,
         } => {
+            let retain = match force {
+                true => Retention::forced(retain),
+                false => Retention::new(retain)
+                    .map_err(|e| anyhow::anyhow!("{e}; add --force to go lower"))?,
+            };
             let lake = config.lake(lake.lake.as_deref())?;
             for t in tables(table.as_deref())? {
                 let deleted = vacuum(&lake, t, retain).await?;
                 println!("{:<16} {deleted} file(s) deleted", t.name());
             }
+        }
+        LakeCmd::MoveKey { lake, to } => {
+            let lake = config.lake(lake.lake.as_deref())?;
+            crate::redaction::move_key(&lake, &to).await?;
         }
         LakeCmd::Retention {
             lake,

@@ -12,6 +12,7 @@ mod lake;
 mod produce;
 mod progress;
 mod query;
+mod redaction;
 mod timeline;
 
 use std::process::ExitCode;

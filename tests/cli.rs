@@ -265,8 +265,17 @@ fn lake_maintenance_verbs() {
         out.contains("runtime_events   1 partition(s): 2 files -> 1"),
         "{out}"
     );
-    let (code, out, _) =
+    // Under Delta's 7-day floor only when forced: a query or an ingest may need the files.
+    let (code, _, err) =
         run(kubetrail().args(["lake", "vacuum", "--lake", lake, "--retain", "0h"]));
+    assert_eq!((code, err.lines().count()), (1, 1), "{err}");
+    assert!(
+        err.contains("under Delta's floor of 168 h") && err.contains("add --force"),
+        "{err}"
+    );
+    let (code, out, _) = run(kubetrail().args([
+        "lake", "vacuum", "--lake", lake, "--retain", "0h", "--force",
+    ]));
     assert_eq!(code, 0);
     assert!(out.contains("runtime_events   2 file(s) deleted"), "{out}");
     let (code, out, _) =
@@ -281,6 +290,104 @@ fn lake_maintenance_verbs() {
     let (code, _, err) =
         run(kubetrail().args(["lake", "optimize", "--lake", lake, "--table", "nope"]));
     assert_eq!((code, err.lines().count()), (1, 1), "{err}");
+}
+
+/// The redaction key lives outside the lake, readable by its owner only; an old lake's
+/// in-lake key is refused until it is moved out, and markers made with it keep matching.
+#[cfg(unix)]
+#[test]
+fn the_redaction_key_lives_outside_the_lake() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("config");
+    let ingest = |lake: &Path, input: &Path, config: Option<&Path>| {
+        let mut c = kubetrail();
+        c.env("XDG_CONFIG_HOME", &home)
+            .args(["ingest", "file", "--quiet", "--lake"])
+            .arg(lake)
+            .arg(input);
+        if let Some(config) = config {
+            c.arg("--config").arg(config);
+        }
+        run(&mut c)
+    };
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let lake = dir.path().join("lake");
+    let (code, _, err) = ingest(&lake, &samples().join("falco.jsonl"), None);
+    assert_eq!(code, 0, "{err}");
+    let key = home.join("kubetrail").join("redaction.key");
+    assert_eq!(mode(&key), 0o600);
+    assert!(!lake.join("_kubetrail").join("redaction.key").exists());
+
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, _, err) = ingest(&lake, &samples().join("tetragon.jsonl"), None);
+    assert_eq!((code, err.lines().count()), (1, 1), "{err}");
+    assert!(
+        err.contains("can be read by others (mode 0644): chmod 600"),
+        "{err}"
+    );
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "[redaction]\nenv_values = \"some\"\n").unwrap();
+    let (code, _, err) = ingest(&lake, &samples().join("tetragon.jsonl"), Some(&config));
+    assert_eq!((code, err.lines().count()), (1, 1), "{err}");
+    assert!(
+        err.contains("env_values: 'some' is not all or secret-like"),
+        "{err}"
+    );
+
+    // A lake from before: its key inside it.
+    let old = dir.path().join("old-lake");
+    assert_eq!(ingest(&old, &samples().join("falco.jsonl"), None).0, 0);
+    let old_key = "ab".repeat(32);
+    std::fs::write(old.join("_kubetrail").join("redaction.key"), &old_key).unwrap();
+    let secret = dir.path().join("secret.json");
+    std::fs::write(
+        &secret,
+        r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"RequestResponse","auditID":"k-1","stage":"ResponseComplete","verb":"create","requestURI":"/api/v1/namespaces/shop/secrets","user":{"username":"alice"},"objectRef":{"resource":"secrets","namespace":"shop","name":"db","apiVersion":"v1"},"requestReceivedTimestamp":"2026-11-20T09:00:00Z","stageTimestamp":"2026-11-20T09:00:00Z","requestObject":{"kind":"Secret","stringData":{"password":"hunter2"}}}"#,
+    )
+    .unwrap();
+    let (code, _, err) = ingest(&old, &secret, None);
+    assert_eq!((code, err.lines().count()), (1, 1), "{err}");
+    assert!(err.contains("kubetrail lake move-key --to FILE"), "{err}");
+    let moved = dir.path().join("keys").join("old.key");
+    let move_key = |to: &Path| {
+        run(kubetrail()
+            .args(["lake", "move-key", "--lake"])
+            .arg(&old)
+            .arg("--to")
+            .arg(to))
+    };
+    let (code, out, err) = move_key(&moved);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("key_file"), "{out}");
+    assert_eq!(std::fs::read_to_string(&moved).unwrap().trim(), old_key);
+    assert_eq!(mode(&moved), 0o600);
+    assert!(!old.join("_kubetrail").join("redaction.key").exists());
+    let (code, _, err) = move_key(&moved);
+    assert_eq!((code, err.lines().count()), (1, 1), "{err}");
+    assert!(err.contains("nothing to move"), "{err}");
+
+    // With the moved key, markers are the old key's, 128 bits long.
+    let config = dir.path().join("kubetrail.toml");
+    std::fs::write(
+        &config,
+        format!("[redaction]\nkey_file = {:?}\n", moved.to_str().unwrap()),
+    )
+    .unwrap();
+    let (code, _, err) = ingest(&old, &secret, Some(&config));
+    assert_eq!(code, 0, "{err}");
+    let marker = kubetrail_schemas::Redactor::new(&[0xab; 32], &[]).marker(b"hunter2");
+    assert_eq!(marker.len(), "[REDACTED hmac:]".len() + 32);
+    let old = old.to_str().unwrap();
+    let stored = sql_csv(
+        old,
+        "SELECT request_object FROM k8s_audit WHERE resource = 'secrets'",
+    );
+    assert!(
+        stored.contains(&marker) && !stored.contains("hunter2"),
+        "{stored}"
+    );
 }
 
 #[test]
@@ -1253,7 +1360,7 @@ mod object_storage {
         assert_eq!(code, 0, "{err}");
         assert!(out.contains("k8s_audit"), "{out}");
         let (code, out, err) = run(&mut cmd(&[
-            "lake", "vacuum", "--lake", lake, "--retain", "0h",
+            "lake", "vacuum", "--lake", lake, "--retain", "0h", "--force",
         ]));
         assert_eq!(code, 0, "{err}");
         assert!(out.contains("file(s) deleted"), "{out}");
@@ -1805,9 +1912,9 @@ mod object_storage {
             );
         }
         assert_eq!(s3.sql(lake, counted), expected);
-        let (code, _, err) = run(s3
-            .kubetrail()
-            .args(["lake", "vacuum", "--lake", lake, "--retain", "0h"]));
+        let (code, _, err) = run(s3.kubetrail().args([
+            "lake", "vacuum", "--lake", lake, "--retain", "0h", "--force",
+        ]));
         assert_eq!(code, 0, "{err}");
         assert_eq!(s3.sql(lake, counted), expected);
     }

@@ -7,10 +7,10 @@ use arrow::array::RecordBatch;
 use arrow::error::ArrowError;
 pub use kubetrail_schemas::rows::BatchLimits;
 use kubetrail_schemas::rows::{AuditColumns, FlowColumns, RowBuffer, RuntimeColumns};
-use kubetrail_schemas::{DeadLetter, DeadLetterBuffer, Decoded, Provenance, Table};
+use kubetrail_schemas::{DeadLetter, DeadLetterBuffer, Decoded, Provenance, Redactor, Table};
 
 /// Rows waiting for the lake, one buffer per table, and how many went where.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct TableBatches {
     limits: BatchLimits,
     audit: RowBuffer<AuditColumns>,
@@ -21,13 +21,15 @@ pub struct TableBatches {
 }
 
 impl TableBatches {
-    pub fn new(limits: BatchLimits) -> Self {
+    /// Batches bounded by `limits`, whose dead letters' records go through `redactor`.
+    pub fn new(limits: BatchLimits, redactor: Redactor) -> Self {
         TableBatches {
             limits,
             audit: RowBuffer::new(limits),
             flows: RowBuffer::new(limits),
             runtime: RowBuffer::new(limits),
-            ..TableBatches::default()
+            dead: DeadLetterBuffer::new(redactor),
+            rows: BTreeMap::new(),
         }
     }
 
@@ -112,7 +114,7 @@ impl TableBatches {
         self.audit = RowBuffer::new(self.limits);
         self.flows = RowBuffer::new(self.limits);
         self.runtime = RowBuffer::new(self.limits);
-        self.dead = DeadLetterBuffer::default();
+        self.dead.clear();
     }
 
     /// Rows added so far per table (dead letters included), whether written yet or not.

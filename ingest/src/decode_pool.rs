@@ -279,7 +279,7 @@ fn decode_chunks(
     tx: &mpsc::Sender<(Table, RecordBatch)>,
     returns: &Sender<Chunk>,
 ) -> Result<(), IngestError> {
-    let mut batches = TableBatches::new(limits);
+    let mut batches = TableBatches::new(limits, options.redactor.clone());
     let mut decoder: Option<Decoder> = None;
     let send = |ready: Vec<(Table, RecordBatch)>| -> Result<(), IngestError> {
         for item in ready {

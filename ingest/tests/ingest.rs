@@ -724,7 +724,7 @@ mod staged_files {
 
 mod maintenance {
     use super::*;
-    use kubetrail_lake::maintenance::{drop_before, optimize, vacuum, Days};
+    use kubetrail_lake::maintenance::{drop_before, optimize, vacuum, Days, Retention};
 
     fn sorted(mut v: Vec<String>) -> Vec<String> {
         v.sort();
@@ -808,9 +808,13 @@ mod maintenance {
         );
 
         assert_eq!(files_on_disk(&partition), files_before + 1);
-        let deleted = vacuum(&lake, Table::NetworkFlows, std::time::Duration::ZERO)
-            .await
-            .unwrap();
+        let deleted = vacuum(
+            &lake,
+            Table::NetworkFlows,
+            Retention::forced(std::time::Duration::ZERO),
+        )
+        .await
+        .unwrap();
         assert_eq!(deleted, files_before);
         assert_eq!(files_on_disk(&partition), 1);
         assert_eq!(row_count(&lake, Table::NetworkFlows).await, 457);
@@ -1419,5 +1423,311 @@ mod schema_evolution {
             "{error}"
         );
         assert!(!error.contains('\n'), "{error}");
+    }
+}
+
+/// Credentials planted in every format and shape never reach the lake's files, in any
+/// form: not in a Parquet page (read back decompressed), a footer's statistics, the Delta
+/// log's statistics, nor a dead letter.
+mod redaction {
+    use super::*;
+    use arrow::util::display::{ArrayFormatter, FormatOptions};
+    use base64::Engine;
+    use serde_json::{json, Value};
+
+    const JWT: &str = "eyJhbGciOiJSUzI1NiIsImtpZCI6InBsYW50ZWQifQ.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6c2hvcDphcGkifQ.UGxhbnRlZFNpZ25hdHVyZTAwMDAwMQ";
+    const PEM_BODY: &str = "MIIEpAIBAAKCAQEAplantedPEMbody00000001";
+
+    /// The plaintexts; Secret values also in base64, as they travel.
+    const PLAIN: &[&str] = &[
+        "PlantedSecretValue1",
+        "PlantedPatchValue2",
+        "PlantedMergePatch3",
+        "PlantedAppliedValue4",
+        JWT,
+        "PlantedEnvValue5",
+        "PlantedTemplateEnv6",
+        "PlantedPatchEnv7",
+        "PlantedEphemeral8",
+        "PlantedArgument9",
+        "PlantedBearerToken10",
+        "AKIAPLANTEDKEY000011",
+        PEM_BODY,
+        "PlantedUriToken12",
+        "PlantedDeadLetter13",
+        "PlantedDeadSecret14",
+        "PlantedEksSecret15",
+        "PlantedGkeToken16",
+        "PlantedFalcoField17",
+        "PlantedUrlPassword18",
+        "PlantedCommandArg19",
+    ];
+
+    fn b64(s: &str) -> String {
+        base64::engine::general_purpose::STANDARD.encode(s)
+    }
+
+    fn audit(
+        resource: &str,
+        sub: Option<&str>,
+        verb: &str,
+        request: Value,
+        response: Value,
+    ) -> Value {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut object_ref =
+            json!({"resource": resource, "namespace": "shop", "name": "x", "apiVersion": "v1"});
+        if let Some(sub) = sub {
+            object_ref["subresource"] = json!(sub);
+        }
+        json!({
+            "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "RequestResponse",
+            "auditID": format!("00000000-0000-0000-0000-{n:012}"), "stage": "ResponseComplete",
+            "requestURI": format!("/api/v1/namespaces/shop/{resource}/x"), "verb": verb,
+            "user": {"username": "alice"}, "sourceIPs": ["10.0.0.1"], "objectRef": object_ref,
+            "requestReceivedTimestamp": "2026-11-20T09:00:00.000000Z",
+            "stageTimestamp": "2026-11-20T09:00:00.100000Z",
+            "requestObject": request, "responseObject": response,
+        })
+    }
+
+    fn container(env: Value) -> Value {
+        json!({"name": "app", "image": "shop/api:1", "env": env,
+               "args": ["--db-url=postgres://app:PlantedUrlPassword18@db:5432/shop", "--api-token", "PlantedCommandArg19"]})
+    }
+
+    fn native_events() -> Vec<Value> {
+        let applied =
+            json!({"kind": "Secret", "data": {"k": b64("PlantedAppliedValue4")}}).to_string();
+        let deployment_applied =
+            json!({"kind": "Deployment", "spec": {"template": {"spec": {"containers": [
+            container(json!([{"name": "FEATURE", "value": "PlantedTemplateEnv6"}]))]}}}})
+            .to_string();
+        vec![
+            audit(
+                "secrets",
+                None,
+                "create",
+                json!({"kind": "Secret", "data": {"password": b64("PlantedSecretValue1")},
+                         "metadata": {"annotations": {"kubectl.kubernetes.io/last-applied-configuration": applied}}}),
+                json!({"kind": "Secret", "stringData": {"password": "PlantedSecretValue1"}}),
+            ),
+            audit(
+                "secrets",
+                None,
+                "patch",
+                json!([{"op": "replace", "path": "/data/password", "value": b64("PlantedPatchValue2")},
+                         {"op": "add", "path": "/data", "value": {"other": b64("PlantedPatchValue2")}}]),
+                Value::Null,
+            ),
+            audit(
+                "secrets",
+                None,
+                "patch",
+                json!({"data": {"password": b64("PlantedMergePatch3")}}),
+                Value::Null,
+            ),
+            audit(
+                "serviceaccounts",
+                Some("token"),
+                "create",
+                json!({"kind": "TokenRequest", "spec": {"audiences": ["api"]}}),
+                json!({"kind": "TokenRequest", "status": {"token": JWT, "expirationTimestamp": "2026-11-20T10:00:00Z"}}),
+            ),
+            audit(
+                "tokenreviews",
+                None,
+                "create",
+                json!({"kind": "TokenReview", "spec": {"token": JWT}}),
+                json!({"kind": "TokenReview", "status": {"authenticated": true}}),
+            ),
+            audit(
+                "pods",
+                None,
+                "create",
+                json!({"kind": "Pod", "spec": {"containers": [container(json!([{"name": "DB_PASSWORD", "value": "PlantedEnvValue5"}]))]}}),
+                Value::Null,
+            ),
+            audit(
+                "deployments",
+                None,
+                "create",
+                json!({"kind": "Deployment",
+                         "metadata": {"annotations": {"kubectl.kubernetes.io/last-applied-configuration": deployment_applied}},
+                         "spec": {"template": {"spec": {"initContainers": [container(json!([{"name": "FEATURE", "value": "PlantedTemplateEnv6"}]))]}}}}),
+                Value::Null,
+            ),
+            audit(
+                "pods",
+                None,
+                "patch",
+                json!([{"op": "add", "path": "/spec/containers/0/env/-", "value": {"name": "X", "value": "PlantedPatchEnv7"}},
+                         {"op": "replace", "path": "/spec/containers/0/env/1/value", "value": "PlantedPatchEnv7"}]),
+                Value::Null,
+            ),
+            audit(
+                "pods",
+                Some("ephemeralcontainers"),
+                "patch",
+                json!({"spec": {"ephemeralContainers": [container(json!([{"name": "DEBUG", "value": "PlantedEphemeral8"}]))]}}),
+                Value::Null,
+            ),
+            {
+                let mut e = audit("pods", Some("exec"), "create", Value::Null, Value::Null);
+                e["requestURI"] = json!(
+                    "/api/v1/namespaces/shop/pods/x/exec?command=login&token=PlantedUriToken12"
+                );
+                e
+            },
+        ]
+    }
+
+    fn write_lines(path: &Path, values: &[Value]) {
+        let text: Vec<String> = values.iter().map(Value::to_string).collect();
+        std::fs::write(path, text.join("\n") + "\n").unwrap();
+    }
+
+    /// The first sample record of a file, as JSON.
+    fn sample(name: &str) -> Value {
+        let text = std::fs::read_to_string(samples().join(name)).unwrap();
+        serde_json::from_str(text.lines().next().unwrap()).unwrap()
+    }
+
+    fn inputs(dir: &Path) -> Vec<PathBuf> {
+        let native = dir.join("audit.jsonl");
+        write_lines(&native, &native_events());
+
+        let secret = audit(
+            "secrets",
+            None,
+            "update",
+            json!({"kind": "Secret", "data": {"token": b64("PlantedEksSecret15")}}),
+            Value::Null,
+        );
+        let eks = dir.join("eks.json");
+        let eks_record = json!({"logGroup": "/aws/eks/prod-eu1/cluster", "logStream": "kube-apiserver-audit-1",
+            "logEvents": [{"id": "1", "timestamp": 1795165207000u64, "message": secret.to_string()}]});
+        std::fs::write(&eks, eks_record.to_string()).unwrap();
+
+        let mut gke = sample("gke-audit.jsonl");
+        gke["protoPayload"]["methodName"] = json!("io.k8s.authentication.v1.tokenreviews.create");
+        gke["protoPayload"]["resourceName"] = json!("authentication.k8s.io/v1/tokenreviews");
+        gke["protoPayload"]["request"] = json!({"@type": "authentication.k8s.io/v1.TokenReview", "kind": "TokenReview", "spec": {"token": "PlantedGkeToken16"}});
+        let gke_path = dir.join("gke.jsonl");
+        write_lines(&gke_path, &[gke]);
+
+        let mut tetragon = sample("tetragon.jsonl");
+        tetragon["process_exec"]["process"]["arguments"] =
+            json!("-h db -u app --password=PlantedArgument9 shop");
+        tetragon["process_exec"]["parent"]["arguments"] =
+            json!("-c curl -H 'Authorization: Bearer PlantedBearerToken10' http://api");
+        let tetragon_path = dir.join("tetragon.jsonl");
+        write_lines(&tetragon_path, &[tetragon]);
+
+        let mut falco = sample("falco.jsonl");
+        falco["output"] = json!(format!(
+            "Notice key read (cmdline=aws configure set aws_access_key_id AKIAPLANTEDKEY000011 key=-----BEGIN RSA PRIVATE KEY-----\n{PEM_BODY}\n-----END RSA PRIVATE KEY-----)"
+        ));
+        falco["output_fields"]["proc.cmdline"] = json!("mysql --password PlantedFalcoField17");
+        let falco_path = dir.join("falco.jsonl");
+        write_lines(&falco_path, &[falco]);
+
+        // Records that do not decode, a file each: one with a credential, two about a
+        // Secret (one cut short).
+        let mut broken = native_events()[0].to_string();
+        broken.truncate(broken.len() / 2);
+        let dead: Vec<PathBuf> = [
+            "{\"kind\": \"Event\", \"note\": \"password=PlantedDeadLetter13\"".to_owned(),
+            format!(
+                "{{\"objectRef\":{{\"resource\":\"secrets\"}},\"requestObject\":{{\"data\":{{\"p\":\"{}\"",
+                b64("PlantedDeadSecret14")
+            ),
+            broken,
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let path = dir.join(format!("dead-{i}.json"));
+            std::fs::write(&path, text).unwrap();
+            path
+        })
+        .collect();
+        [vec![native, eks, gke_path, tetragon_path, falco_path], dead].concat()
+    }
+
+    /// Everything the lake's files say: their bytes, and every value of every Parquet
+    /// file read back.
+    fn lake_text(dir: &Path) -> (Vec<Vec<u8>>, String) {
+        let mut raw = Vec::new();
+        let mut text = String::new();
+        let mut stack = vec![dir.to_owned()];
+        while let Some(path) = stack.pop() {
+            if path.is_dir() {
+                stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+                continue;
+            }
+            raw.push(std::fs::read(&path).unwrap());
+            if path.extension().is_some_and(|e| e == "parquet") {
+                let file = std::fs::File::open(&path).unwrap();
+                let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+                    .unwrap()
+                    .build()
+                    .unwrap();
+                for batch in reader {
+                    for column in batch.unwrap().columns() {
+                        if let Some(binary) = column.as_binary_opt::<i32>() {
+                            raw.extend(binary.iter().flatten().map(<[u8]>::to_vec));
+                            continue;
+                        }
+                        let f = ArrayFormatter::try_new(column.as_ref(), &FormatOptions::default())
+                            .unwrap();
+                        for i in 0..column.len() {
+                            text.push_str(&f.value(i).to_string());
+                            text.push('\n');
+                        }
+                    }
+                }
+            }
+        }
+        (raw, text)
+    }
+
+    #[tokio::test]
+    async fn planted_credentials_appear_nowhere_in_the_lake() {
+        let (dir, lake) = new_lake();
+        for input in inputs(dir.path()) {
+            ingest(&lake, &input, &FileIngest::default()).await;
+        }
+        assert_eq!(row_count(&lake, Table::RuntimeEvents).await, 2);
+        assert!(row_count(&lake, Table::K8sAudit).await >= 12);
+        assert_eq!(row_count(&lake, Table::DeadLetters).await, 3);
+        let (raw, text) = lake_text(&dir.path().join("lake"));
+        for plain in PLAIN {
+            let b = b64(plain);
+            for needle in [plain.to_string(), b] {
+                assert!(!text.contains(&needle), "{needle} in a value of the lake");
+                let found = raw
+                    .iter()
+                    .any(|bytes| memchr::memmem::find(bytes, needle.as_bytes()).is_some());
+                assert!(!found, "{needle} in the bytes of a lake file");
+            }
+        }
+        // What was around them is still evidence.
+        for kept in [
+            "mysql --password [REDACTED hmac:",
+            "--password=[REDACTED hmac:",
+            "Authorization: Bearer [REDACTED hmac:",
+            "\"name\":\"DB_PASSWORD\",\"value\":\"[REDACTED hmac:",
+            "postgres://app:[REDACTED hmac:",
+            "exec?command=login&token=[REDACTED hmac:",
+            "raw record not kept: it is about a Secret or a token",
+            "credentials in the raw record redacted",
+        ] {
+            assert!(text.contains(kept), "{kept} missing from the lake");
+        }
+        // Markers keep 128 bits.
+        let marker = text.split("[REDACTED hmac:").nth(1).unwrap();
+        assert_eq!(marker.find(']'), Some(32), "{marker}");
     }
 }

@@ -26,6 +26,11 @@ pub enum LakeError {
          they may access"
     )]
     Credentials { location: String, problem: String },
+    #[error(
+        "a retention of {hours} h is under Delta's floor of 168 h (7 days): a running query \
+         or an ingest not yet committed may still need the files it would delete"
+    )]
+    RetentionBelowFloor { hours: u64 },
     #[error("lake I/O: {0}")]
     Io(#[from] std::io::Error),
 }

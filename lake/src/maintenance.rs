@@ -81,18 +81,43 @@ pub async fn optimize(lake: &Lake, table: Table, days: Days) -> Result<OptimizeR
     Ok(report)
 }
 
+/// How long files replaced or never committed stay before `vacuum` deletes them: at least
+/// Delta's floor of 7 days (a query reading an older version, or an ingest between staging
+/// a file and committing it, may still need one), unless the operator forces it lower.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention(Duration);
+
+impl Retention {
+    pub const FLOOR: Duration = Duration::from_secs(7 * 24 * 3600);
+
+    /// A retention of at least [`Retention::FLOOR`].
+    pub fn new(period: Duration) -> Result<Retention, LakeError> {
+        match period >= Retention::FLOOR {
+            true => Ok(Retention(period)),
+            false => Err(LakeError::RetentionBelowFloor {
+                hours: period.as_secs() / 3600,
+            }),
+        }
+    }
+
+    /// Any retention, the floor waived: for a lake no one else is reading or writing.
+    pub fn forced(period: Duration) -> Retention {
+        Retention(period)
+    }
+}
+
 /// Deletes data files that no table version younger than `retain` references, including
 /// files staged by an ingest that died or discarded them. Returns how many were deleted.
-pub async fn vacuum(lake: &Lake, table: Table, retain: Duration) -> Result<usize, LakeError> {
+pub async fn vacuum(lake: &Lake, table: Table, retain: Retention) -> Result<usize, LakeError> {
     let Some(delta) = lake.open_table(table.name()).await? else {
         return Ok(0);
     };
-    let retain = chrono::Duration::from_std(retain)
+    let retain = chrono::Duration::from_std(retain.0)
         .map_err(|e| LakeError::Location(table.to_string(), format!("retention period: {e}")))?;
     let (_, metrics) = delta
         .vacuum()
         .with_retention_period(retain)
-        // The operator chose the period; Delta's 7-day floor would refuse shorter ones.
+        // `Retention` has enforced the floor, or the operator waived it.
         .with_enforce_retention_duration(false)
         .with_mode(VacuumMode::Full)
         .await

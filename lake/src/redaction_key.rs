@@ -1,50 +1,42 @@
-//! The key of the keyed hash that stands in for secret values, kept with the lake
-//! (`_kubetrail/redaction.key`) so that markers stay comparable across ingests and
-//! ingesters; operators who want it elsewhere set `KUBETRAIL_REDACTION_KEY`.
+//! The redaction key that lakes written before 2026-12 kept inside themselves
+//! (`_kubetrail/redaction.key`). Anyone who could read such a lake could test guesses
+//! against its markers; the key now lives outside the lake, and this is only what moving
+//! it out needs: reading it, and removing it once it is safe elsewhere.
 
-use deltalake::logstore::object_store::{self, path::Path, ObjectStoreExt, PutMode, PutOptions};
+use deltalake::logstore::object_store::{self, path::Path, ObjectStoreExt};
 
 use crate::{Lake, LakeError};
 
 const KEY: &str = "_kubetrail/redaction.key";
 
 impl Lake {
-    /// Reads the key, creating it if the lake has none. Two ingesters creating it at once
-    /// both end up with the one that was written first (put-if-absent, on a local disk as
-    /// on object storage).
-    pub async fn redaction_key(&self) -> Result<Vec<u8>, LakeError> {
-        self.claim().await?;
-        let store = self.store()?;
-        let path = Path::from(KEY);
-        let location = format!("{}{KEY}", self.root());
-        let bad = |e: String| LakeError::Location(location.clone(), format!("redaction key: {e}"));
-        let text = match store.get(&path).await {
-            Ok(found) => found.bytes().await.map_err(|e| bad(e.to_string()))?,
-            Err(object_store::Error::NotFound { .. }) => {
-                let mut key = [0u8; 32];
-                getrandom::fill(&mut key).map_err(|e| bad(e.to_string()))?;
-                let options = PutOptions {
-                    mode: PutMode::Create,
-                    ..Default::default()
-                };
-                match store
-                    .put_opts(&path, hex::encode(key).into(), options)
-                    .await
-                {
-                    Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => {}
-                    Err(e) => return Err(LakeError::storage(&location, e)),
-                }
-                store
-                    .get(&path)
-                    .await
-                    .map_err(|e| LakeError::storage(&location, e))?
-                    .bytes()
-                    .await
-                    .map_err(|e| bad(e.to_string()))?
-            }
+    /// Where the old in-lake key is, as a user would write it.
+    pub fn legacy_redaction_key_location(&self) -> String {
+        format!("{}{KEY}", self.root())
+    }
+
+    /// The old in-lake key's text (hex), if this lake still holds one.
+    pub async fn legacy_redaction_key(&self) -> Result<Option<String>, LakeError> {
+        let location = self.legacy_redaction_key_location();
+        let got = match self.store()?.get(&Path::from(KEY)).await {
+            Ok(got) => got,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(LakeError::storage(&location, e)),
         };
-        let text = std::str::from_utf8(&text).map_err(|e| bad(e.to_string()))?;
-        hex::decode(text.trim()).map_err(|e| bad(e.to_string()))
+        let bytes = got
+            .bytes()
+            .await
+            .map_err(|e| LakeError::storage(&location, e))?;
+        String::from_utf8(bytes.to_vec())
+            .map(|text| Some(text.trim().to_owned()))
+            .map_err(|_| LakeError::Location(location, "the key is not text".into()))
+    }
+
+    /// Removes the old in-lake key (after it has been saved elsewhere).
+    pub async fn remove_legacy_redaction_key(&self) -> Result<(), LakeError> {
+        match self.store()?.delete(&Path::from(KEY)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(LakeError::storage(self.legacy_redaction_key_location(), e)),
+        }
     }
 }

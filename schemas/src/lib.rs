@@ -15,7 +15,7 @@ pub mod time;
 
 pub use decode::{DecodeError, DecodeOptions, Decoded, Decoder, Output, Rejected};
 pub use format::SourceFormat;
-pub use redact::Redactor;
+pub use redact::{EnvValues, ObjectKind, Redactor};
 pub use rows::{
     AuditEvent, BatchLimits, DeadLetter, DeadLetterBuffer, EventRow, FlowRecord, Provenance,
     RowBuffer, RuntimeEvent,

@@ -363,7 +363,7 @@ impl IngestState {
             marker_interval: options.marker_interval,
             writer,
             metrics,
-            batches: TableBatches::new(options.limits),
+            batches: TableBatches::new(options.limits, options.decode.redactor.clone()),
             partitions: BTreeMap::new(),
             decoders: HashMap::new(),
             oldest_pending: None,

@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 
 use super::json::{extra_text, protocol_name};
 use super::{utf8, DecodeError, DecodeOptions, Output};
-use crate::decode::audit::canonical_ip;
+use crate::decode::ip::canonical_ip;
 use crate::rows::FlowRecord;
 use crate::time::from_epoch_seconds;
 

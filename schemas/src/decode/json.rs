@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 
 use super::DecodeError;
-use crate::decode::audit::canonical_ip;
+use crate::decode::ip::canonical_ip;
 use crate::time::parse_timestamp;
 
 pub(crate) fn parse_object(record: &[u8]) -> Result<Value, DecodeError> {

@@ -11,6 +11,7 @@ pub mod calico;
 pub mod falco;
 pub mod gcp_vpc;
 pub mod hubble;
+mod ip;
 mod json;
 mod scan;
 pub mod tetragon;
@@ -177,12 +178,33 @@ impl Decoder {
             }
             SourceFormat::Hubble => Decoded::Flows(Output::one(record, hubble::decode(record, o))),
             SourceFormat::Calico => Decoded::Flows(Output::one(record, calico::decode(record, o))),
-            SourceFormat::Tetragon => {
-                Decoded::Runtime(Output::one(record, tetragon::decode(record, o)))
-            }
-            SourceFormat::Falco => Decoded::Runtime(Output::one(record, falco::decode(record, o))),
+            SourceFormat::Tetragon => Decoded::Runtime(redact_runtime(
+                Output::one(record, tetragon::decode(record, o)),
+                &o.redactor,
+            )),
+            SourceFormat::Falco => Decoded::Runtime(redact_runtime(
+                Output::one(record, falco::decode(record, o)),
+                &o.redactor,
+            )),
         }
     }
+}
+
+/// Command lines carry passwords and tokens (`mysql --password=…`, `curl -H 'Authorization:
+/// Bearer …'`), and Falco repeats them in its output.
+fn redact_runtime(mut out: Output<RuntimeEvent>, redactor: &Redactor) -> Output<RuntimeEvent> {
+    for row in &mut out.rows {
+        for field in [
+            &mut row.arguments,
+            &mut row.parent_arguments,
+            &mut row.kprobe_args,
+            &mut row.output,
+            &mut row.output_fields,
+        ] {
+            redactor.redact_field(field);
+        }
+    }
+    out
 }
 
 /// Text of a record, or why it is not text. Every decoder checks its record once, here, with

@@ -9,6 +9,7 @@ use arrow::datatypes::{DataType, Field};
 use arrow::error::ArrowError;
 
 use super::{BatchLimits, Provenance};
+use crate::redact::Redactor;
 use crate::table::{text, Table, PARTITION_COLUMN, TIME_COLUMN};
 
 /// Largest raw record kept in full; longer ones keep their head so the row stays readable
@@ -38,24 +39,42 @@ pub(crate) fn fields() -> Vec<Field> {
     ]
 }
 
-/// Dead letters waiting to become a record batch.
+/// Dead letters waiting to become a record batch, their records redacted.
 #[derive(Debug, Default)]
 pub struct DeadLetterBuffer {
     letters: Vec<(DeadLetter, usize, Provenance)>,
     approx_bytes: usize,
+    redactor: Redactor,
 }
 
 impl DeadLetterBuffer {
+    /// Every letter's record goes through `redactor` before it is kept.
+    pub fn new(redactor: Redactor) -> Self {
+        DeadLetterBuffer {
+            redactor,
+            ..DeadLetterBuffer::default()
+        }
+    }
+
     pub fn push(&mut self, mut letter: DeadLetter, provenance: &Provenance) {
         let size = letter.raw.len();
-        letter.raw.truncate(MAX_RAW_BYTES);
         letter.reason = one_line(&letter.reason);
+        // Before cutting: half a credential no longer looks like one.
+        self.redactor
+            .redact_dead_letter(&mut letter.raw, &mut letter.reason);
+        letter.raw.truncate(MAX_RAW_BYTES);
         self.approx_bytes += letter.raw.len() + letter.reason.len();
         self.letters.push((letter, size, provenance.clone()));
     }
 
     pub fn len(&self) -> usize {
         self.letters.len()
+    }
+
+    /// Drops every letter waiting.
+    pub fn clear(&mut self) {
+        self.letters.clear();
+        self.approx_bytes = 0;
     }
 
     pub fn is_empty(&self) -> bool {
@@ -132,6 +151,58 @@ fn one_line(reason: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_and_secrets_never_stay_in_a_dead_letter() {
+        let mut buf = DeadLetterBuffer::new(Redactor::new(b"k", &[]));
+        let prov = crate::rows::test_support::provenance();
+        let letter = |raw: &str, reason: &str| DeadLetter {
+            format: "k8s-audit".into(),
+            reason: reason.into(),
+            raw: raw.as_bytes().to_vec(),
+        };
+        buf.push(
+            letter(
+                "{\"cmd\": \"mysql --password=hunter2\"",
+                "EOF while parsing",
+            ),
+            &prov,
+        );
+        buf.push(
+            letter(
+                r#"{"objectRef":{"resource":"secrets"},"requestObject":{"data":{"p":"aHVudGVyMg=="}"#,
+                r#"invalid type: string "aHVudGVyMg==", expected a map"#,
+            ),
+            &prov,
+        );
+        buf.push(letter("{\"a\": 1", "token=abc12345 in the reason"), &prov);
+        let batch = buf.take_batch().unwrap().unwrap();
+        let column = |name: &str| -> Vec<String> {
+            let array = batch.column_by_name(name).unwrap();
+            (0..batch.num_rows())
+                .map(|i| arrow::util::display::array_value_to_string(array, i).unwrap())
+                .collect()
+        };
+        let (reasons, raws) = (column("reason"), column("raw_preview"));
+        let all = format!("{reasons:?} {raws:?} {:?}", column("raw"));
+        for plain in ["hunter2", "aHVudGVyMg==", "abc12345"] {
+            assert!(!all.contains(plain), "{plain} in {all}");
+        }
+        assert!(
+            reasons[0].ends_with("(credentials in the raw record redacted)"),
+            "{reasons:?}"
+        );
+        assert!(raws[0].contains("--password=[REDACTED hmac:"), "{raws:?}");
+        assert_eq!(
+            reasons[1],
+            "invalid type: string \"…\", expected a map (raw record not kept: it is about a Secret or a token)"
+        );
+        assert_eq!(raws[1], "");
+        assert!(
+            reasons[2].starts_with("token=[REDACTED hmac:"),
+            "{reasons:?}"
+        );
+    }
 
     #[test]
     fn keeps_raw_bytes_and_one_line_reason() {

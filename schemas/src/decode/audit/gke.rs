@@ -13,9 +13,10 @@ use serde_json::Value;
 
 use super::path::ResourcePath;
 use super::{
-    canonical_ip_text, cow, derived_audit_id, json_text, node_of, objects, options_cluster, pod_of,
-    Envelope, Objects, Str,
+    cow, derived_audit_id, json_text, node_of, objects, options_cluster, pod_of, Envelope, Objects,
+    Str,
 };
+use crate::decode::ip::canonical_ip_text;
 use crate::decode::{DecodeError, DecodeOptions};
 use crate::rows::AuditEvent;
 use crate::time::parse_timestamp;
@@ -184,6 +185,7 @@ pub(super) fn gke_event<'a>(
         pod_ip,
     } = objects(
         path.resource.as_deref(),
+        path.subresource.as_deref(),
         path.name.clone().map(Cow::Owned),
         [p.request, p.response].map(|o| o.map(RawValue::get)),
         &options.redactor,

@@ -15,9 +15,10 @@ use serde_json::Value;
 mod gke;
 mod path;
 
+use super::ip::canonical_ip_text;
 use super::scan::Scanner;
 use super::{DecodeError, DecodeOptions, Output};
-use crate::redact::Redactor;
+use crate::redact::{ObjectKind, Redactor};
 use crate::rows::AuditEvent;
 use crate::time::parse_timestamp;
 use gke::{gke_event, GcpOperation, GcpResource};
@@ -606,6 +607,7 @@ fn native_event<'a>(
         pod_ip,
     } = objects(
         resource.as_deref(),
+        object_ref.subresource.as_deref(),
         cow(object_ref.name),
         [env.request_object, env.response_object],
         &options.redactor,
@@ -668,7 +670,7 @@ fn native_event<'a>(
         pod_ip,
         api_group,
         api_version: cow(object_ref.api_version),
-        request_uri: cow(env.request_uri.take()),
+        request_uri: cow(env.request_uri.take()).map(|uri| redact_text(&options.redactor, uri)),
         response_code,
         response_reason,
         response_message,
@@ -725,6 +727,7 @@ struct Objects<'a> {
 /// everything (no name, or no resource): parsing them costs more than the rest of the event.
 fn objects<'a>(
     resource: Option<&str>,
+    subresource: Option<&str>,
     name: Option<Cow<'a, str>>,
     [request, response]: [Option<&'a str>; 2],
     redactor: &Redactor,
@@ -734,11 +737,16 @@ fn objects<'a>(
     } else {
         [None, None]
     };
-    let is_secret = resource == Some("secrets")
-        || [&request_head, &response_head]
+    let object_kind = match ObjectKind::of(resource, subresource) {
+        ObjectKind::Other => [&request_head, &response_head]
             .into_iter()
             .flatten()
-            .any(|h| h.kind.as_deref().is_some_and(is_secret_kind));
+            .filter_map(|h| h.kind.as_deref())
+            .map(ObjectKind::of_kind)
+            .find(|k| *k != ObjectKind::Other)
+            .unwrap_or(ObjectKind::Other),
+        known => known,
+    };
     let head_name = |head: Option<ObjectHead<'a>>| head.and_then(|h| h.metadata?.name).map(|n| n.0);
     let name = name
         .or_else(|| head_name(request_head))
@@ -753,7 +761,7 @@ fn objects<'a>(
                 .find_map(pod_ip_in)
         })
         .flatten();
-    let text = |o: Option<&'a str>| o.map(|o| redacted(o, is_secret, redactor)).transpose();
+    let text = |o: Option<&'a str>| o.map(|o| redacted(o, object_kind, redactor)).transpose();
     Ok(Objects {
         name,
         request: text(request)?,
@@ -775,24 +783,39 @@ fn object_head(raw: &str) -> Option<ObjectHead<'_>> {
     serde_json::from_str(raw).ok()
 }
 
-fn is_secret_kind(kind: &str) -> bool {
-    kind == "Secret" || kind == "SecretList"
-}
-
+/// An object's JSON text with its secrets redacted. Parsing an object costs more than the
+/// rest of the event, so a workload is parsed only when it has environment values or a
+/// credential-like string, and other objects only for configured paths.
 fn redacted<'a>(
     raw: &'a str,
-    is_secret: bool,
+    kind: ObjectKind,
     redactor: &Redactor,
 ) -> Result<Cow<'a, str>, DecodeError> {
-    if !is_secret && !redactor.has_extra_paths() {
+    let worth_parsing = match kind {
+        ObjectKind::Secret | ObjectKind::Token => true,
+        ObjectKind::Workload => {
+            // `"env":` in an object or a merge patch, `/env` in a JSON patch's path.
+            [&b"\"env\""[..], b"/env"]
+                .iter()
+                .any(|needle| memchr::memmem::find(raw.as_bytes(), needle).is_some())
+                || redactor.has_credentials(raw.as_bytes())
+        }
+        ObjectKind::Other => false,
+    };
+    if !worth_parsing && !redactor.has_extra_paths() {
         return Ok(Cow::Borrowed(raw));
     }
     let mut value: Value = serde_json::from_str(raw).map_err(DecodeError::json)?;
-    if is_secret {
-        redactor.redact_secret_object(&mut value);
-    }
-    redactor.redact_paths(&mut value);
+    redactor.redact_object(kind, &mut value);
     Ok(Cow::Owned(value.to_string()))
+}
+
+/// A text field with the credentials in it redacted (a request URI's `?token=`).
+fn redact_text<'a>(redactor: &Redactor, text: Cow<'a, str>) -> Cow<'a, str> {
+    match redactor.redact_text(&text) {
+        Cow::Owned(redacted) => Cow::Owned(redacted),
+        Cow::Borrowed(_) => text,
+    }
 }
 
 /// The pod a request was about: its name when the resource is `pods`.
@@ -810,55 +833,6 @@ fn part_of<'a>(text: &Cow<'a, str>, find: impl Fn(&str) -> Option<&str>) -> Opti
         Cow::Borrowed(t) => find(t).map(Cow::Borrowed),
         Cow::Owned(t) => find(t).map(|part| Cow::Owned(part.to_owned())),
     }
-}
-
-/// IPs as text in canonical form: `::ffff:10.0.0.1` is `10.0.0.1`, IPv6 is compressed.
-pub(crate) fn canonical_ip(ip: &str) -> String {
-    canonical_ip_text(Cow::Borrowed(ip)).into_owned()
-}
-
-/// [`canonical_ip`] keeping the text it was given when that is already canonical, as
-/// dotted IPv4 addresses (nearly all of them) are.
-fn canonical_ip_text(ip: Cow<str>) -> Cow<str> {
-    if is_printed_ipv4(&ip) {
-        return ip;
-    }
-    match ip.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
-            Some(v4) => Cow::Owned(v4.to_string()),
-            None => Cow::Owned(v6.to_string()),
-        },
-        Ok(v4) => Cow::Owned(v4.to_string()),
-        Err(_) => ip,
-    }
-}
-
-/// Whether `ip` is a dotted IPv4 address exactly as the standard library prints it: four
-/// octets of 0–255 without leading zeros. Checked digit by digit rather than parsed: every
-/// audit event has one or two, and parsing them took 0.9 % of ingest's instructions
-/// (checking them, 0.5 %).
-fn is_printed_ipv4(ip: &str) -> bool {
-    // Octets are cut at each dot by hand: `split` searched for them with SIMD and compared
-    // the separator, more work than these few bytes need.
-    let printed = |octet: &[u8]| match octet {
-        [d] => d.is_ascii_digit(),
-        [b'1'..=b'9', d] => d.is_ascii_digit(),
-        [b'1', d, e] => d.is_ascii_digit() && e.is_ascii_digit(),
-        [b'2', b'0'..=b'4', d] => d.is_ascii_digit(),
-        [b'2', b'5', b'0'..=b'5'] => true,
-        _ => false,
-    };
-    let mut rest = ip.as_bytes();
-    for _ in 0..3 {
-        let Some(dot) = rest.iter().take(4).position(|&b| b == b'.') else {
-            return false;
-        };
-        if !printed(&rest[..dot]) {
-            return false;
-        }
-        rest = &rest[dot + 1..];
-    }
-    printed(rest)
 }
 
 /// An audit ID for an event exported without one: a hash of what identifies the request
@@ -940,63 +914,6 @@ mod tests {
         ] {
             let err = annotations(bad).unwrap_err();
             assert!(err.starts_with("invalid JSON"), "{bad}: {err}");
-        }
-    }
-
-    #[test]
-    fn addresses_are_kept_as_given_only_when_already_canonical() {
-        for (ip, canonical, kept) in [
-            ("10.0.0.1", "10.0.0.1", true),
-            ("::ffff:10.0.0.1", "10.0.0.1", false),
-            ("2001:db8:0:0:0:0:0:1", "2001:db8::1", false),
-            ("not an address", "not an address", true),
-            ("0.0.0.0", "0.0.0.0", true),
-            ("10.0.0.10", "10.0.0.10", true),
-        ] {
-            let out = canonical_ip_text(Cow::Borrowed(ip));
-            assert_eq!(out, canonical, "{ip}");
-            assert_eq!(matches!(out, Cow::Borrowed(_)), kept, "{ip}");
-        }
-        // A leading zero is never taken as printed: the text is whatever the standard
-        // library prints for the address it parses, or the input if it parses none.
-        let printed = match "010.0.0.1".parse::<std::net::IpAddr>() {
-            Ok(ip) => ip.to_string(),
-            Err(_) => "010.0.0.1".to_owned(),
-        };
-        assert_eq!(canonical_ip("010.0.0.1"), printed);
-    }
-
-    /// Every address of four, three or five parts made of octet-like pieces is taken as
-    /// printed exactly when the standard library parses it and prints it back the same.
-    #[test]
-    fn an_address_is_taken_as_printed_exactly_when_std_prints_it_so() {
-        let pieces = [
-            "", "0", "00", "01", "1", "9", "10", "99", "100", "199", "200", "249", "250", "255",
-            "256", "260", "300", "999", "1000", "a", "-1", "+1", " 1", "1 ", "١",
-        ];
-        let printed = |ip: &str| {
-            ip.parse::<std::net::Ipv4Addr>()
-                .is_ok_and(|a| a.to_string() == ip)
-        };
-        let mut checked = 0;
-        for a in pieces {
-            for b in pieces {
-                for c in pieces {
-                    let three = format!("{a}.{b}.{c}");
-                    assert_eq!(is_printed_ipv4(&three), printed(&three), "{three}");
-                    for d in pieces {
-                        let four = format!("{three}.{d}");
-                        assert_eq!(is_printed_ipv4(&four), printed(&four), "{four}");
-                        let five = format!("{four}.1");
-                        assert_eq!(is_printed_ipv4(&five), printed(&five), "{five}");
-                        checked += 1;
-                    }
-                }
-            }
-        }
-        assert_eq!(checked, pieces.len().pow(4));
-        for ip in ["", "...", "1.2.3.4.", ".1.2.3.4", "::1", "1.2.3.4/32"] {
-            assert!(!is_printed_ipv4(ip), "{ip}");
         }
     }
 }
