@@ -588,4 +588,81 @@ mod tests {
         );
         assert!(format!("{r:?}").contains("extra_paths"));
     }
+
+    #[test]
+    fn secret_like_env_values_keep_harmless_names_readable() {
+        let r = Redactor::new(b"k", &[]).with_env_values(EnvValues::SecretLike);
+        let mut pod = json!({"spec": {"containers": [{"env": [
+            {"name": "LOG_LEVEL", "value": "debug"},
+            {"name": "DB_PASSWORD", "value": "hunter2"},
+            {"name": "CONFIG", "value": "url=https://u:pa55word@db/x"},
+            {"name": "FROM_SECRET", "valueFrom": {"secretKeyRef": {"name": "db", "key": "p"}}},
+        ]}]}});
+        r.redact_object(ObjectKind::Workload, &mut pod);
+        let env = &pod["spec"]["containers"][0]["env"];
+        assert_eq!(env[0]["value"], "debug");
+        assert!(env[1]["value"]
+            .as_str()
+            .unwrap()
+            .starts_with("[REDACTED hmac:"));
+        let config = env[2]["value"].as_str().unwrap();
+        assert!(
+            config.starts_with("url=https://u:[REDACTED hmac:") && !config.contains("pa55word")
+        );
+        assert_eq!(env[3]["valueFrom"]["secretKeyRef"]["key"], "p");
+        // By default every value goes.
+        let mut pod =
+            json!({"spec": {"containers": [{"env": [{"name": "LOG_LEVEL", "value": "debug"}]}]}});
+        Redactor::new(b"k", &[]).redact_object(ObjectKind::Workload, &mut pod);
+        assert_ne!(pod["spec"]["containers"][0]["env"][0]["value"], "debug");
+    }
+
+    #[test]
+    fn json_patches_of_secrets_lose_their_values_and_keep_their_shape() {
+        let r = Redactor::new(b"k", &[]);
+        let applied = json!({"kind": "Secret", "stringData": {"p": "hunter2"}}).to_string();
+        let mut patch = json!([
+            {"op": "replace", "path": "/data/p", "value": "aHVudGVyMg=="},
+            {"op": "add", "path": "/stringData", "value": {"p": "hunter2"}},
+            {"op": "add", "path": "/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration", "value": applied},
+            {"op": "replace", "path": "", "value": {"kind": "Secret", "data": {"p": "aHVudGVyMg=="}}},
+            {"op": "replace", "path": "/metadata/labels/team", "value": "payments"},
+            {"op": "remove", "path": "/data/old"},
+        ]);
+        r.redact_object(ObjectKind::Secret, &mut patch);
+        let text = patch.to_string();
+        assert!(
+            !text.contains("hunter2") && !text.contains("aHVudGVyMg=="),
+            "{text}"
+        );
+        // The same value under data and stringData: one marker.
+        assert_eq!(patch[0]["value"], patch[1]["value"]["p"]);
+        assert_eq!(patch[4]["value"], "payments");
+        assert_eq!(patch[5]["path"], "/data/old");
+    }
+
+    #[test]
+    fn tokens_of_requests_and_reviews_become_markers() {
+        let r = Redactor::new(b"k", &[]);
+        let mut review =
+            json!({"kind": "TokenReview", "spec": {"token": "eyJ.x.y", "audiences": ["api"]}});
+        r.redact_object(ObjectKind::Token, &mut review);
+        assert!(review["spec"]["token"]
+            .as_str()
+            .unwrap()
+            .starts_with("[REDACTED hmac:"));
+        assert_eq!(review["spec"]["audiences"][0], "api");
+        assert_eq!(
+            ObjectKind::of(Some("serviceaccounts"), Some("token")),
+            ObjectKind::Token
+        );
+        assert_eq!(
+            ObjectKind::of(Some("serviceaccounts"), None),
+            ObjectKind::Other
+        );
+        assert_eq!(ObjectKind::of(Some("cronjobs"), None), ObjectKind::Workload);
+        assert_eq!(ObjectKind::of_kind("TokenRequest"), ObjectKind::Token);
+        assert_eq!("secret-like".parse(), Ok(EnvValues::SecretLike));
+        assert!("some".parse::<EnvValues>().is_err());
+    }
 }
