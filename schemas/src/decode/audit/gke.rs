@@ -11,11 +11,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use super::objects::{objects, Objects};
 use super::path::ResourcePath;
-use super::{
-    cow, derived_audit_id, json_text, node_of, objects, options_cluster, pod_of, Envelope, Objects,
-    Str,
-};
+use super::{cow, derived_audit_id, json_text, node_of, options_cluster, pod_of, Envelope, Str};
 use crate::decode::ip::canonical_ip_text;
 use crate::decode::{DecodeError, DecodeOptions};
 use crate::rows::AuditEvent;

@@ -1,6 +1,11 @@
 //! Kubernetes audit events: `audit.k8s.io/v1` and `v1beta1` Events, webhook `EventList`
 //! batches, and the EKS (CloudWatch), AKS (diagnostic logs) and GKE (Cloud Audit Logs)
 //! wrappers, all onto [`AuditEvent`].
+//!
+//! Here: reading a record's envelope in one pass and sending it where it belongs, and the
+//! helpers every source shares. `native.rs` maps an Event, `wrappers.rs` unwraps EKS and
+//! AKS, `gke.rs` maps a Cloud Audit Log entry, `objects.rs` reads (and redacts) request and
+//! response objects, `path.rs` reads request paths.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -13,16 +18,19 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 mod gke;
+mod native;
+mod objects;
 mod path;
+mod wrappers;
 
-use super::ip::canonical_ip_text;
 use super::scan::Scanner;
 use super::{DecodeError, DecodeOptions, Output};
-use crate::redact::{ObjectKind, Redactor};
+use crate::redact::Redactor;
 use crate::rows::AuditEvent;
-use crate::time::parse_timestamp;
 use gke::{gke_event, GcpOperation, GcpResource};
+use native::native_event;
 use path::ResourcePath;
+use wrappers::{aks_cluster, decode_text, eks_cluster, Wrapper};
 
 /// A JSON string that borrows from the record unless it holds escapes. (serde borrows into
 /// a `Cow<str>` only when the field is exactly that type, never inside `Option` or `Vec`:
@@ -364,34 +372,6 @@ struct AksProperties<'a> {
     log: Str<'a>,
 }
 
-/// The name and kind of a request or response object, read without building the object.
-#[derive(Deserialize)]
-struct ObjectHead<'a> {
-    #[serde(borrow)]
-    kind: Str<'a>,
-    #[serde(borrow)]
-    metadata: Option<ObjectMeta<'a>>,
-}
-
-/// Just the address of a pod object (or of a status patch to one).
-#[derive(Deserialize)]
-struct PodStatusHead<'a> {
-    #[serde(borrow)]
-    status: Option<PodStatus<'a>>,
-}
-
-#[derive(Deserialize)]
-struct PodStatus<'a> {
-    #[serde(borrow, rename = "podIP")]
-    pod_ip: Str<'a>,
-}
-
-#[derive(Deserialize)]
-struct ObjectMeta<'a> {
-    #[serde(borrow)]
-    name: Str<'a>,
-}
-
 /// Wrappers nest at most this deep (a `records` batch of AKS logs, say); deeper is hostile.
 const MAX_DEPTH: u8 = 4;
 
@@ -407,45 +387,6 @@ pub(crate) fn decode<'a>(
     match super::utf8(record) {
         Ok(text) => decode_nested(text, options, outer, 0, out),
         Err(e) => out.reject(record, e),
-    }
-}
-
-/// What the wrappers around an event said: which one it came in, and the cluster it names.
-#[derive(Clone)]
-struct Wrapper<'a> {
-    format: &'static str,
-    cluster: Option<Cow<'a, str>>,
-}
-
-impl<'a> Wrapper<'a> {
-    /// The wrapper `format` naming the cluster found in `text` by `find`, else this one's.
-    fn inner(&self, format: &'static str, text: &Str<'a>, find: fn(&str) -> Option<&str>) -> Self {
-        let found = text.as_ref().and_then(|t| part_of(&t.0, find));
-        Wrapper {
-            format,
-            cluster: found.or_else(|| self.cluster.clone()),
-        }
-    }
-}
-
-/// Decodes an event carried as a JSON string inside a wrapper. Its rows borrow from the
-/// record unless the string held escapes, when they get texts of their own.
-fn decode_text<'a>(
-    text: &Text<'a>,
-    options: &DecodeOptions,
-    wrapper: Wrapper<'a>,
-    depth: u8,
-    out: &mut Output<AuditEvent<'a>>,
-) {
-    match &text.0 {
-        Cow::Borrowed(text) => decode_nested(text, options, wrapper, depth, out),
-        Cow::Owned(text) => {
-            let mut inner: Output<AuditEvent> = Output::default();
-            decode_nested(text, options, wrapper, depth, &mut inner);
-            out.rows
-                .extend(inner.rows.into_iter().map(|row| row.into_owned()));
-            out.rejected.extend(inner.rejected);
-        }
     }
 }
 
@@ -521,293 +462,9 @@ fn decode_nested<'a>(
     }
 }
 
-/// The row of a plain event, its texts taken out of the envelope.
-fn native_event<'a>(
-    env: &mut Envelope<'a>,
-    options: &DecodeOptions,
-    wrapper: Wrapper<'a>,
-) -> Result<AuditEvent<'a>, DecodeError> {
-    if let Some(version) = env.api_version.as_deref() {
-        if !version.starts_with("audit.k8s.io/") {
-            return Err(DecodeError::unrecognized(format!(
-                "apiVersion '{version}' is not audit.k8s.io (a core Event is not an audit event)"
-            )));
-        }
-    }
-    let is_event = env.kind.as_deref() == Some("Event")
-        || env.audit_id.is_some()
-        || env.verb.is_some()
-        || env.request_uri.is_some();
-    if !is_event {
-        return Err(DecodeError::unrecognized(
-            "not an audit event (no kind Event, auditID, verb or requestURI)",
-        ));
-    }
-    // Each time is read once; the event's time is the first of them the event has.
-    let time = |field: &'static str, text: Option<&str>| -> Result<Option<i64>, DecodeError> {
-        text.map(|t| parse_timestamp(t).map_err(|r| DecodeError::invalid(field, r)))
-            .transpose()
-    };
-    let request_received_time = time(
-        "requestReceivedTimestamp",
-        env.request_received_timestamp.as_deref(),
-    )?;
-    let stage_time = time("stageTimestamp", env.stage_timestamp.as_deref())?;
-    let legacy_time = env
-        .timestamp
-        .as_deref()
-        .or(env.metadata_creation_timestamp.as_deref());
-    let event_time = match request_received_time.or(stage_time) {
-        Some(t) => t,
-        None => time("timestamp", legacy_time)?.ok_or(DecodeError::Missing(
-            "requestReceivedTimestamp (or stageTimestamp, timestamp)",
-        ))?,
-    };
-
-    let (annotations, decision, authz_reason) = match env.annotations.take() {
-        Some(Annotations::Map {
-            text,
-            decision,
-            reason,
-        }) => (Some(Cow::Borrowed(text)), cow(decision), cow(reason)),
-        Some(Annotations::NotMap) => {
-            return Err(DecodeError::invalid("annotations", "not an object"));
-        }
-        Some(Annotations::Empty) | None => (None, None, None),
-    };
-
-    // Abbreviated exports leave out `objectRef` or `verb`: the request URI still says
-    // what the request was about, and with an HTTP method, what it did.
-    let uri_path = match (&env.object_ref, &env.verb) {
-        (Some(_), Some(_)) => None,
-        _ => env
-            .request_uri
-            .as_deref()
-            .and_then(ResourcePath::from_request_uri),
-    };
-    let verb = match (env.verb.take(), &uri_path) {
-        (Some(verb), _) => Some(verb.0),
-        (None, Some(path)) => path
-            .verb(env.method.as_deref().or(env.http_method.as_deref()))
-            .map(Cow::Borrowed),
-        (None, None) => None,
-    };
-    let object_ref = match (env.object_ref.take(), &uri_path) {
-        (Some(r), _) => Some(r),
-        (None, Some(path)) => Some(ObjectRef::of_path(path)),
-        (None, None) => None,
-    };
-    let has_ref = object_ref.is_some();
-    let object_ref = object_ref.unwrap_or_default();
-    let resource = cow(object_ref.resource);
-    let Objects {
-        name,
-        request: request_object,
-        response: response_object,
-        pod_ip,
-    } = objects(
-        resource.as_deref(),
-        object_ref.subresource.as_deref(),
-        cow(object_ref.name),
-        [env.request_object, env.response_object],
-        &options.redactor,
-    )?;
-
-    let (user_name, user_uid, user_groups) = match env.user.take() {
-        Some(u) => (cow(u.username), cow(u.uid), texts(u.groups)),
-        None => (None, None, Vec::new()),
-    };
-    let (impersonated_user, impersonated_groups) = match env.impersonated_user.take() {
-        Some(u) => (cow(u.username), texts(u.groups)),
-        None => (None, Vec::new()),
-    };
-    let source_ips: Vec<Cow<str>> = env
-        .source_ips
-        .take()
-        .map(|ips| ips.into_iter().map(canonical_ip_text).collect())
-        .unwrap_or_default();
-    let api_group = has_ref.then(|| cow(object_ref.api_group).unwrap_or_default());
-    let status = env.response_status.take();
-    let (response_code, response_reason, response_message) = match status {
-        Some(s) => (s.code, cow(s.reason), cow(s.message)),
-        None => (None, None, None),
-    };
-    Ok(AuditEvent {
-        event_time,
-        cluster: wrapper.cluster.or_else(|| options_cluster(options)),
-        pod: pod_of(resource.as_deref(), name.as_ref()),
-        node: user_name.as_ref().and_then(node_of),
-        src_ip: source_ips.first().cloned(),
-        namespace: cow(object_ref.namespace),
-        audit_id: match env.audit_id.take() {
-            Some(id) => Some(id.0),
-            // Stable across re-ingest, and the same for every stage of one request.
-            None => Some(Cow::Owned(derived_audit_id([
-                env.request_received_timestamp
-                    .as_deref()
-                    .or(env.stage_timestamp.as_deref())
-                    .or(legacy_time),
-                user_name.as_deref(),
-                verb.as_deref(),
-                env.request_uri.as_deref(),
-                source_ips.first().map(|ip| &**ip),
-                env.user_agent.as_deref(),
-            ]))),
-        },
-        stage: cow(env.stage.take()),
-        level: cow(env.level.take()),
-        verb,
-        user_name,
-        user_uid,
-        user_groups,
-        impersonated_user,
-        impersonated_groups,
-        source_ips,
-        user_agent: cow(env.user_agent.take()),
-        resource,
-        subresource: cow(object_ref.subresource),
-        name,
-        pod_ip,
-        api_group,
-        api_version: cow(object_ref.api_version),
-        request_uri: cow(env.request_uri.take()).map(|uri| redact_text(&options.redactor, uri)),
-        response_code,
-        response_reason,
-        response_message,
-        decision,
-        authz_reason,
-        request_received_time,
-        stage_time,
-        request_object,
-        response_object,
-        annotations,
-        audit_format: Cow::Borrowed(wrapper.format),
-    })
-}
-
-fn texts(list: Option<Vec<Cow<str>>>) -> Vec<Cow<str>> {
-    list.unwrap_or_default()
-}
-
 /// The cluster the options name for records that name none.
 fn options_cluster<'a>(options: &DecodeOptions) -> Option<Cow<'a, str>> {
     options.cluster.clone().map(Cow::Owned)
-}
-
-/// `/aws/eks/<cluster>/cluster`.
-fn eks_cluster(log_group: &str) -> Option<&str> {
-    let rest = log_group.strip_prefix("/aws/eks/")?;
-    rest.strip_suffix("/cluster")
-        .or(Some(rest))
-        .filter(|c| !c.is_empty())
-}
-
-/// `/SUBSCRIPTIONS/…/MANAGEDCLUSTERS/<cluster>`.
-fn aks_cluster(resource_id: &str) -> Option<&str> {
-    let lower = resource_id.to_ascii_lowercase();
-    let at = lower.find("/managedclusters/")? + "/managedclusters/".len();
-    resource_id[at..]
-        .split('/')
-        .next()
-        .filter(|c| !c.is_empty())
-}
-
-/// What an event says about the object it is about.
-struct Objects<'a> {
-    /// The reference's name, else the request or response object's `metadata.name`.
-    name: Option<Cow<'a, str>>,
-    /// JSON text of the request and response objects, secrets redacted.
-    request: Option<Cow<'a, str>>,
-    response: Option<Cow<'a, str>>,
-    /// `status.podIP` of a pod object: kubelets report a pod's address in status updates.
-    pod_ip: Option<Cow<'a, str>>,
-}
-
-/// Looks into the request and response objects only when the reference does not say
-/// everything (no name, or no resource): parsing them costs more than the rest of the event.
-fn objects<'a>(
-    resource: Option<&str>,
-    subresource: Option<&str>,
-    name: Option<Cow<'a, str>>,
-    [request, response]: [Option<&'a str>; 2],
-    redactor: &Redactor,
-) -> Result<Objects<'a>, DecodeError> {
-    let [request_head, response_head] = if name.is_none() || resource.is_none() {
-        [request, response].map(|o| o.and_then(object_head))
-    } else {
-        [None, None]
-    };
-    let object_kind = match ObjectKind::of(resource, subresource) {
-        ObjectKind::Other => [&request_head, &response_head]
-            .into_iter()
-            .flatten()
-            .filter_map(|h| h.kind.as_deref())
-            .map(ObjectKind::of_kind)
-            .find(|k| *k != ObjectKind::Other)
-            .unwrap_or(ObjectKind::Other),
-        known => known,
-    };
-    let head_name = |head: Option<ObjectHead<'a>>| head.and_then(|h| h.metadata?.name).map(|n| n.0);
-    let name = name
-        .or_else(|| head_name(request_head))
-        .or_else(|| head_name(response_head));
-    // Only pod objects are read for their address: the request first (a status update
-    // carries the new address), else the response (the pod as stored).
-    let pod_ip = (resource == Some("pods"))
-        .then(|| {
-            [request, response]
-                .into_iter()
-                .flatten()
-                .find_map(pod_ip_in)
-        })
-        .flatten();
-    let text = |o: Option<&'a str>| o.map(|o| redacted(o, object_kind, redactor)).transpose();
-    Ok(Objects {
-        name,
-        request: text(request)?,
-        response: text(response)?,
-        pod_ip,
-    })
-}
-
-/// The canonical `status.podIP` of a pod object, if it holds an address (a pod not yet
-/// scheduled has none; anything else there is not an address and is left out).
-fn pod_ip_in(raw: &str) -> Option<Cow<'_, str>> {
-    let head: PodStatusHead = serde_json::from_str(raw).ok()?;
-    let ip = head.status?.pod_ip?;
-    ip.parse::<std::net::IpAddr>().ok()?;
-    Some(canonical_ip_text(ip.0))
-}
-
-fn object_head(raw: &str) -> Option<ObjectHead<'_>> {
-    serde_json::from_str(raw).ok()
-}
-
-/// An object's JSON text with its secrets redacted. Parsing an object costs more than the
-/// rest of the event, so a workload is parsed only when it has environment values or a
-/// credential-like string, and other objects only for configured paths.
-fn redacted<'a>(
-    raw: &'a str,
-    kind: ObjectKind,
-    redactor: &Redactor,
-) -> Result<Cow<'a, str>, DecodeError> {
-    let worth_parsing = match kind {
-        ObjectKind::Secret | ObjectKind::Token => true,
-        ObjectKind::Workload => {
-            // `"env":` in an object or a merge patch, `/env` in a JSON patch's path.
-            [&b"\"env\""[..], b"/env"]
-                .iter()
-                .any(|needle| memchr::memmem::find(raw.as_bytes(), needle).is_some())
-                || redactor.has_credentials(raw.as_bytes())
-        }
-        ObjectKind::Other => false,
-    };
-    if !worth_parsing && !redactor.has_extra_paths() {
-        return Ok(Cow::Borrowed(raw));
-    }
-    let mut value: Value = serde_json::from_str(raw).map_err(DecodeError::json)?;
-    redactor.redact_object(kind, &mut value);
-    Ok(Cow::Owned(value.to_string()))
 }
 
 /// A text field with the credentials in it redacted (a request URI's `?token=`).
