@@ -506,14 +506,12 @@ impl Redactor {
 
 /// A parser's message with what it quoted (a value it did not expect) left out.
 fn without_quotes(reason: &str) -> String {
-    let mut out = String::with_capacity(reason.len());
-    for (i, part) in reason.split('"').enumerate() {
-        out.push_str(if i % 2 == 0 { part } else { "…" });
-        if i + 1 < reason.split('"').count() {
-            out.push('"');
-        }
-    }
-    out
+    reason
+        .split('"')
+        .enumerate()
+        .map(|(i, part)| if i % 2 == 0 { part } else { "…" })
+        .collect::<Vec<_>>()
+        .join("\"")
 }
 
 /// An operation of a JSON patch: an object with `op` and `path`.
