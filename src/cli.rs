@@ -217,6 +217,22 @@ pub enum LakeCmd {
         #[arg(long)]
         to: PathBuf,
     },
+    /// Check the custody chain: re-hash every file the tables hold against the manifest
+    /// of the commit that added it, walk the log's hash links, and name every modified,
+    /// missing or unexpected file and broken link; exits 1 on any.
+    Verify {
+        #[command(flatten)]
+        lake: LakeArgs,
+        #[arg(long)]
+        table: Option<String>,
+        /// Only log entries from this version on (of --table), and the files they added.
+        #[arg(long, requires = "table")]
+        since: Option<u64>,
+        /// A head hash printed by an earlier verify (of --table): the log must still hold
+        /// that entry, unchanged.
+        #[arg(long, requires = "table")]
+        head: Option<String>,
+    },
     /// Drop whole days older than --older-than (files go at the next vacuum).
     Retention {
         #[command(flatten)]

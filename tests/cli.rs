@@ -290,6 +290,52 @@ fn lake_maintenance_verbs() {
     let (code, _, err) =
         run(kubetrail().args(["lake", "optimize", "--lake", lake, "--table", "nope"]));
     assert_eq!((code, err.lines().count()), (1, 1), "{err}");
+
+    // The custody chain held through ingest, compaction, vacuum and retention.
+    let (code, out, err) = run(kubetrail().args(["lake", "verify", "--lake", lake]));
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("runtime_events   log 0-"), "{out}");
+    assert!(
+        out.contains("1 file(s) re-hashed") && out.contains(": ok"),
+        "{out}"
+    );
+    let head = out
+        .lines()
+        .find_map(|l| l.strip_prefix("runtime_events   head "))
+        .unwrap()
+        .to_owned();
+    assert_eq!(head.len(), 64, "{out}");
+    let day = std::fs::read_dir(Path::new(lake).join("runtime_events"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("event_date="))
+        .unwrap();
+    let file = std::fs::read_dir(day)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .unwrap();
+    std::fs::remove_file(&file).unwrap();
+    let (code, out, err) = run(kubetrail().args([
+        "lake",
+        "verify",
+        "--lake",
+        lake,
+        "--table",
+        "runtime_events",
+        "--head",
+        &head,
+    ]));
+    assert_eq!((code, err.lines().count()), (1, 1), "{out}\n{err}");
+    assert!(err.contains("custody check found 1 problem"), "{err}");
+    let name = file.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        out.lines()
+            .any(|l| l.contains("missing file") && l.contains(&name)),
+        "{out}"
+    );
+    let (code, _, err) = run(kubetrail().args(["lake", "verify", "--lake", lake, "--since", "2"]));
+    assert_eq!(code, 2, "--since needs --table: {err}");
 }
 
 /// The redaction key lives outside the lake, readable by its owner only; an old lake's
@@ -1377,6 +1423,12 @@ mod object_storage {
             s3.sql(lake, "SELECT count(*) AS n FROM k8s_audit"),
             "n\n466\n"
         );
+        let (code, out, err) = run(&mut cmd(&["lake", "verify", "--lake", lake]));
+        assert_eq!(code, 0, "{out}\n{err}");
+        assert!(
+            out.contains("k8s_audit        log 0-") && out.contains(": ok"),
+            "{out}"
+        );
         assert_eq!(
             std::fs::read_dir(&work).unwrap().count(),
             0,
@@ -1668,6 +1720,16 @@ mod object_storage {
         assert_eq!(code, 0, "{err}");
         assert!(out.contains("already ingested"), "{out}");
         assert_eq!(s3.sql("s3://evidence/answer-lost", counted), expected);
+        // The commit whose answer was lost is sealed like any other, its files all kept.
+        let (code, out, err) = run(s3.kubetrail().args([
+            "lake",
+            "verify",
+            "--lake",
+            "s3://evidence/answer-lost",
+            "--table",
+            "k8s_audit",
+        ]));
+        assert_eq!(code, 0, "{out}\n{err}");
 
         let down_for = Duration::from_secs(15);
         let link = FlakyLink::start(
@@ -1811,6 +1873,10 @@ mod object_storage {
             assert_eq!(code, 0, "{out}\n{err}");
         }
         assert_eq!(s3.sql(lake, counted), "n,records\n23000,23000\n");
+        // Commits interleaved by two processes still make one chain, and the loser of the
+        // race for the same input left no file behind.
+        let (code, out, err) = run(s3.kubetrail().args(["lake", "verify", "--lake", lake]));
+        assert_eq!(code, 0, "{out}\n{err}");
     }
 
     /// Three ingesters in one consumer group on one S3 lake, one of them SIGKILLed and
@@ -1917,5 +1983,8 @@ mod object_storage {
         ]));
         assert_eq!(code, 0, "{err}");
         assert_eq!(s3.sql(lake, counted), expected);
+        // Three writers, killed and restarted, made one unbroken chain.
+        let (code, out, err) = run(s3.kubetrail().args(["lake", "verify", "--lake", lake]));
+        assert_eq!(code, 0, "{out}\n{err}");
     }
 }

@@ -46,7 +46,7 @@ fn stage_and_commit(c: &mut Criterion) {
                             app_id: format!("bench/{i}"),
                             version: 0,
                         };
-                        writer.commit(&[marker]).await.unwrap();
+                        writer.commit(&[marker], &[]).await.unwrap();
                         spent += started.elapsed();
                     });
                 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Int64Type};
-use kubetrail_lake::{merge_rows, CommitMarker, Lake, LakeError, TableWriter};
+use kubetrail_lake::{merge_rows, CommitMarker, Lake, LakeError, Origin, TableWriter};
 use kubetrail_query::{LakeSession, QueryError};
 use kubetrail_schemas::rows::{Alert, AlertColumns, Provenance, RowBuffer};
 use kubetrail_schemas::Table;
@@ -59,7 +59,10 @@ pub async fn write_alerts(
     updated: Vec<Alert>,
 ) -> Result<AlertChanges, AlertWriteError> {
     let changes = settle(session, new, updated).await?;
-    commit_alerts(lake, &changes, &[]).await?;
+    let origin = Origin::Detection {
+        window: session.window().map(|w| w.to_string()),
+    };
+    commit_alerts(lake, &changes, &[], &origin).await?;
     Ok(changes)
 }
 
@@ -84,7 +87,9 @@ pub async fn commit_alerts(
     lake: &Lake,
     changes: &AlertChanges,
     markers: &[CommitMarker],
+    origin: &Origin,
 ) -> Result<(), AlertWriteError> {
+    let origins = std::slice::from_ref(origin);
     let rows: Vec<Alert> = changes
         .new
         .iter()
@@ -100,13 +105,14 @@ pub async fn commit_alerts(
                 "alert_id",
                 &UPDATED_COLUMNS,
                 markers,
+                origins,
             )
             .await?;
         }
         None if !markers.is_empty() => {
             TableWriter::open(lake, Table::Alerts)
                 .await?
-                .commit(markers)
+                .commit(markers, origins)
                 .await?;
         }
         None => {}

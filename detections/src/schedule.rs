@@ -7,7 +7,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use kubetrail_lake::{CommitMarker, Lake, TableWriter};
+use kubetrail_lake::{CommitMarker, Lake, Origin, TableWriter};
 use kubetrail_query::window::rfc3339;
 use kubetrail_query::{LakeSession, Window};
 use kubetrail_schemas::Table;
@@ -132,7 +132,10 @@ pub async fn round(schedule: &Schedule, now: i64) -> Result<Round, String> {
         app_id: CHECKPOINT_APP_ID.to_owned(),
         version: window.to(),
     };
-    commit_alerts(lake, &changes, &[marker])
+    let origin = Origin::Detection {
+        window: Some(window.to_string()),
+    };
+    commit_alerts(lake, &changes, &[marker], &origin)
         .await
         .map_err(|e| e.to_string())?;
     Ok(Round {

@@ -19,7 +19,7 @@ use crate::batch::BatchLimits;
 use crate::decode_pool::Dispatch;
 use crate::error::IngestError;
 use crate::source::{input, InputPath, Progress, RecordReader, DEFAULT_MAX_RECORD_BYTES};
-use kubetrail_lake::{CommitMarker, Lake, TableWriter};
+use kubetrail_lake::{CommitMarker, Lake, Origin, TableWriter};
 
 /// How to ingest files.
 #[derive(Debug, Clone)]
@@ -131,20 +131,31 @@ pub async fn ingest_file(
         content_hash,
         ..InputReport::default()
     };
+    let origin = Origin::File {
+        name: report.source.clone(),
+        blake3: report.content_hash.clone(),
+        bytes,
+    };
     let mut skipped = 0;
     for (table, writer) in writers.iter_mut() {
         if writer.marker_version(&marker.app_id).await?.is_some() {
-            writer.discard();
+            writer.abandon().await;
             skipped += 1;
             continue;
         }
         let rows = writer.staged_rows() as u64;
-        if let Err(e) = writer.commit(std::slice::from_ref(&marker)).await {
+        if let Err(e) = writer
+            .commit(std::slice::from_ref(&marker), std::slice::from_ref(&origin))
+            .await
+        {
             // The marker there means the content landed: another ingester committed it
             // first (Delta refuses a commit whose marker a concurrent one moved), or this
             // commit did and its answer was lost. Unreadable, the commit's own error is
             // the one to report; the marker is absent or present, never half.
             if let Ok(Some(_)) = writer.marker_version(&marker.app_id).await {
+                // Files of a commit refused for the conflict are still staged; those the
+                // table holds (this commit landed, its answer lost) stay.
+                writer.abandon().await;
                 skipped += 1;
                 continue;
             }

@@ -6,6 +6,7 @@
 //!   ├─ TableWriter stage Parquet files ─► one Delta commit with CommitMarkers (exactly once)
 //!   ├─ merge_rows  rows that replace earlier versions of themselves (alerts)
 //!   ├─ maintenance optimize, vacuum, retention
+//!   ├─ custody     every commit sealed with a manifest chained to the entry before; verify
 //!   └─ ReadCache   data-file reads on object storage kept in memory (files never change)
 //! ```
 //! Guarantees: a commit is atomic per table and carries its markers; commits from several
@@ -13,6 +14,7 @@
 //! `If-None-Match`), and one that loses the race is retried by delta-rs against the new
 //! version, with a conflict if another commit moved one of its markers.
 
+pub mod custody;
 mod error;
 mod identity;
 mod location;
@@ -20,9 +22,11 @@ pub mod maintenance;
 mod merge;
 mod read_cache;
 mod redaction_key;
+mod store_forwarding;
 mod table_writer;
 mod tables;
 
+pub use custody::Origin;
 pub use error::LakeError;
 pub use location::{Lake, StorageOptions};
 pub use merge::{merge_rows, MergeCounts};

@@ -8,6 +8,7 @@ use deltalake::kernel::Transaction;
 use kubetrail_schemas::table::PARTITION_COLUMN;
 use kubetrail_schemas::Table;
 
+use crate::custody::{origin_metadata, Origin};
 use crate::table_writer::writer_properties;
 use crate::{CommitMarker, Lake, LakeError};
 
@@ -18,7 +19,8 @@ pub struct MergeCounts {
     pub updated: usize,
 }
 
-/// Writes `rows` into `table` in one Delta commit with `markers`: a row whose `key` is
+/// Writes `rows` into `table` in one Delta commit with `markers`, its custody manifest
+/// naming `origins`: a row whose `key` is
 /// already in the table (in the same `event_date` partition) replaces the stored row's
 /// `update` columns; any other row is inserted whole. The partition is part of the match so
 /// that the merge rewrites only the files of the days the rows belong to.
@@ -29,6 +31,7 @@ pub async fn merge_rows(
     key: &str,
     update: &[&str],
     markers: &[CommitMarker],
+    origins: &[Origin],
 ) -> Result<MergeCounts, LakeError> {
     let delta = lake.open_or_create(table).await?;
     let source = deltalake::datafusion::prelude::SessionContext::new()
@@ -61,7 +64,11 @@ pub async fn merge_rows(
         .with_source_alias("source")
         .with_target_alias("target")
         .with_writer_properties(writer_properties(table))
-        .with_commit_properties(CommitProperties::default().with_application_transactions(txns))
+        .with_commit_properties(
+            CommitProperties::default()
+                .with_application_transactions(txns)
+                .with_metadata(origin_metadata(origins)),
+        )
         .when_matched_update(|u| {
             update
                 .iter()

@@ -15,7 +15,6 @@ use std::fmt;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
-use async_trait::async_trait;
 use bytes::Bytes;
 use deltalake::logstore::object_store::path::Path;
 use deltalake::logstore::object_store::{
@@ -176,7 +175,7 @@ impl fmt::Display for CachedStore {
 }
 
 /// Parquet files outside the Delta log: the only files that never change.
-fn is_data_file(location: &Path) -> bool {
+pub(crate) fn is_data_file(location: &Path) -> bool {
     location.extension() == Some("parquet") && !location.parts().any(|p| p.as_ref() == "_delta_log")
 }
 
@@ -440,8 +439,7 @@ fn slice(pieces: &Pieces, range: Range<u64>) -> Bytes {
     Bytes::from(out).slice(skip..skip + len)
 }
 
-#[async_trait]
-impl ObjectStore for CachedStore {
+crate::object_store_wrapper!(CachedStore, pass writes {
     async fn get_opts(
         &self,
         location: &Path,
@@ -481,64 +479,7 @@ impl ObjectStore for CachedStore {
         self.inner.get_ranges(location, ranges).await
     }
 
-    async fn put_opts(
-        &self,
-        location: &Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> object_store::Result<PutResult> {
-        self.inner.put_opts(location, payload, opts).await
-    }
-
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, object_store::Result<Path>>,
-    ) -> BoxStream<'static, object_store::Result<Path>> {
-        self.inner.delete_stream(locations)
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-
-    fn list_with_offset(
-        &self,
-        prefix: Option<&Path>,
-        offset: &Path,
-    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list_with_offset(prefix, offset)
-    }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(
-        &self,
-        from: &Path,
-        to: &Path,
-        options: CopyOptions,
-    ) -> object_store::Result<()> {
-        self.inner.copy_opts(from, to, options).await
-    }
-
-    async fn rename_opts(
-        &self,
-        from: &Path,
-        to: &Path,
-        options: RenameOptions,
-    ) -> object_store::Result<()> {
-        self.inner.rename_opts(from, to, options).await
-    }
-}
+});
 
 #[cfg(test)]
 mod tests {
@@ -565,8 +506,7 @@ mod tests {
         }
     }
 
-    #[async_trait]
-    impl ObjectStore for CountingStore {
+    crate::object_store_wrapper!(CountingStore, pass writes {
         async fn get_opts(
             &self,
             location: &Path,
@@ -578,45 +518,7 @@ mod tests {
             }
             self.inner.get_opts(location, o).await
         }
-        async fn put_opts(
-            &self,
-            location: &Path,
-            payload: PutPayload,
-            opts: PutOptions,
-        ) -> object_store::Result<PutResult> {
-            self.inner.put_opts(location, payload, opts).await
-        }
-        async fn put_multipart_opts(
-            &self,
-            location: &Path,
-            opts: PutMultipartOptions,
-        ) -> object_store::Result<Box<dyn MultipartUpload>> {
-            self.inner.put_multipart_opts(location, opts).await
-        }
-        fn delete_stream(
-            &self,
-            locations: BoxStream<'static, object_store::Result<Path>>,
-        ) -> BoxStream<'static, object_store::Result<Path>> {
-            self.inner.delete_stream(locations)
-        }
-        fn list(
-            &self,
-            prefix: Option<&Path>,
-        ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-            self.inner.list(prefix)
-        }
-        async fn list_with_delimiter(&self, p: Option<&Path>) -> object_store::Result<ListResult> {
-            self.inner.list_with_delimiter(p).await
-        }
-        async fn copy_opts(
-            &self,
-            from: &Path,
-            to: &Path,
-            o: CopyOptions,
-        ) -> object_store::Result<()> {
-            self.inner.copy_opts(from, to, o).await
-        }
-    }
+    });
 
     /// A data file of `len` bytes whose every byte differs from its neighbours'.
     async fn store_with(

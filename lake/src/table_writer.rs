@@ -6,13 +6,16 @@ use std::collections::VecDeque;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Date32Type, Field};
 use delta_kernel::expressions::Scalar;
-use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TransactionError};
 use deltalake::kernel::{Action, Add, Transaction};
+use deltalake::logstore::object_store::path::Path;
+use deltalake::logstore::object_store::ObjectStoreExt;
 use deltalake::parquet::basic::{Compression, Encoding, ZstdLevel};
 use deltalake::parquet::file::metadata::SortingColumn;
 use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use deltalake::parquet::schema::types::ColumnPath;
 use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::table::state::DeltaTableState;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter, WriteMode};
 use deltalake::{DeltaTable, DeltaTableError};
 use indexmap::IndexMap;
@@ -20,6 +23,7 @@ use kubetrail_schemas::table::{OFFSET_COLUMN, PARTITION_COLUMN};
 use kubetrail_schemas::Table;
 use tokio::task::JoinHandle;
 
+use crate::custody::{origin_metadata, Origin};
 use crate::{Lake, LakeError};
 
 /// An application transaction recorded in the same commit as the data: a file's content
@@ -133,46 +137,49 @@ impl TableWriter {
         &mut self,
         app_ids: &[String],
     ) -> Result<Vec<Option<i64>>, LakeError> {
-        self.delta
-            .update_state()
-            .await
-            .map_err(|e| LakeError::delta(self.table, e))?;
-        let snapshot = self
-            .delta
-            .snapshot()
-            .map_err(|e| LakeError::delta(self.table, e))?;
+        let table = self.table;
+        let log_store = self.delta.log_store();
+        let snapshot = self.latest().await?;
         let mut versions = Vec::with_capacity(app_ids.len());
         for app_id in app_ids {
             versions.push(
                 snapshot
-                    .transaction_version(self.delta.log_store().as_ref(), app_id)
+                    .transaction_version(log_store.as_ref(), app_id)
                     .await
-                    .map_err(|e| LakeError::delta(self.table, e))?,
+                    .map_err(|e| LakeError::delta(table, e))?,
             );
         }
         Ok(versions)
     }
 
-    /// Commits everything staged with the markers, atomically. With nothing staged, commits
-    /// the markers alone (so that an input with no rows for this table is still recorded).
-    /// Returns the new table version.
-    pub async fn commit(&mut self, markers: &[CommitMarker]) -> Result<u64, LakeError> {
+    /// Commits everything staged with the markers, atomically, its custody manifest naming
+    /// `origins`. With nothing staged, commits the markers alone (so that an input with no
+    /// rows for this table is still recorded). Returns the new table version.
+    ///
+    /// After a commit Delta refused for a conflict (a commit moved one of its markers:
+    /// another process's, or this one's own whose answer was lost before a retry) its
+    /// files stay staged, for the caller to abandon; after any other failure nothing stays.
+    pub async fn commit(
+        &mut self,
+        markers: &[CommitMarker],
+        origins: &[Origin],
+    ) -> Result<u64, LakeError> {
         while !self.writing.is_empty() {
             if let Err(e) = self.wait_oldest().await {
                 self.discard();
                 return Err(e);
             }
         }
-        let actions: Vec<Action> = std::mem::take(&mut self.staged)
-            .into_iter()
-            .map(Action::Add)
-            .collect();
-        self.staged_rows = 0;
+        let adds = std::mem::take(&mut self.staged);
+        let actions: Vec<Action> = adds.iter().cloned().map(Action::Add).collect();
+        let rows = std::mem::take(&mut self.staged_rows);
         let txns = markers
             .iter()
             .map(|m| Transaction::new_with_last_update(&m.app_id, m.version, Some(now_millis())))
             .collect();
-        let properties = CommitProperties::default().with_application_transactions(txns);
+        let properties = CommitProperties::default()
+            .with_application_transactions(txns)
+            .with_metadata(origin_metadata(origins));
         let operation = DeltaOperation::Write {
             mode: SaveMode::Append,
             partition_by: Some(vec![PARTITION_COLUMN.to_owned()]),
@@ -182,17 +189,87 @@ impl TableWriter {
             .delta
             .snapshot()
             .map_err(|e| LakeError::delta(self.table, e))?;
-        let finalized = CommitBuilder::from(properties)
+        let finalized = match CommitBuilder::from(properties)
             .with_actions(actions)
             .build(Some(snapshot), self.delta.log_store(), operation)
             .await
-            .map_err(|e| LakeError::delta(self.table, e))?;
+        {
+            Ok(finalized) => finalized,
+            Err(e) => {
+                if let DeltaTableError::Transaction {
+                    source: TransactionError::CommitConflict(_),
+                } = &e
+                {
+                    self.staged = adds;
+                    self.staged_rows = rows;
+                }
+                return Err(LakeError::delta(self.table, e));
+            }
+        };
         let version = finalized.version();
         self.delta
             .update_state()
             .await
             .map_err(|e| LakeError::delta(self.table, e))?;
         Ok(version)
+    }
+
+    /// Forgets what is staged and deletes its files, waiting for those being written: for
+    /// a caller that knows they will not be committed (the input is already in the table,
+    /// another ingester owns the partition). Left behind, they would be files no commit
+    /// added, which `lake verify` names. A file the table holds after all (a commit that
+    /// landed with its answer lost) stays.
+    pub async fn abandon(&mut self) {
+        let mut files = std::mem::take(&mut self.staged);
+        for writing in self.writing.drain(..) {
+            if let Ok(Ok(adds)) = writing.await {
+                files.extend(adds);
+            }
+        }
+        self.staged_rows = 0;
+        if files.is_empty() {
+            return;
+        }
+        let held = match self.live_files().await {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::warn!(table = %self.table, error = %e, "abandoned files stay until vacuum");
+                return;
+            }
+        };
+        let store = self.delta.object_store();
+        for add in files {
+            let deleted = match Path::from_url_path(&add.path) {
+                Ok(path) if held.contains(&path) => Ok(()),
+                Ok(path) => store.delete(&path).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = deleted {
+                tracing::warn!(table = %self.table, file = add.path, error = e, "an abandoned file stays until vacuum");
+            }
+        }
+    }
+
+    /// The table's latest version, read again.
+    async fn latest(&mut self) -> Result<&DeltaTableState, LakeError> {
+        self.delta
+            .update_state()
+            .await
+            .map_err(|e| LakeError::delta(self.table, e))?;
+        self.delta
+            .snapshot()
+            .map_err(|e| LakeError::delta(self.table, e))
+    }
+
+    /// The files the table's latest version holds.
+    async fn live_files(&mut self) -> Result<std::collections::HashSet<Path>, LakeError> {
+        Ok(self
+            .latest()
+            .await?
+            .log_data()
+            .iter()
+            .map(|f| f.object_store_path())
+            .collect())
     }
 
     /// Forgets staged files and those being written: batches not started are dropped, the

@@ -11,6 +11,9 @@ use deltalake::{DeltaTable, DeltaTableError};
 use kubetrail_schemas::table::PARTITION_COLUMN;
 use kubetrail_schemas::Table;
 
+use url::Url;
+
+use crate::custody::CustodyLog;
 use crate::location::ensure_handlers;
 use crate::{Lake, LakeError};
 
@@ -27,9 +30,9 @@ impl Lake {
                 return Ok(None);
             }
         }
-        ensure_handlers();
-        match self.table_builder(url)?.load().await {
-            Ok(delta) => Ok(delta.version().is_some().then_some(delta)),
+        let mut delta = self.delta_table(url)?;
+        match delta.load().await {
+            Ok(()) => Ok(delta.version().is_some().then_some(delta)),
             // On object storage, a table never written has no log to find.
             Err(DeltaTableError::NotATable(_)) => Ok(None),
             Err(e) => Err(LakeError::delta(name, e)),
@@ -40,18 +43,16 @@ impl Lake {
     /// A table written by an older kubetrail gets the columns added since.
     pub async fn open_or_create(&self, table: Table) -> Result<DeltaTable, LakeError> {
         if let Some(t) = self.open_table(table.name()).await? {
-            return self.add_new_columns(t, table).await;
+            let t = self.add_new_columns(t, table).await?;
+            return self.keep_whole_log(t, table).await;
         }
         self.claim().await?;
         let url = self.table_url(table.name())?;
         if let Some(dir) = self.local_dir() {
             std::fs::create_dir_all(dir.join(table.name()))?;
         }
-        // Built, not loaded: there is no log to load yet.
-        let delta = self
-            .table_builder(url)?
-            .build()
-            .map_err(|e| LakeError::delta(table, e))?;
+        // Not loaded: there is no log to load yet.
+        let delta = self.delta_table(url)?;
         let schema = kernel_schema(table)?;
         let created = delta
             .create()
@@ -153,6 +154,56 @@ impl Lake {
     }
 }
 
+impl Lake {
+    /// A handle on the table at `url` (under this lake), not loaded, whose commits are
+    /// sealed with their custody manifests.
+    pub(crate) fn delta_table(&self, url: Url) -> Result<DeltaTable, LakeError> {
+        ensure_handlers();
+        let log_store = self
+            .table_builder(url.clone())?
+            .build_storage()
+            .map_err(|e| LakeError::delta(url, e))?;
+        Ok(DeltaTable::new(CustodyLog::wrap(log_store)))
+    }
+
+    /// Tables created before the custody chain may drop log entries older than 30 days
+    /// at a checkpoint (delta-rs's default), and the chain with them: turned off once.
+    async fn keep_whole_log(
+        &self,
+        delta: DeltaTable,
+        table: Table,
+    ) -> Result<DeltaTable, LakeError> {
+        let snapshot = delta.snapshot().map_err(|e| LakeError::delta(table, e))?;
+        let (key, value) = KEEP_WHOLE_LOG;
+        if snapshot
+            .metadata()
+            .configuration()
+            .get(key)
+            .map(String::as_str)
+            == Some(value)
+        {
+            return Ok(delta);
+        }
+        let set = delta
+            .set_tbl_properties()
+            .with_properties(HashMap::from([(key.to_owned(), value.to_owned())]))
+            .await;
+        match set {
+            Ok(t) => Ok(t),
+            // Another writer changed the table meanwhile; the next open tries again.
+            Err(e) => {
+                tracing::debug!(%table, error = %e, "keeping the whole log: not this time");
+                self.open_table(table.name())
+                    .await?
+                    .ok_or_else(|| LakeError::delta(table, e))
+            }
+        }
+    }
+}
+
+/// Every log entry stays: the custody chain links each to the one before it.
+const KEEP_WHOLE_LOG: (&str, &str) = ("delta.enableExpiredLogCleanup", "false");
+
 fn kernel_schema(table: Table) -> Result<StructType, LakeError> {
     table
         .schema()
@@ -162,10 +213,14 @@ fn kernel_schema(table: Table) -> Result<StructType, LakeError> {
 }
 
 /// Statistics on the time and identity columns make file skipping work for the queries
-/// responders run (a time window, one user, one pod, one IP).
+/// responders run (a time window, one user, one pod, one IP); the whole log is kept.
 fn table_properties() -> HashMap<String, Option<String>> {
-    HashMap::from([(
-        "delta.dataSkippingNumIndexedCols".to_owned(),
-        Some("12".to_owned()),
-    )])
+    let (key, value) = KEEP_WHOLE_LOG;
+    HashMap::from([
+        (
+            "delta.dataSkippingNumIndexedCols".to_owned(),
+            Some("12".to_owned()),
+        ),
+        (key.to_owned(), Some(value.to_owned())),
+    ])
 }

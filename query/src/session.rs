@@ -47,6 +47,8 @@ pub struct LakeSession {
     ctx: SessionContext,
     lake: Lake,
     tables: Vec<TableInfo>,
+    /// The window the event tables show; `None` for all of them.
+    window: Option<Window>,
 }
 
 impl LakeSession {
@@ -66,7 +68,13 @@ impl LakeSession {
             ctx,
             lake: lake.clone(),
             tables,
+            window: None,
         })
+    }
+
+    /// The window the event tables show, if the session was opened on one.
+    pub fn window(&self) -> Option<&Window> {
+        self.window.as_ref()
     }
 
     /// Opens the lake with each event table (and the `events` view) showing only `window`:
@@ -77,7 +85,8 @@ impl LakeSession {
         window: &Window,
         history: std::time::Duration,
     ) -> Result<LakeSession, QueryError> {
-        let session = LakeSession::open(lake).await?;
+        let mut session = LakeSession::open(lake).await?;
+        session.window = Some(*window);
         let history_from = window
             .from()
             .saturating_sub(i64::try_from(history.as_micros()).unwrap_or(i64::MAX));

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
+use kubetrail_lake::Origin;
 use kubetrail_schemas::{DeadLetter, Decoder, Provenance, SourceFormat, Table};
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
@@ -532,6 +533,12 @@ impl IngestState {
                     app_id: id.marker_app_id(&self.group),
                     expected,
                     version,
+                    origin: Origin::Kafka {
+                        topic: id.topic.to_string(),
+                        partition: id.partition,
+                        after: expected,
+                        last: version,
+                    },
                 });
                 moved.push((id.clone(), version));
             }

@@ -13,7 +13,7 @@ use kubetrail_schemas::Table;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::IngestMetrics;
-use kubetrail_lake::{CommitMarker, Lake, LakeError, TableWriter};
+use kubetrail_lake::{CommitMarker, Lake, LakeError, Origin, TableWriter};
 
 /// A partition marker to move forward in one commit.
 #[derive(Debug, Clone)]
@@ -23,6 +23,8 @@ pub(crate) struct MarkerUpdate {
     /// ingester wrote the partition meanwhile.
     pub expected: Option<i64>,
     pub version: i64,
+    /// The records this commit covers, for its custody manifest.
+    pub origin: Origin,
 }
 
 /// Per table, the versions of the app ids asked for, in the order asked.
@@ -95,7 +97,7 @@ pub(crate) async fn serve(
                 let result = match poisoned.remove(&table) {
                     Some(reason) => {
                         if let Some(w) = writers.get_mut(&table) {
-                            w.discard();
+                            w.abandon().await;
                         }
                         Err(WriteError::Poisoned(table, reason))
                     }
@@ -118,7 +120,7 @@ pub(crate) async fn serve(
             }
             WriterRequest::DiscardAll => {
                 for w in writers.values_mut() {
-                    w.discard();
+                    w.abandon().await;
                 }
                 poisoned.clear();
             }
@@ -172,7 +174,7 @@ async fn commit(
     let found = writer.marker_versions(&app_ids).await?;
     for (m, found) in markers.iter().zip(found) {
         if found != m.expected {
-            writer.discard();
+            writer.abandon().await;
             return Err(WriteError::Fenced {
                 table,
                 app_id: m.app_id.clone(),
@@ -189,7 +191,8 @@ async fn commit(
             version: m.version,
         })
         .collect();
-    let version = match writer.commit(&new).await {
+    let origins: Vec<Origin> = markers.iter().map(|m| m.origin.clone()).collect();
+    let version = match writer.commit(&new, &origins).await {
         Ok(version) => version,
         // A failure may be the answer lost after the commit landed: the markers tell.
         Err(e) => match writer.marker_versions(&app_ids).await {
@@ -223,7 +226,7 @@ mod tests {
             app_id: app_id.clone(),
             version,
         };
-        let owned_at = owner.commit(&[marker(99)]).await.unwrap();
+        let owned_at = owner.commit(&[marker(99)], &[]).await.unwrap();
 
         let (requests, inbox) = mpsc::channel(4);
         let writer = tokio::spawn(serve(lake.clone(), inbox, IngestMetrics::new()));
@@ -236,6 +239,12 @@ mod tests {
                     app_id,
                     expected,
                     version,
+                    origin: Origin::Kafka {
+                        topic: "audit".to_owned(),
+                        partition: 0,
+                        after: expected,
+                        last: version,
+                    },
                 }];
                 let request = WriterRequest::Commit {
                     table: Table::K8sAudit,

@@ -407,7 +407,8 @@ fn status_text(code: i32) -> &'static str {
     }
 }
 
-pub(crate) fn human_bytes(b: i64) -> String {
+/// Bytes in decimal units, one decimal: `12.3 MB`.
+pub fn human_bytes(b: i64) -> String {
     const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
     let mut v = b as f64;
     let mut unit = 0;

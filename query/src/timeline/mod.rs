@@ -30,7 +30,7 @@ use thiserror::Error;
 pub use crate::window::{parse_time, rfc3339, Window};
 pub use addresses::{AddressBook, PodAddresses, SightingWindows};
 pub use entity::{Entity, PodRef};
-pub use event::{Detail, Evidence, Stream, TimelineEvent};
+pub use event::{human_bytes, Detail, Evidence, Stream, TimelineEvent};
 pub use export::TimelineFormat;
 
 use crate::{LakeSession, QueryError};
