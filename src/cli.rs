@@ -163,10 +163,12 @@ pub struct TimelineCmd {
     /// (or the pods a user touched and what those did next).
     #[arg(long, default_value_t = 1)]
     pub depth: u8,
-    /// table, csv, jsonl, parquet, timesketch or html.
+    /// table, csv, jsonl, parquet, timesketch or html; or evidence: a bundle (the
+    /// timeline, the lake rows it stands on, their files' custody records, SHA256SUMS)
+    /// written into the new or empty directory --output.
     #[arg(long, default_value = "table")]
     pub format: String,
-    /// Write to this file instead of standard output.
+    /// Write to this file (a directory for evidence) instead of standard output.
     #[arg(long)]
     pub output: Option<PathBuf>,
     /// Keep every event on its own line (repeated similar events are folded by default).

@@ -1,6 +1,7 @@
 //! `kubetrail timeline`.
 
 use std::io::Write;
+use std::path::PathBuf;
 
 use kubetrail_query::timeline::{
     self, export, parse_time, Entity, TimelineError, TimelineFormat, TimelineRequest, Window,
@@ -11,8 +12,24 @@ use crate::cli::TimelineCmd;
 use crate::config::Config;
 use crate::Outcome;
 
+/// Where the timeline goes: a stream in one format, or an evidence bundle's directory.
+enum Destination {
+    Stream(TimelineFormat),
+    Evidence(PathBuf),
+}
+
 pub async fn run(cmd: TimelineCmd, config: &Config) -> anyhow::Result<Outcome> {
-    let format: TimelineFormat = cmd.format.parse().map_err(anyhow::Error::msg)?;
+    let destination = match (cmd.format.as_str(), &cmd.output) {
+        ("evidence", Some(dir)) => Destination::Evidence(dir.clone()),
+        ("evidence", None) => {
+            anyhow::bail!("an evidence bundle is a directory: give it with --output DIR")
+        }
+        (format, _) => Destination::Stream(format.parse().map_err(anyhow::Error::msg)?),
+    };
+    let format = match &destination {
+        Destination::Stream(format) => *format,
+        Destination::Evidence(_) => TimelineFormat::Jsonl,
+    };
     if format.is_binary()
         && cmd.output.is_none()
         && std::io::IsTerminal::is_terminal(&std::io::stdout())
@@ -22,7 +39,9 @@ pub async fn run(cmd: TimelineCmd, config: &Config) -> anyhow::Result<Outcome> {
     let mut request = TimelineRequest::new(entity(&cmd).map_err(anyhow::Error::msg)?);
     request.window = window(&cmd).map_err(anyhow::Error::msg)?;
     request.depth = cmd.depth;
-    request.collapse = !cmd.no_collapse;
+    // A bundle's lines are one lake row each: a folded line would stand for rows it
+    // cannot name.
+    request.collapse = !cmd.no_collapse && matches!(destination, Destination::Stream(_));
     if cmd.max_rows == 0 {
         anyhow::bail!("--max-rows must be at least 1");
     }
@@ -41,6 +60,22 @@ pub async fn run(cmd: TimelineCmd, config: &Config) -> anyhow::Result<Outcome> {
         for n in &built.notes {
             eprintln!("note: {n}");
         }
+    }
+    if let Destination::Evidence(dir) = &destination {
+        let bundle = export::evidence::write_bundle(&session, &built, dir).await?;
+        let rows: Vec<String> = (bundle.rows.iter())
+            .map(|(t, n)| format!("{n} {t}"))
+            .collect();
+        eprintln!(
+            "evidence bundle of {} written to {}: {} lines, rows {} from {} lake file(s); check it with: cd {} && sha256sum -c SHA256SUMS",
+            built.entity,
+            dir.display(),
+            built.lines.len(),
+            rows.join(", "),
+            bundle.files,
+            dir.display()
+        );
+        return Ok(Outcome::Ok);
     }
     let mut out = crate::query::output(cmd.output.as_deref())?;
     export::write(&built, format, &mut out)?;

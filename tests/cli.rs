@@ -807,8 +807,8 @@ fn ingest_kafka_serves_metrics_and_exits_cleanly_on_sigterm() {
 
 /// `kubetrail timeline` as a responder runs it, its mistakes answered in one line, and the
 /// HTML report rendered by a real browser (headless Chromium) without a script error.
-#[test]
-fn a_timeline_from_the_command_line_and_its_report_in_a_browser() {
+/// A lake of the sample audit log, Hubble flows and Tetragon events.
+fn lake_of_the_three_streams() -> (tempfile::TempDir, String) {
     let (dir, lake) = temp_lake();
     let (code, _, err) = run(kubetrail()
         .args(["ingest", "file", "--quiet", "--lake", &lake])
@@ -816,6 +816,134 @@ fn a_timeline_from_the_command_line_and_its_report_in_a_browser() {
         .arg(samples().join("hubble.jsonl"))
         .arg(samples().join("tetragon.jsonl")));
     assert_eq!(code, 0, "{err}");
+    (dir, lake)
+}
+
+/// A timeline as evidence: its lines, the lake rows they stand on, the custody records of
+/// the files those rows are in (matching the files' bytes), and checksums of it all.
+#[test]
+fn an_evidence_bundle_holds_a_timelines_rows_and_their_custody() {
+    use sha2::{Digest, Sha256};
+    let (dir, lake) = lake_of_the_three_streams();
+    let bundle = dir.path().join("bundle");
+    let timeline = |format: &str, output: Option<&Path>| {
+        let mut c = kubetrail();
+        c.args([
+            "timeline",
+            "--lake",
+            &lake,
+            "--pod",
+            "shop/api-7d9f8b6c5-x2k4p",
+        ])
+        .args(["--around", "2026-11-20T09:35:00Z", "--window", "1h"])
+        .args(["--format", format]);
+        if let Some(o) = output {
+            c.arg("--output").arg(o);
+        }
+        run(&mut c)
+    };
+    let (code, out, err) = timeline("evidence", Some(&bundle));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.contains("sha256sum -c SHA256SUMS"), "{err}");
+
+    // Every file of the bundle is in SHA256SUMS, with its hash.
+    let sums = std::fs::read_to_string(bundle.join("SHA256SUMS")).unwrap();
+    let mut listed: Vec<&str> = Vec::new();
+    for line in sums.lines() {
+        let (hash, name) = line.split_once("  ").unwrap();
+        let bytes = std::fs::read(bundle.join(name)).unwrap();
+        assert_eq!(hash, hex::encode(Sha256::digest(&bytes)), "{name}");
+        listed.push(name);
+    }
+    listed.sort();
+    assert_eq!(
+        listed,
+        [
+            "README.txt",
+            "custody.json",
+            "rows/k8s_audit.parquet",
+            "rows/network_flows.parquet",
+            "rows/runtime_events.parquet",
+            "timeline.html",
+            "timeline.jsonl",
+        ]
+    );
+    // One line per lake row, not folded, and each line's row is in the bundle.
+    let lines = std::fs::read_to_string(bundle.join("timeline.jsonl")).unwrap();
+    let (_, folded, _) = timeline("jsonl", None);
+    assert!(lines.lines().count() > folded.lines().count());
+    for line in lines.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["count"], 1, "{line}");
+    }
+    let mut records = std::collections::BTreeSet::new();
+    for table in ["k8s_audit", "network_flows", "runtime_events"] {
+        let file =
+            std::fs::File::open(bundle.join("rows").join(format!("{table}.parquet"))).unwrap();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let column = |name: &str| {
+                let c = batch.column_by_name(name).unwrap();
+                arrow::compute::cast(c, &arrow::datatypes::DataType::Utf8).unwrap()
+            };
+            let (sources, offsets, files) =
+                (column("_source"), column("_offset"), column("_lake_file"));
+            use arrow::array::AsArray;
+            for i in 0..batch.num_rows() {
+                assert!(!files.as_string::<i32>().value(i).is_empty());
+                records.insert((
+                    table.to_owned(),
+                    sources.as_string::<i32>().value(i).to_owned(),
+                    offsets.as_string::<i32>().value(i).parse::<i64>().unwrap(),
+                ));
+            }
+        }
+    }
+    for line in lines.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let record = (
+            v["ref_table"].as_str().unwrap().to_owned(),
+            v["ref_source"].as_str().unwrap().to_owned(),
+            v["ref_offset"].as_i64().unwrap(),
+        );
+        assert!(records.contains(&record), "{line}");
+    }
+    // Each file the rows are in has its manifest entry, and the lake's file has those bytes.
+    let custody: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("custody.json")).unwrap()).unwrap();
+    let mut files = 0;
+    for (table, record) in custody["tables"].as_object().unwrap() {
+        assert_eq!(record["head"]["sha256"].as_str().unwrap().len(), 64);
+        assert!(record.get("unsealed").is_none(), "{record}");
+        for file in record["files"].as_array().unwrap() {
+            let path = Path::new(&lake)
+                .join(table)
+                .join(file["path"].as_str().unwrap());
+            let bytes = std::fs::read(&path).unwrap();
+            assert_eq!(file["size"], bytes.len() as u64);
+            assert_eq!(file["sha256"], hex::encode(Sha256::digest(&bytes)));
+            assert_eq!(file["origin"][0]["kind"], "file", "{file}");
+            files += 1;
+        }
+    }
+    assert!(files >= 3, "{custody}");
+
+    // Bad requests: one line each, nothing written.
+    let (code, _, err) = timeline("evidence", None);
+    assert_eq!((code, err.lines().count()), (1, 1), "{err}");
+    assert!(err.contains("--output DIR"), "{err}");
+    let (code, _, err) = timeline("evidence", Some(&bundle));
+    assert_eq!((code, err.lines().count()), (1, 1), "{err}");
+    assert!(err.contains("is not empty"), "{err}");
+}
+
+#[test]
+fn a_timeline_from_the_command_line_and_its_report_in_a_browser() {
+    let (dir, lake) = lake_of_the_three_streams();
     let timeline =
         |extra: &[&str]| run(kubetrail().args(["timeline", "--lake", &lake]).args(extra));
     let pod = ["--pod", "shop/api-7d9f8b6c5-x2k4p"];
@@ -839,7 +967,7 @@ fn a_timeline_from_the_command_line_and_its_report_in_a_browser() {
         (vec!["--pod", "shop/nope", "--around", "2026-11-20T09:35:00Z"], "kubetrail: pod shop/nope does not appear anywhere in this lake\n"),
         (vec!["--ip", "10.1.2"], "kubetrail: '10.1.2' is not an IPv4 or IPv6 address\n"),
         (vec!["--pod", "shop/a", "--from", "yesterday", "--to", "2026-11-20"], "kubetrail: --from: 'yesterday' is not a time (use 2026-11-20T09:30:00Z, '2026-11-20 09:30' or 2026-11-20)\n"),
-        (vec!["--pod", "shop/a", "--format", "pdf"], "kubetrail: unknown timeline format 'pdf' (table, csv, jsonl, parquet, timesketch, html)\n"),
+        (vec!["--pod", "shop/a", "--format", "pdf"], "kubetrail: unknown timeline format 'pdf' (table, csv, jsonl, parquet, timesketch, html; evidence with --output DIR)\n"),
         (vec!["--alert", "a-1"], "kubetrail: alert a-1 is not in this lake's alerts table\n"),
     ] {
         let (code, out, err) = timeline(&args);
@@ -1351,7 +1479,7 @@ mod object_storage {
         let ids = "SELECT rule_id, alert_id FROM alerts ORDER BY alert_id";
         assert_eq!(s3.sql(lake, ids), sql_csv(local, ids));
 
-        let (code, out, err) = run(&mut cmd(&[
+        let pods_hour = [
             "timeline",
             "--lake",
             lake,
@@ -1361,11 +1489,23 @@ mod object_storage {
             "2026-11-20T09:35:00Z",
             "--window",
             "1h",
-        ]));
+        ];
+        let (code, out, err) = run(&mut cmd(&pods_hour));
         assert_eq!(code, 0, "{err}");
         assert!(
             out.contains("exec'd `sh` into shop/api-7d9f8b6c5-x2k4p"),
             "{out}"
+        );
+        // Its evidence bundle names every lake file by its sealed manifest entry.
+        let bundle = dir.path().join("bundle");
+        let (code, _, err) = run(cmd(&pods_hour)
+            .args(["--format", "evidence", "--output"])
+            .arg(&bundle));
+        assert_eq!(code, 0, "{err}");
+        let custody = std::fs::read_to_string(bundle.join("custody.json")).unwrap();
+        assert!(
+            custody.contains("\"sha256\"") && !custody.contains("unsealed"),
+            "{custody}"
         );
 
         // A scheduler over the lake: its first round reads the checkpoint and commits the

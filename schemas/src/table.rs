@@ -14,6 +14,8 @@ pub const PARTITION_COLUMN: &str = "event_date";
 pub const TIME_COLUMN: &str = "event_time";
 /// Provenance column: the Kafka offset or line number of a row's record.
 pub const OFFSET_COLUMN: &str = "_offset";
+/// Provenance column: the file or Kafka partition a row's record came from.
+pub const SOURCE_COLUMN: &str = "_source";
 
 /// A Delta table in the lake: the four ingestion writes, and `alerts`, which detections
 /// write. The one place that knows the table list.

@@ -1,9 +1,11 @@
 //! A timeline written out: for the terminal, as data (CSV, JSON lines, Parquet), for
-//! Timesketch, or as one self-contained HTML report.
+//! Timesketch, as one self-contained HTML report, or as an evidence bundle (a directory:
+//! [`evidence`]).
 //!
 //! The data formats share one documented column set ([`columns`]); see
 //! `docs/timeline.md`.
 
+pub mod evidence;
 mod html;
 mod timesketch;
 
@@ -49,7 +51,7 @@ impl FromStr for TimelineFormat {
             "html" => TimelineFormat::Html,
             other => {
                 return Err(format!(
-                "unknown timeline format '{other}' (table, csv, jsonl, parquet, timesketch, html)"
+                "unknown timeline format '{other}' (table, csv, jsonl, parquet, timesketch, html; evidence with --output DIR)"
             ))
             }
         })
