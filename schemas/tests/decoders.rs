@@ -935,3 +935,113 @@ mod field_shapes {
         assert!(reasons[0].contains("not an audit event"), "{reasons:?}");
     }
 }
+
+mod arbitrary_bytes {
+    //! No record, however broken, panics a decoder; a format that makes one row of a record
+    //! makes one row or one rejection of it. Records are real ones cut, spliced and
+    //! flipped (random bytes alone rarely get past a JSON decoder's first character), and
+    //! random bytes. The fuzz targets in `fuzz/` run the same checks for minutes.
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A few real records of each format.
+    fn originals() -> Vec<(SourceFormat, Vec<u8>)> {
+        let mut out = Vec::new();
+        for (format, file) in [
+            (SourceFormat::K8sAudit, "k8s-audit.jsonl"),
+            (SourceFormat::K8sAudit, "gke-audit.jsonl"),
+            (SourceFormat::AwsVpcFlow, "aws-vpc-flow.log"),
+            (SourceFormat::GcpVpcFlow, "gcp-vpc-flow.jsonl"),
+            (SourceFormat::Hubble, "hubble.jsonl"),
+            (SourceFormat::Calico, "calico-flow.jsonl"),
+            (SourceFormat::Tetragon, "tetragon.jsonl"),
+            (SourceFormat::Falco, "falco.jsonl"),
+        ] {
+            for record in line_records(&samples().join(file)).into_iter().take(3) {
+                out.push((format, record));
+            }
+        }
+        for file in ["eks-cloudwatch.json", "aks-diagnostics.json"] {
+            let records = json_records(&samples().join(file));
+            out.extend(records.into_iter().map(|r| (SourceFormat::K8sAudit, r)));
+        }
+        out
+    }
+
+    fn check(format: SourceFormat, record: &[u8]) {
+        let decoded = Decoder::new(format, DecodeOptions::default()).decode(record);
+        if !matches!(format, SourceFormat::K8sAudit | SourceFormat::AwsVpcFlow) {
+            let made = decoded.row_count() + decoded.rejected().len();
+            assert_eq!(made, 1, "{format:?}: {}", String::from_utf8_lossy(record));
+        }
+    }
+
+    /// One change to a record: cut it, flip a byte, insert bytes, or splice another's tail.
+    #[derive(Debug, Clone)]
+    enum Change {
+        Cut(usize),
+        Flip(usize, u8),
+        Insert(usize, Vec<u8>),
+        Splice(usize, usize, usize),
+    }
+
+    fn change() -> impl Strategy<Value = Change> {
+        prop_oneof![
+            any::<usize>().prop_map(Change::Cut),
+            (any::<usize>(), any::<u8>()).prop_map(|(at, b)| Change::Flip(at, b)),
+            (any::<usize>(), prop::collection::vec(any::<u8>(), 1..16))
+                .prop_map(|(at, bytes)| Change::Insert(at, bytes)),
+            (any::<usize>(), any::<usize>(), any::<usize>())
+                .prop_map(|(at, other, from)| Change::Splice(at, other, from)),
+        ]
+    }
+
+    fn apply(record: &mut Vec<u8>, change: &Change, all: &[(SourceFormat, Vec<u8>)]) {
+        let at = |i: usize, len: usize| i % (len + 1);
+        match change {
+            Change::Cut(i) => record.truncate(at(*i, record.len())),
+            Change::Flip(i, b) => {
+                if !record.is_empty() {
+                    let i = i % record.len();
+                    record[i] ^= b | 1;
+                }
+            }
+            Change::Insert(i, bytes) => {
+                let i = at(*i, record.len());
+                record.splice(i..i, bytes.iter().copied());
+            }
+            Change::Splice(i, other, from) => {
+                let other = &all[other % all.len()].1;
+                record.truncate(at(*i, record.len()));
+                record.extend_from_slice(&other[at(*from, other.len())..]);
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn changed_real_records_never_panic_a_decoder(
+            which in any::<usize>(),
+            changes in prop::collection::vec(change(), 1..6),
+            other in 0..SourceFormat::ALL.len(),
+        ) {
+            let all = originals();
+            let (own, mut record) = all[which % all.len()].clone();
+            for c in &changes {
+                apply(&mut record, c, &all);
+            }
+            // Through its own decoder, and another: a record is often sent to the wrong one.
+            check(own, &record);
+            check(SourceFormat::ALL[other], &record);
+        }
+
+        #[test]
+        fn random_bytes_never_panic_a_decoder(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            for format in SourceFormat::ALL {
+                check(format, &bytes);
+            }
+        }
+    }
+}

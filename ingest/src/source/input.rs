@@ -111,7 +111,15 @@ pub fn open(path: &InputPath, progress: Arc<dyn Progress>) -> io::Result<OpenInp
         hash: hash.clone(),
         progress,
     };
-    let mut buffered = BufReader::with_capacity(256 << 10, hashing);
+    let (reader, gzip) = decompressed(hashing)?;
+    Ok(OpenInput { reader, hash, gzip })
+}
+
+/// `raw`'s content, decompressed when it starts as gzip does; and whether it did.
+pub fn decompressed(
+    raw: impl Read + Send + 'static,
+) -> io::Result<(Box<dyn BufRead + Send>, bool)> {
+    let mut buffered = BufReader::with_capacity(256 << 10, raw);
     let gzip = buffered.fill_buf()?.starts_with(&[0x1f, 0x8b]);
     let reader: Box<dyn BufRead + Send> = if gzip {
         // Multi-member: `cat a.gz b.gz` and rotated logs are several gzip members.
@@ -122,7 +130,7 @@ pub fn open(path: &InputPath, progress: Arc<dyn Progress>) -> io::Result<OpenInp
     } else {
         Box::new(buffered)
     };
-    Ok(OpenInput { reader, hash, gzip })
+    Ok((reader, gzip))
 }
 
 fn with_path(path: &Path, e: io::Error) -> io::Error {

@@ -245,8 +245,9 @@ pub async fn verify(
         true => replayed,
         false => HashSet::new(),
     };
+    // At the newest entry read: a commit landing meanwhile is for the next verify.
     let mut delta = delta;
-    match delta.load().await {
+    match delta.load_version(latest).await {
         Ok(()) => {
             let snapshot = delta.snapshot().map_err(|e| LakeError::delta(table, e))?;
             for file in snapshot.log_data().iter() {

@@ -1,0 +1,5 @@
+#![no_main]
+
+use kubetrail_fuzz::{decode_in, Envelope};
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| decode_in(Envelope::Aks, data));
