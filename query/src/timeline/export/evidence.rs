@@ -16,7 +16,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::array::{AsArray, RecordBatch};
 use arrow::compute::concat_batches;
 use datafusion::prelude::{col, lit, Expr};
 use kubetrail_lake::custody::lookup::{sealed_files, TableCustody};
@@ -27,6 +27,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::{write, TimelineFormat};
+use crate::timeline::fetch::as_text;
 use crate::timeline::{rfc3339, Timeline, TimelineError};
 use crate::{LakeSession, QueryError};
 
@@ -239,19 +240,10 @@ fn distinct_records(rows: &RecordBatch) -> usize {
 
 /// A text column's values (any string type), nulls as empty.
 fn strings(rows: &RecordBatch, column: &str) -> Vec<String> {
-    let Some(c) = rows.column_by_name(column) else {
+    let Some(Ok(c)) = rows.column_by_name(column).map(as_text) else {
         return Vec::new();
     };
-    let Ok(c) = arrow::compute::cast(c, &arrow::datatypes::DataType::Utf8) else {
-        return Vec::new();
-    };
-    let c = c.as_string::<i32>();
-    (0..c.len())
-        .map(|i| match c.is_valid(i) {
-            true => c.value(i).to_owned(),
-            false => String::new(),
-        })
-        .collect()
+    c.iter().map(|v| v.unwrap_or_default().to_owned()).collect()
 }
 
 fn write_parquet(path: &Path, rows: &RecordBatch) -> Result<(), TimelineError> {
