@@ -33,6 +33,7 @@ struct Series {
     lag: BTreeMap<(String, i32), i64>,
     broker_errors: u64,
     rewinds: u64,
+    expired: BTreeMap<(String, i32), u64>,
 }
 
 #[derive(Debug, Default)]
@@ -119,6 +120,11 @@ impl IngestMetrics {
         self.with(|s| s.rewinds += 1);
     }
 
+    /// Records of a partition that Kafka deleted before the lake held them.
+    pub fn expired(&self, topic: &str, partition: i32, records: u64) {
+        self.with(|s| *s.expired.entry((topic.to_owned(), partition)).or_default() += records);
+    }
+
     /// Rows written so far to `table` (dead letters are a table too).
     pub fn rows_written(&self, table: Table) -> u64 {
         self.with(|s| s.rows.get(&table).copied().unwrap_or(0))
@@ -186,6 +192,18 @@ impl IngestMetrics {
                  the lake's markers (a partition taken over, or a commit that failed)",
             );
             let _ = writeln!(out, "kubetrail_rewinds_total {}", s.rewinds);
+            counter_header(
+                &mut out,
+                "kubetrail_kafka_expired_records_total",
+                "Records Kafka deleted (retention) before the lake held them; each range is \
+                 a dead letter",
+            );
+            for ((topic, partition), n) in &s.expired {
+                let _ = writeln!(
+                    out,
+                    "kubetrail_kafka_expired_records_total{{topic=\"{topic}\",partition=\"{partition}\"}} {n}"
+                );
+            }
             out
         })
     }
@@ -258,6 +276,7 @@ mod tests {
         metrics.committed(Table::DeadLetters, 3, Duration::from_millis(20));
         metrics.batch(120);
         metrics.lag("audit", 2, 17);
+        metrics.expired("audit", 1, 500);
         let addr = serve("127.0.0.1:0".parse().unwrap(), metrics.clone())
             .await
             .unwrap();
@@ -282,6 +301,7 @@ mod tests {
             "kubetrail_batch_rows_bucket{le=\"100\"} 0",
             "kubetrail_batch_rows_bucket{le=\"1000\"} 1",
             "kubetrail_consumer_lag{topic=\"audit\",partition=\"2\"} 17",
+            "kubetrail_kafka_expired_records_total{topic=\"audit\",partition=\"1\"} 500",
         ] {
             assert!(page.contains(line), "missing {line}:\n{page}");
         }

@@ -1049,7 +1049,7 @@ mod kafka {
             let v = snapshot
                 .transaction_version(
                     audit.log_store().as_ref(),
-                    &format!("kubetrail/g1/audit/{p}"),
+                    &format!("kubetrail:kafka/audit/{p}"),
                 )
                 .await
                 .unwrap();
@@ -1060,6 +1060,11 @@ mod kafka {
         // Restarting the group reads nothing twice.
         let again = until_caught_up(&lake, options(&brokers, "g1", &topics)).await;
         assert_eq!(again.records, 0);
+        assert_eq!(rows_and_distinct(&lake, Table::K8sAudit).await, (466, 466));
+        // Nor does a group of another name: the markers say what the lake holds, not
+        // what some group has read.
+        let renamed = until_caught_up(&lake, options(&brokers, "renamed", &topics)).await;
+        assert_eq!(renamed.records, 0, "{renamed:?}");
         assert_eq!(rows_and_distinct(&lake, Table::K8sAudit).await, (466, 466));
     }
 
@@ -1200,7 +1205,7 @@ mod kafka {
             .await
             .unwrap();
         let marker = kubetrail_lake::CommitMarker {
-            app_id: "kubetrail/fenced/audit/0".into(),
+            app_id: "kubetrail:kafka/audit/0".into(),
             version: 199,
         };
         other.commit(&[marker], &[]).await.unwrap();

@@ -530,7 +530,7 @@ impl IngestState {
         for (id, p) in &self.partitions {
             if let Some((expected, version)) = p.marker_for(table) {
                 markers.push(MarkerUpdate {
-                    app_id: id.marker_app_id(&self.group),
+                    key: id.marker(&self.group),
                     expected,
                     version,
                     origin: Origin::Kafka {
@@ -572,10 +572,10 @@ impl IngestState {
 
     /// What the lake's tables hold of each partition, read now.
     fn lake_offsets(&self, ids: &[PartitionId]) -> Result<Vec<TableOffsets>, IngestError> {
-        let app_ids = ids.iter().map(|id| id.marker_app_id(&self.group)).collect();
+        let keys = ids.iter().map(|id| id.marker(&self.group)).collect();
         let (reply, answer) = oneshot::channel();
         self.writer
-            .blocking_send(WriterRequest::Markers { app_ids, reply })
+            .blocking_send(WriterRequest::Markers { keys, reply })
             .map_err(|_| IngestError::Worker("the lake writer stopped".into()))?;
         let per_table = answer
             .blocking_recv()

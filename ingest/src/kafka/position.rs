@@ -1,10 +1,18 @@
 //! Where each Kafka partition stands in the lake.
 //!
 //! Every table commit carries, for each partition it covers, the application transaction
-//! `kubetrail/<group>/<topic>/<partition>` whose version is the last offset the table has
+//! `kubetrail:kafka/<topic>/<partition>` whose version is the last offset the table has
 //! taken in (rows or not). Tables are committed one by one, so after a crash they may
 //! disagree: reading resumes at the oldest of them, and a replayed record adds rows only to
 //! the tables that do not already hold its offset.
+//!
+//! The marker names no consumer group: what a table holds does not depend on who read it,
+//! so an ingester started under a new `--group` resumes where the lake stands instead of
+//! reading the topics again, and two groups pointed at one lake by mistake fence each other
+//! instead of writing every record twice. Lakes written before this (markers
+//! `kubetrail/<group>/<topic>/<partition>`) are read through [`MarkerKey::legacy`] under the
+//! ingester's own group; its first commit writes the new marker, after which any group
+//! resumes.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -27,9 +35,14 @@ impl PartitionId {
         }
     }
 
-    /// The app id of the marker this partition's commits carry for a consumer group.
-    pub fn marker_app_id(&self, group: &str) -> String {
-        format!("kubetrail/{group}/{}/{}", self.topic, self.partition)
+    /// The marker this partition's commits carry, with where an ingester of `group` may
+    /// find it in a lake written before markers were group-independent.
+    pub fn marker(&self, group: &str) -> MarkerKey {
+        MarkerKey {
+            // ':' keeps it apart from every legacy id, whatever the group was called.
+            app_id: format!("kubetrail:kafka/{}/{}", self.topic, self.partition),
+            legacy: format!("kubetrail/{group}/{}/{}", self.topic, self.partition),
+        }
     }
 
     /// The `_source` of its rows.
@@ -42,6 +55,14 @@ impl fmt::Display for PartitionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.topic, self.partition)
     }
+}
+
+/// A partition's marker: the app id commits write, and the legacy one read when a table
+/// has no marker under the new id yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarkerKey {
+    pub app_id: String,
+    pub legacy: String,
 }
 
 /// The last offset of one partition each table holds; a table missing here holds none.
@@ -94,9 +115,13 @@ mod tests {
     }
 
     #[test]
-    fn app_ids_name_group_topic_and_partition() {
+    fn markers_name_topic_and_partition_not_the_group() {
         let p = PartitionId::new("k8s-audit", 2);
-        assert_eq!(p.marker_app_id("kt"), "kubetrail/kt/k8s-audit/2");
+        assert_eq!(p.marker("kt").app_id, p.marker("other").app_id);
+        assert_eq!(p.marker("kt").app_id, "kubetrail:kafka/k8s-audit/2");
+        assert_eq!(p.marker("kt").legacy, "kubetrail/kt/k8s-audit/2");
+        // A group called "kafka" under the old scheme cannot be mistaken for the new id.
+        assert_ne!(p.marker("kafka").legacy, p.marker("kafka").app_id);
         assert_eq!(p.source(), "kafka:k8s-audit/2");
     }
 }

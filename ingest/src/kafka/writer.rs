@@ -12,13 +12,14 @@ use arrow::array::RecordBatch;
 use kubetrail_schemas::Table;
 use tokio::sync::{mpsc, oneshot};
 
+use super::position::MarkerKey;
 use crate::metrics::IngestMetrics;
 use kubetrail_lake::{CommitMarker, Lake, LakeError, Origin, TableWriter};
 
 /// A partition marker to move forward in one commit.
 #[derive(Debug, Clone)]
 pub(crate) struct MarkerUpdate {
-    pub app_id: String,
+    pub key: MarkerKey,
     /// What this ingester believes the table holds now; anything else means another
     /// ingester wrote the partition meanwhile.
     pub expected: Option<i64>,
@@ -43,7 +44,7 @@ pub(crate) enum WriterRequest {
     DiscardAll,
     /// The marker versions of these app ids in every table.
     Markers {
-        app_ids: Vec<String>,
+        keys: Vec<MarkerKey>,
         reply: oneshot::Sender<Result<MarkersByTable, WriteError>>,
     },
 }
@@ -124,12 +125,12 @@ pub(crate) async fn serve(
                 }
                 poisoned.clear();
             }
-            WriterRequest::Markers { app_ids, reply } => {
+            WriterRequest::Markers { keys, reply } => {
                 let mut all = BTreeMap::new();
                 let mut failed = None;
                 for table in Table::INGESTED {
                     match writer_for(&lake, &mut writers, table).await {
-                        Ok(w) => match w.marker_versions(&app_ids).await {
+                        Ok(w) => match held(w, &keys).await {
                             Ok(v) => {
                                 all.insert(table, v);
                             }
@@ -170,14 +171,14 @@ async fn commit(
     markers: &[MarkerUpdate],
 ) -> Result<(u64, u64), WriteError> {
     let writer = writer_for(lake, writers, table).await?;
-    let app_ids: Vec<String> = markers.iter().map(|m| m.app_id.clone()).collect();
-    let found = writer.marker_versions(&app_ids).await?;
+    let keys: Vec<MarkerKey> = markers.iter().map(|m| m.key.clone()).collect();
+    let found = held(writer, &keys).await?;
     for (m, found) in markers.iter().zip(found) {
         if found != m.expected {
             writer.abandon().await;
             return Err(WriteError::Fenced {
                 table,
-                app_id: m.app_id.clone(),
+                app_id: m.key.app_id.clone(),
                 expected: m.expected,
                 found,
             });
@@ -187,7 +188,7 @@ async fn commit(
     let new: Vec<CommitMarker> = markers
         .iter()
         .map(|m| CommitMarker {
-            app_id: m.app_id.clone(),
+            app_id: m.key.app_id.clone(),
             version: m.version,
         })
         .collect();
@@ -195,7 +196,7 @@ async fn commit(
     let version = match writer.commit(&new, &origins).await {
         Ok(version) => version,
         // A failure may be the answer lost after the commit landed: the markers tell.
-        Err(e) => match writer.marker_versions(&app_ids).await {
+        Err(e) => match held(writer, &keys).await {
             Ok(now)
                 if !markers.is_empty()
                     && markers.iter().zip(&now).all(|(m, v)| *v == Some(m.version)) =>
@@ -209,9 +210,52 @@ async fn commit(
     Ok((version, rows))
 }
 
+/// What each marker says the table holds: its own app id, or for a table that has none
+/// yet, the legacy one (see [`super::position`]). The same reading serves the fencing
+/// check, so a carried-over marker is expected and checked like any other.
+async fn held(writer: &mut TableWriter, keys: &[MarkerKey]) -> Result<Vec<Option<i64>>, LakeError> {
+    let app_ids: Vec<String> = keys.iter().map(|k| k.app_id.clone()).collect();
+    let mut versions = writer.marker_versions(&app_ids).await?;
+    let missing: Vec<usize> = (0..keys.len()).filter(|i| versions[*i].is_none()).collect();
+    if !missing.is_empty() {
+        let legacy: Vec<String> = missing.iter().map(|i| keys[*i].legacy.clone()).collect();
+        for (i, v) in missing
+            .into_iter()
+            .zip(writer.marker_versions(&legacy).await?)
+        {
+            versions[i] = v;
+        }
+    }
+    Ok(versions)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kafka::position::PartitionId;
+
+    fn update(key: &MarkerKey, expected: Option<i64>, version: i64) -> MarkerUpdate {
+        MarkerUpdate {
+            key: key.clone(),
+            expected,
+            version,
+            origin: Origin::Kafka {
+                topic: "audit".to_owned(),
+                partition: 0,
+                after: expected,
+                last: version,
+            },
+        }
+    }
+
+    async fn ask<T>(
+        requests: &mpsc::Sender<WriterRequest>,
+        request: impl FnOnce(oneshot::Sender<T>) -> WriterRequest,
+    ) -> T {
+        let (reply, answer) = oneshot::channel();
+        requests.send(request(reply)).await.unwrap();
+        answer.await.unwrap()
+    }
 
     /// A zombie: an ingester whose partition was reassigned while it still meant to commit
     /// for it. Its commit finds the marker where the new owner put it and is refused; the
@@ -220,7 +264,8 @@ mod tests {
     async fn a_zombie_cannot_commit_over_the_new_owner() {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::open(&dir.path().join("lake").to_string_lossy()).unwrap();
-        let app_id = "kubetrail/g/audit/0".to_owned();
+        let key = PartitionId::new("audit", 0).marker("g");
+        let app_id = key.app_id.clone();
         let mut owner = TableWriter::open(&lake, Table::K8sAudit).await.unwrap();
         let marker = |version| CommitMarker {
             app_id: app_id.clone(),
@@ -232,27 +277,14 @@ mod tests {
         let writer = tokio::spawn(serve(lake.clone(), inbox, IngestMetrics::new()));
         let commit = |expected, version| {
             let requests = requests.clone();
-            let app_id = app_id.clone();
+            let key = key.clone();
             async move {
-                let (reply, answer) = oneshot::channel();
-                let markers = vec![MarkerUpdate {
-                    app_id,
-                    expected,
-                    version,
-                    origin: Origin::Kafka {
-                        topic: "audit".to_owned(),
-                        partition: 0,
-                        after: expected,
-                        last: version,
-                    },
-                }];
-                let request = WriterRequest::Commit {
+                ask(&requests, |reply| WriterRequest::Commit {
                     table: Table::K8sAudit,
-                    markers,
+                    markers: vec![update(&key, expected, version)],
                     reply,
-                };
-                requests.send(request).await.unwrap();
-                answer.await.unwrap()
+                })
+                .await
             }
         };
         // The zombie last saw the partition at 49.
@@ -269,6 +301,66 @@ mod tests {
         let (version, _) = commit(Some(99), 150).await.unwrap();
         assert_eq!(version, owned_at + 1);
         assert_eq!(owner.marker_version(&app_id).await.unwrap(), Some(150));
+        drop(requests);
+        writer.await.unwrap();
+    }
+
+    /// A lake written when markers named the group: the ingester of that group reads the
+    /// old marker, its next commit is checked against it and writes the new one, and from
+    /// then on an ingester of any group finds where the table stands.
+    #[tokio::test]
+    async fn a_legacy_marker_is_carried_over_and_then_serves_every_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(&dir.path().join("lake").to_string_lossy()).unwrap();
+        let partition = PartitionId::new("audit", 0);
+        let old = partition.marker("kt");
+        let mut before = TableWriter::open(&lake, Table::K8sAudit).await.unwrap();
+        let legacy = CommitMarker {
+            app_id: old.legacy.clone(),
+            version: 41,
+        };
+        before.commit(&[legacy], &[]).await.unwrap();
+
+        let (requests, inbox) = mpsc::channel(4);
+        let writer = tokio::spawn(serve(lake.clone(), inbox, IngestMetrics::new()));
+        let markers = |key: MarkerKey| {
+            let requests = requests.clone();
+            async move {
+                let all = ask(&requests, |reply| WriterRequest::Markers {
+                    keys: vec![key],
+                    reply,
+                })
+                .await
+                .unwrap();
+                all[&Table::K8sAudit][0]
+            }
+        };
+        assert_eq!(markers(old.clone()).await, Some(41));
+        // Another group knows nothing of the legacy marker.
+        assert_eq!(markers(partition.marker("renamed")).await, None);
+        // A commit expecting nothing is fenced: the table holds 41 under the old name.
+        let fenced = ask(&requests, |reply| WriterRequest::Commit {
+            table: Table::K8sAudit,
+            markers: vec![update(&old, None, 60)],
+            reply,
+        })
+        .await;
+        assert!(matches!(
+            fenced,
+            Err(WriteError::Fenced {
+                found: Some(41),
+                ..
+            })
+        ));
+        ask(&requests, |reply| WriterRequest::Commit {
+            table: Table::K8sAudit,
+            markers: vec![update(&old, Some(41), 60)],
+            reply,
+        })
+        .await
+        .unwrap();
+        assert_eq!(markers(partition.marker("renamed")).await, Some(60));
+        assert_eq!(before.marker_version(&old.app_id).await.unwrap(), Some(60));
         drop(requests);
         writer.await.unwrap();
     }
