@@ -156,6 +156,13 @@ async fn kafka(cmd: IngestKafkaCmd, config: &Config) -> anyhow::Result<Outcome> 
             report.rewinds
         );
     }
+    if report.expired > 0 {
+        println!(
+            "{} records had expired in Kafka before the lake held them: each range is a \
+             dead letter (SELECT * FROM dead_letters WHERE reason LIKE '%expired in Kafka%')",
+            report.expired
+        );
+    }
     print_totals(&report.rows);
     Ok(Outcome::Ok)
 }

@@ -1068,6 +1068,80 @@ mod kafka {
         assert_eq!(rows_and_distinct(&lake, Table::K8sAudit).await, (466, 466));
     }
 
+    /// Records Kafka dropped (retention) before the lake held them. librdkafka's mock
+    /// broker keeps at most 5 MiB per partition, dropping its oldest records beyond that,
+    /// as a retention limit does; the ingester, away meanwhile, finds its next offset gone.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn records_expired_in_kafka_before_the_lake_held_them_are_one_dead_letter_and_reading_goes_on(
+    ) {
+        let kafka = EmbeddedKafka::start(1, &[("audit", 1)]).unwrap();
+        let brokers = kafka.bootstrap_servers();
+        let dir = tempfile::tempdir().unwrap();
+        let events: Vec<String> = std::fs::read_to_string(samples().join("k8s-audit.jsonl"))
+            .unwrap()
+            .lines()
+            .take(10)
+            .map(str::to_owned)
+            .collect();
+        let small = dir.path().join("small.jsonl");
+        std::fs::write(&small, events.join("\n")).unwrap();
+        let pad = "x".repeat(60_000);
+        let big: Vec<String> = (0..120)
+            .map(|i| events[i % 10].replacen('{', &format!("{{\"pad\":\"{pad}\","), 1))
+            .collect();
+        let large = dir.path().join("large.jsonl");
+        std::fs::write(&large, big.join("\n")).unwrap();
+
+        send(&brokers, "audit", std::slice::from_ref(&small), None).await;
+        let (_lake_dir, lake) = new_lake();
+        let topics = [("audit", Some(SourceFormat::K8sAudit))];
+        let first = until_caught_up(&lake, options(&brokers, "retention", &topics)).await;
+        assert_eq!(first.records, 10);
+        // 7 MiB more than the lake holds: the broker drops the oldest, read or not.
+        send(&brokers, "audit", &[large], None).await;
+        send(&brokers, "audit", &[small], None).await;
+
+        let metrics = IngestMetrics::new();
+        let mut second = options(&brokers, "retention", &topics);
+        second.until_caught_up = true;
+        let report = ingest_kafka(&lake, second, metrics.clone(), std::future::pending())
+            .await
+            .unwrap();
+        let expired = report.expired as i64;
+        assert!(expired > 0 && expired < 120, "{report:?}");
+        let dead = read_table(&lake, Table::DeadLetters).await;
+        let reasons = strings(&dead, "reason");
+        assert_eq!(reasons.len(), 1, "{reasons:?}");
+        assert!(
+            reasons[0].starts_with(&format!(
+                "offsets 10..{} of audit/0 ({expired} records) expired in Kafka",
+                9 + expired
+            )),
+            "{reasons:?}"
+        );
+        assert_eq!(ints(&dead, "_offset"), [10]);
+        assert_eq!(strings(&dead, "_source"), ["kafka:audit/0"]);
+        // Every record Kafka still had is in, once.
+        let held = 10 + 130 - expired as usize;
+        assert_eq!(report.records as usize, 130 - expired as usize);
+        assert_eq!(
+            rows_and_distinct(&lake, Table::K8sAudit).await,
+            (held, held)
+        );
+        assert!(
+            metrics.render().contains(&format!(
+                "kubetrail_kafka_expired_records_total{{topic=\"audit\",partition=\"0\"}} {expired}"
+            )),
+            "{}",
+            metrics.render()
+        );
+        // The range is recorded once: a run from the lake's markers, under any group,
+        // finds nothing new.
+        let again = until_caught_up(&lake, options(&brokers, "other", &topics)).await;
+        assert_eq!((again.records, again.expired), (0, 0));
+        assert_eq!(row_count(&lake, Table::DeadLetters).await, 1);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn two_ingesters_in_one_group_write_each_record_once_between_them() {
         let kafka = EmbeddedKafka::start(1, &[("audit", 3)]).unwrap();

@@ -124,7 +124,9 @@ fn poll_until_done(
             Some(Ok(message)) => {
                 backoff = Duration::ZERO;
                 let mut s = lock(state);
-                let taken = s.take(&message);
+                let taken = s
+                    .record_expired_before(consumer, &message)
+                    .and_then(|committed| Ok(s.take(&message)? | committed));
                 if s.survive_failed_commit(taken)? {
                     commit_advisory(consumer, &s, CommitMode::Async);
                 }
@@ -442,10 +444,15 @@ impl IngestState {
                     .add_where(decoded, format.name(), &provenance, payload.len(), keep)?
             }
         };
+        self.write_full(full)
+    }
+
+    /// Writes and commits the tables that reached a limit; the others wait for their own
+    /// turn. Returns whether something was committed.
+    fn write_full(&mut self, full: Vec<(Table, RecordBatch)>) -> Result<bool, IngestError> {
         if full.is_empty() {
             return Ok(false);
         }
-        // A full table is written and committed now; the others wait for their own turn.
         let tables: BTreeSet<Table> = full.iter().map(|(t, _)| *t).collect();
         for (table, batch) in full {
             self.stage(table, batch)?;
@@ -454,6 +461,78 @@ impl IngestState {
             self.commit_table(table)?;
         }
         Ok(true)
+    }
+
+    /// Records, before `message` is taken in, the records of its partition that Kafka no
+    /// longer has although the lake never held them: retention deleted them while the
+    /// ingester was behind or away, and librdkafka skipped to the earliest record left.
+    /// The range becomes one dead letter (so a responder can query what is missing), a
+    /// counter and a warning, and reading goes on. Offsets also jump over transaction
+    /// markers and compacted records; the earliest offset the broker still has tells
+    /// the two apart, at one request per jump. Returns whether something was committed.
+    fn record_expired_before(
+        &mut self,
+        consumer: &BaseConsumer<IngestContext>,
+        message: &impl Message,
+    ) -> Result<bool, IngestError> {
+        let offset = message.offset();
+        let Some((id, position)) = self
+            .partitions
+            .iter_mut()
+            .find(|(id, _)| id.partition == message.partition() && *id.topic == *message.topic())
+        else {
+            return Ok(false);
+        };
+        let from = match position.next {
+            Some(next) if offset > next && !position.rewind => next,
+            _ => return Ok(false),
+        };
+        let earliest = consumer
+            .fetch_watermarks(&id.topic, id.partition, Duration::from_secs(5))
+            .map(|(low, _)| low);
+        let (to, why) = match earliest {
+            Ok(low) if low <= from => return Ok(false),
+            Ok(low) => (
+                low.min(offset) - 1,
+                format!("the partition's earliest offset is now {low}"),
+            ),
+            Err(e) => (
+                offset - 1,
+                format!("not delivered, and the earliest offset could not be read to tell ({e})"),
+            ),
+        };
+        let records = to - from + 1;
+        let reason = format!(
+            "offsets {from}..{to} of {id} ({records} records) expired in Kafka (retention) \
+             before the lake held them: {why}"
+        );
+        let id = id.clone();
+        position.last = Some(to);
+        position.next = Some(to + 1);
+        let provenance = Provenance {
+            source: position.source.clone(),
+            offset: from,
+            ingested_at: chrono::Utc::now().timestamp_micros(),
+        };
+        if position.lake.holds(Table::DeadLetters, from) {
+            // Recorded before a crash or a rewind already.
+            debug!("{reason} (already recorded)");
+            return Ok(false);
+        }
+        warn!("{reason}");
+        self.metrics
+            .expired(&id.topic, id.partition, records as u64);
+        self.report.expired += records as u64;
+        let format = self.formats.get(&*id.topic).copied().flatten();
+        let letter = DeadLetter {
+            format: format.map_or("auto", |f| f.name()).to_owned(),
+            reason,
+            raw: Vec::new(),
+        };
+        self.batches.add_dead_letter(letter, &provenance);
+        self.oldest_pending.get_or_insert_with(Instant::now);
+        let full = self.batches.take_full()?;
+        self.write_full(full)
     }
 
     fn dead_letter(

@@ -120,6 +120,8 @@ pub struct KafkaReport {
     /// Times this ingester dropped what it had not committed, to re-read it from the
     /// lake's markers: a partition it held was taken over, or a commit failed.
     pub rewinds: u64,
+    /// Records Kafka deleted before the lake held them, each range a dead letter.
+    pub expired: u64,
 }
 
 /// Consumes until `shutdown` resolves (then flushes, commits and returns), until caught
