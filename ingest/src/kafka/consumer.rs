@@ -124,9 +124,7 @@ fn poll_until_done(
             Some(Ok(message)) => {
                 backoff = Duration::ZERO;
                 let mut s = lock(state);
-                let taken = s
-                    .record_expired_before(consumer, &message)
-                    .and_then(|committed| Ok(s.take(&message)? | committed));
+                let taken = s.take(&message, consumer);
                 if s.survive_failed_commit(taken)? {
                     commit_advisory(consumer, &s, CommitMode::Async);
                 }
@@ -380,8 +378,13 @@ impl IngestState {
         }
     }
 
-    /// Takes in one record. Returns whether something was committed.
-    fn take(&mut self, message: &impl Message) -> Result<bool, IngestError> {
+    /// Takes in one record, after the range before it if Kafka no longer has that. Returns
+    /// whether something was committed.
+    fn take(
+        &mut self,
+        message: &impl Message,
+        consumer: &BaseConsumer<IngestContext>,
+    ) -> Result<bool, IngestError> {
         let offset = message.offset();
         self.metrics.record_in(message.topic());
         // A scan of the few assigned partitions, not a lookup: a key would cost an
@@ -397,6 +400,16 @@ impl IngestState {
         let id = id.clone();
         if position.rewind || position.last.is_some_and(|last| offset <= last) {
             return Ok(false);
+        }
+        let mut committed = false;
+        let mut position = position;
+        if let Some(from) = position.next.filter(|next| offset > *next) {
+            committed = self.record_expired(&id, from, offset, consumer)?;
+            // A second lookup only on a jump: the scan above is the hot path's one.
+            let Some(p) = self.partitions.get_mut(&id) else {
+                return Ok(committed);
+            };
+            position = p;
         }
         self.report.records += 1;
         self.oldest_pending.get_or_insert_with(Instant::now);
@@ -444,7 +457,7 @@ impl IngestState {
                     .add_where(decoded, format.name(), &provenance, payload.len(), keep)?
             }
         };
-        self.write_full(full)
+        Ok(self.write_full(full)? | committed)
     }
 
     /// Writes and commits the tables that reached a limit; the others wait for their own
@@ -463,30 +476,20 @@ impl IngestState {
         Ok(true)
     }
 
-    /// Records, before `message` is taken in, the records of its partition that Kafka no
-    /// longer has although the lake never held them: retention deleted them while the
-    /// ingester was behind or away, and librdkafka skipped to the earliest record left.
-    /// The range becomes one dead letter (so a responder can query what is missing), a
-    /// counter and a warning, and reading goes on. Offsets also jump over transaction
-    /// markers and compacted records; the earliest offset the broker still has tells
-    /// the two apart, at one request per jump. Returns whether something was committed.
-    fn record_expired_before(
+    /// Records the records `from..offset` of partition `id` if Kafka no longer has them
+    /// although the lake never held them: retention deleted them while the ingester was
+    /// behind or away, and librdkafka skipped to the earliest record left. The range
+    /// becomes one dead letter (so a responder can query what is missing), a counter and a
+    /// warning, and reading goes on. Offsets also jump over transaction markers and
+    /// compacted records; the earliest offset the broker still has tells the two apart, at
+    /// one request per jump. Returns whether something was committed.
+    fn record_expired(
         &mut self,
+        id: &PartitionId,
+        from: i64,
+        offset: i64,
         consumer: &BaseConsumer<IngestContext>,
-        message: &impl Message,
     ) -> Result<bool, IngestError> {
-        let offset = message.offset();
-        let Some((id, position)) = self
-            .partitions
-            .iter_mut()
-            .find(|(id, _)| id.partition == message.partition() && *id.topic == *message.topic())
-        else {
-            return Ok(false);
-        };
-        let from = match position.next {
-            Some(next) if offset > next && !position.rewind => next,
-            _ => return Ok(false),
-        };
         let earliest = consumer
             .fetch_watermarks(&id.topic, id.partition, Duration::from_secs(5))
             .map(|(low, _)| low);
@@ -501,37 +504,33 @@ impl IngestState {
                 format!("not delivered, and the earliest offset could not be read to tell ({e})"),
             ),
         };
+        let Some(position) = self.partitions.get_mut(id) else {
+            return Ok(false);
+        };
         let records = to - from + 1;
         let reason = format!(
             "offsets {from}..{to} of {id} ({records} records) expired in Kafka (retention) \
              before the lake held them: {why}"
         );
-        let id = id.clone();
         position.last = Some(to);
         position.next = Some(to + 1);
-        let provenance = Provenance {
-            source: position.source.clone(),
-            offset: from,
-            ingested_at: chrono::Utc::now().timestamp_micros(),
-        };
         if position.lake.holds(Table::DeadLetters, from) {
             // Recorded before a crash or a rewind already.
             debug!("{reason} (already recorded)");
             return Ok(false);
         }
+        let provenance = Provenance {
+            source: position.source.clone(),
+            offset: from,
+            ingested_at: chrono::Utc::now().timestamp_micros(),
+        };
         warn!("{reason}");
         self.metrics
             .expired(&id.topic, id.partition, records as u64);
         self.report.expired += records as u64;
-        let format = self.formats.get(&*id.topic).copied().flatten();
-        let letter = DeadLetter {
-            format: format.map_or("auto", |f| f.name()).to_owned(),
-            reason,
-            raw: Vec::new(),
-        };
-        self.batches.add_dead_letter(letter, &provenance);
         self.oldest_pending.get_or_insert_with(Instant::now);
-        let full = self.batches.take_full()?;
+        let format = self.formats.get(&*id.topic).copied().flatten();
+        let full = self.dead_letter(format, &reason, &[], &provenance, |_| true);
         self.write_full(full)
     }
 
