@@ -44,6 +44,9 @@ pub enum Command {
     /// Detection rules: list them, run their inline tests, run them over the lake.
     #[command(subcommand)]
     Detect(DetectCmd),
+    /// kubetrail's version and commit, and the versions of librdkafka (with its built-in
+    /// features: TLS, SASL), DataFusion and delta-rs.
+    Version,
 }
 
 #[derive(Args, Clone)]
@@ -117,6 +120,9 @@ pub enum DetectCmd {
         /// kafka:BROKERS/TOPIC, webhook:URL (POST, retried with backoff). Repeatable.
         #[arg(long)]
         sink: Vec<String>,
+        /// Settings of the kafka: sink's producer.
+        #[command(flatten)]
+        kafka: KafkaClientArgs,
         /// update (one alert per fact, updated while it goes on; the default) or bucket
         /// (one alert per entity per suppress bucket).
         #[arg(long)]
@@ -257,6 +263,21 @@ pub fn parse_key_value(text: &str) -> Result<(String, String), String> {
     }
 }
 
+/// librdkafka settings for a Kafka client, beside the config file's `[kafka.options]` and
+/// `[kafka.secrets]` and the `KUBETRAIL_KAFKA_*` variables of secret settings.
+#[derive(Args, Clone, Default)]
+pub struct KafkaClientArgs {
+    /// A librdkafka setting, KEY=VALUE (repeatable), e.g. security.protocol=SASL_SSL.
+    /// Secrets (sasl.password, ssl.key.password...) are refused here: use
+    /// --kafka-secret-file or KUBETRAIL_KAFKA_SASL_PASSWORD-style variables.
+    #[arg(long = "kafka-option", value_parser = parse_key_value)]
+    pub options: Vec<(String, String)>,
+    /// A librdkafka setting read from a file, KEY=PATH (repeatable), e.g.
+    /// sasl.password=/run/secrets/kafka-password; one trailing newline is dropped.
+    #[arg(long = "kafka-secret-file", value_parser = parse_key_value)]
+    pub secret_files: Vec<(String, String)>,
+}
+
 #[derive(Args, Clone)]
 pub struct LakeArgs {
     /// Lake directory [default: the config file's `lake`, else ./kubetrail-lake].
@@ -303,16 +324,15 @@ pub struct IngestKafkaCmd {
     /// Do not compact closed days' small files while running.
     #[arg(long)]
     pub no_compaction: bool,
-    /// A librdkafka setting, KEY=VALUE (repeatable), e.g. fetch.max.bytes=52428800.
-    #[arg(long = "kafka-option", value_parser = parse_key_value)]
-    pub kafka_options: Vec<(String, String)>,
+    #[command(flatten)]
+    pub kafka: KafkaClientArgs,
 }
 
 #[derive(Args)]
 pub struct ProduceCmd {
-    /// Bootstrap brokers, HOST:PORT[,HOST:PORT...].
+    /// Bootstrap brokers, HOST:PORT[,HOST:PORT...] [default: the config file's kafka.brokers].
     #[arg(long, env = "KUBETRAIL_BROKERS")]
-    pub brokers: String,
+    pub brokers: Option<String>,
     #[arg(long)]
     pub topic: String,
     /// Records per second (default: as fast as the brokers take them).
@@ -322,9 +342,8 @@ pub struct ProduceCmd {
     /// (VPC flow logs need their header first); default: spread over all partitions.
     #[arg(long)]
     pub key_by_file: bool,
-    /// A librdkafka setting, KEY=VALUE (repeatable).
-    #[arg(long = "kafka-option", value_parser = parse_key_value)]
-    pub kafka_options: Vec<(String, String)>,
+    #[command(flatten)]
+    pub kafka: KafkaClientArgs,
     /// Files (plain or gzip) in any format `ingest file` reads; `-` reads standard input.
     #[arg(required = true)]
     pub paths: Vec<String>,

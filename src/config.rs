@@ -28,8 +28,13 @@
 //! linger = "5s"
 //! metrics_addr = "127.0.0.1:9898"
 //! compact_closed_days = true
-//! [kafka.options]
-//! "fetch.max.bytes" = "52428800"
+//! [kafka.options]                 # librdkafka settings, for ingest, produce and the alert sink
+//! "security.protocol" = "SASL_SSL"
+//! "sasl.mechanism" = "SCRAM-SHA-512"
+//! "sasl.username" = "kubetrail"
+//! "ssl.ca.location" = "/etc/kubetrail/kafka-ca.pem"
+//! [kafka.secrets]                 # secret settings come from files (or KUBETRAIL_KAFKA_*)
+//! "sasl.password" = "/run/secrets/kafka-password"
 //!
 //! [detections]
 //! allowed_registries = ["registry.example.com/"]
@@ -43,9 +48,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use kubetrail_detections::{Grouping, Watchlists};
+use kubetrail_ingest::kafka::{self, ClientOptions};
 use kubetrail_ingest::BatchLimits;
 use kubetrail_lake::{Lake, StorageOptions};
 use serde::Deserialize;
+
+use crate::cli::KafkaClientArgs;
 
 /// The file looked for in the working directory when no `--config` is given.
 pub const DEFAULT_FILE: &str = "kubetrail.toml";
@@ -163,9 +171,62 @@ pub struct KafkaSettings {
     pub linger: Option<String>,
     pub metrics_addr: Option<std::net::SocketAddr>,
     pub compact_closed_days: Option<bool>,
-    /// librdkafka settings.
+    /// librdkafka settings; secret ones are refused here.
     #[serde(default)]
-    pub options: std::collections::BTreeMap<String, String>,
+    pub options: BTreeMap<String, String>,
+    /// librdkafka settings read from files: key → path.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, PathBuf>,
+}
+
+impl KafkaSettings {
+    /// The librdkafka settings of a client: the file's `[kafka.options]`, then the
+    /// flags', then the secrets: the file's `[kafka.secrets]`, `--kafka-secret-file`, and
+    /// the `KUBETRAIL_KAFKA_*` variable of each secret setting. A secret given in the open
+    /// is refused in one line that does not repeat it.
+    pub fn client_options(&self, flags: &KafkaClientArgs) -> anyhow::Result<ClientOptions> {
+        let mut options = ClientOptions::default();
+        for (key, value) in &self.options {
+            options
+                .set(key, value)
+                .map_err(|e| anyhow::anyhow!("[kafka.options] of the config file: {e}"))?;
+        }
+        for (key, value) in &flags.options {
+            options
+                .set(key, value)
+                .map_err(|e| anyhow::anyhow!("--kafka-option: {e}"))?;
+        }
+        let files = self
+            .secrets
+            .iter()
+            .map(|(k, p)| (k.as_str(), p.as_path()))
+            .chain(
+                flags
+                    .secret_files
+                    .iter()
+                    .map(|(k, p)| (k.as_str(), Path::new(p))),
+            );
+        for (key, path) in files {
+            let text = std::fs::read_to_string(path).with_context(|| {
+                format!(
+                    "cannot read the file of Kafka setting {key} ({})",
+                    path.display()
+                )
+            })?;
+            let value = text.strip_suffix('\n').unwrap_or(&text);
+            let value = value.strip_suffix('\r').unwrap_or(value);
+            options.set_secret(key, value).map_err(anyhow::Error::msg)?;
+        }
+        for key in kafka::client_options::SECRET_KEYS {
+            let variable = kafka::client_options::secret_variable(key);
+            if let Ok(value) = std::env::var(&variable) {
+                options
+                    .set_secret(key, &value)
+                    .map_err(anyhow::Error::msg)?;
+            }
+        }
+        Ok(options)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

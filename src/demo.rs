@@ -107,7 +107,7 @@ pub async fn run(cmd: DemoCmd) -> anyhow::Result<Outcome> {
             rate: None,
             // One file's records in order in one partition: a VPC log's header comes first.
             key_by_file: true,
-            client_options: Vec::new(),
+            client_options: Default::default(),
         };
         let report = tokio::task::spawn_blocking(move || produce(&options, &paths)).await??;
         println!("   {:>5} records -> topic {topic}", report.records);
@@ -130,7 +130,10 @@ pub async fn run(cmd: DemoCmd) -> anyhow::Result<Outcome> {
     options.linger = Duration::from_secs(1);
     options.compact_every = None;
     // A lone member of a fresh group: no reason to wait out the default timeouts.
-    options.client_options = vec![("session.timeout.ms".into(), "6000".into())];
+    options
+        .client_options
+        .set("session.timeout.ms", "6000")
+        .map_err(anyhow::Error::msg)?;
     let report = ingest_kafka(&lake, options, IngestMetrics::new(), std::future::pending()).await?;
     println!(
         "   {} records in {} commits, every one with its partitions' offsets",

@@ -74,6 +74,7 @@ pub async fn run(cmd: DetectCmd, config: &Config) -> anyhow::Result<Outcome> {
             lookback,
             history,
             sink,
+            kafka,
             grouping,
         } => {
             if every.is_zero() {
@@ -82,9 +83,10 @@ pub async fn run(cmd: DetectCmd, config: &Config) -> anyhow::Result<Outcome> {
             let watchlists = config.detections.watchlists()?;
             let grouping = config.detections.grouping(grouping.as_deref())?;
             let shutdown = crate::ingest::shutdown_signal();
+            let client = config.kafka.client_options(&kafka)?;
             let sinks = sink
                 .iter()
-                .map(|s| AlertSink::parse(s))
+                .map(|s| AlertSink::parse(s, client.pairs()))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(anyhow::Error::msg)?;
             let pack = pack(&rules)?;

@@ -133,12 +133,7 @@ async fn kafka(cmd: IngestKafkaCmd, config: &Config) -> anyhow::Result<Outcome> 
     if cmd.no_compaction || settings.compact_closed_days == Some(false) {
         options.compact_every = None;
     }
-    options.client_options = settings
-        .options
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .chain(cmd.kafka_options.iter().cloned())
-        .collect();
+    options.client_options = settings.client_options(&cmd.kafka)?;
     let metrics = IngestMetrics::new();
     if let Some(addr) = cmd.metrics_addr.or(settings.metrics_addr) {
         let bound = kubetrail_ingest::metrics::serve(addr, metrics.clone()).await?;

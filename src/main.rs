@@ -28,6 +28,19 @@ use cli::{Cli, Command};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+fn version() -> anyhow::Result<Outcome> {
+    let (librdkafka, features) = kubetrail_ingest::kafka::librdkafka();
+    println!(
+        "kubetrail {} (commit {})",
+        env!("CARGO_PKG_VERSION"),
+        env!("KUBETRAIL_COMMIT")
+    );
+    println!("librdkafka {librdkafka} (builtin.features: {features})");
+    println!("DataFusion {}", datafusion::DATAFUSION_VERSION);
+    println!("delta-rs {}", deltalake::crate_version());
+    Ok(Outcome::Ok)
+}
+
 /// How a command that ran to the end went.
 pub enum Outcome {
     Ok,
@@ -70,9 +83,10 @@ async fn main() -> ExitCode {
             Command::Demo(cmd) => demo::run(cmd).await,
             Command::Samples(cmd) => samples(cmd),
             Command::Lake(cmd) => lake::run(cmd, &config).await,
-            Command::Produce(cmd) => produce::run(cmd).await,
+            Command::Produce(cmd) => produce::run(cmd, &config).await,
             Command::Timeline(cmd) => timeline::run(cmd, &config).await,
             Command::Detect(cmd) => detect::run(cmd, &config).await,
+            Command::Version => version(),
         },
         Err(e) => Err(e),
     };

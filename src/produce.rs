@@ -3,16 +3,23 @@
 use kubetrail_ingest::kafka::{produce, Produce};
 use kubetrail_ingest::InputPath;
 
+use anyhow::Context;
+
 use crate::cli::ProduceCmd;
+use crate::config::Config;
 use crate::Outcome;
 
-pub async fn run(cmd: ProduceCmd) -> anyhow::Result<Outcome> {
+pub async fn run(cmd: ProduceCmd, config: &Config) -> anyhow::Result<Outcome> {
+    let brokers = cmd
+        .brokers
+        .or_else(|| config.kafka.brokers.clone())
+        .context("no brokers: pass --brokers HOST:PORT or set kafka.brokers")?;
     let options = Produce {
-        brokers: cmd.brokers,
+        brokers,
         topic: cmd.topic,
         rate: cmd.rate,
         key_by_file: cmd.key_by_file,
-        client_options: cmd.kafka_options,
+        client_options: config.kafka.client_options(&cmd.kafka)?,
     };
     let paths: Vec<InputPath> = cmd.paths.iter().map(|p| InputPath::parse(p)).collect();
     let topic = options.topic.clone();

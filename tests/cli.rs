@@ -505,6 +505,43 @@ fn the_config_file_sits_under_env_and_flags() {
     );
 }
 
+/// A user sees at once which build handled the evidence and that TLS and SASL are in.
+#[test]
+fn version_names_the_build_and_its_engines() {
+    let (code, out, err) = run(kubetrail().arg("version"));
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with(concat!(
+            "kubetrail ",
+            env!("CARGO_PKG_VERSION"),
+            " (commit "
+        )),
+        "{out}"
+    );
+    let librdkafka = lines
+        .iter()
+        .find(|l| l.starts_with("librdkafka 2."))
+        .expect(&out);
+    for feature in [
+        "ssl",
+        "sasl_plain",
+        "sasl_scram",
+        "sasl_oauthbearer",
+        "zstd",
+    ] {
+        assert!(
+            librdkafka.split([' ', ',', '(', ')']).any(|f| f == feature),
+            "{feature}: {out}"
+        );
+    }
+    assert!(
+        lines.iter().any(|l| l.starts_with("DataFusion 55.")),
+        "{out}"
+    );
+    assert!(lines.iter().any(|l| l.starts_with("delta-rs 1.")), "{out}");
+}
+
 #[test]
 fn kafka_verbs_refuse_bad_arguments_in_one_line() {
     let (_dir, lake) = temp_lake();
@@ -569,12 +606,18 @@ impl Broker {
 
     /// `None` (with the reason on stderr) where no broker can be had on this machine.
     fn start(dir: &Path) -> Option<Broker> {
-        let (code, out, err) = run(Command::new(Self::script()).arg("start").arg(dir));
+        Self::launch(
+            dir,
+            Command::new(Self::script()).arg("start").arg(dir),
+            "Kafka-protocol broker",
+        )
+    }
+
+    /// Runs the script's `start` or `start-secure`, which prints the port.
+    fn launch(dir: &Path, script: &mut Command, what: &str) -> Option<Broker> {
+        let (code, out, err) = run(script);
         if code != 0 {
-            eprintln!(
-                "SKIPPED: no Kafka-protocol broker on this machine: {}",
-                err.trim()
-            );
+            eprintln!("SKIPPED: no {what} on this machine: {}", err.trim());
             return None;
         }
         Some(Broker {
@@ -595,6 +638,26 @@ impl Broker {
             .arg(&self.dir)
             .arg(self.port.to_string()));
         assert_eq!(code, 0, "{err}");
+    }
+
+    /// The same broker refusing plaintext and unauthenticated clients: stunnel's TLS in
+    /// front (a CA made in `dir`: `ca.pem`, and `other-ca.pem` that signed nothing), SCRAM
+    /// users, and `topics` created before authentication was switched on.
+    fn start_secure(
+        dir: &Path,
+        user: &str,
+        password: &str,
+        topics: &[(&str, u32)],
+    ) -> Option<Broker> {
+        Self::launch(
+            dir,
+            Command::new(Self::script())
+                .arg("start-secure")
+                .arg(dir)
+                .args([user, password])
+                .args(topics.iter().map(|(name, n)| format!("{name}={n}"))),
+            "TLS and SASL broker (tansu and stunnel)",
+        )
     }
 
     fn brokers(&self) -> String {
@@ -622,6 +685,230 @@ impl Drop for Broker {
 
 /// The core promise: an ingester SIGKILLed at random moments while 100k records stream,
 /// then restarted, leaves exactly 100k rows, none twice, none missing.
+/// Settings of a client of the secure broker: SASL over TLS with `mechanism`, trusting `ca`.
+fn sasl_ssl(mechanism: &str, ca: &Path) -> Vec<String> {
+    [
+        "security.protocol=SASL_SSL".to_owned(),
+        format!("sasl.mechanism={mechanism}"),
+        "sasl.username=alice".to_owned(),
+        format!("ssl.ca.location={}", ca.display()),
+    ]
+    .into_iter()
+    .flat_map(|setting| ["--kafka-option".to_owned(), setting])
+    .collect()
+}
+
+/// Every file under `dir`, read whole.
+fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files_under(&path));
+        } else {
+            found.push((path.clone(), std::fs::read(&path).unwrap()));
+        }
+    }
+    found
+}
+
+/// The transport a managed Kafka demands: TLS and SASL/SCRAM, with the password given the
+/// two ways a secret may come (a variable, a file) and found nowhere after (not in any
+/// output, not in the lake). Every setting such a broker refuses ends `produce` and
+/// `ingest kafka` within seconds, in one line that names the cause, instead of a silent
+/// retry loop; a secret given in the open is refused without being repeated.
+#[test]
+fn a_broker_with_tls_and_sasl_is_read_and_each_refusal_is_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let password = format!("pw-{}-{}", std::process::id(), line!());
+    let Some(broker) = Broker::start_secure(
+        &dir.path().join("broker"),
+        "alice",
+        &password,
+        &[("audit", 2)],
+    ) else {
+        return;
+    };
+    let ca = dir.path().join("broker/ca.pem");
+    let secret_file = dir.path().join("kafka-password");
+    std::fs::write(&secret_file, format!("{password}\n")).unwrap();
+    let audit = samples().join("k8s-audit.jsonl");
+    let (_lake_dir, lake) = temp_lake();
+    let mut said = String::new();
+
+    let (code, out, err) = run(kubetrail()
+        .args([
+            "produce",
+            "--brokers",
+            &broker.brokers(),
+            "--topic",
+            "audit",
+        ])
+        .args(sasl_ssl("SCRAM-SHA-256", &ca))
+        .env("KUBETRAIL_KAFKA_SASL_PASSWORD", &password)
+        .arg(&audit));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("466 records"), "{out}");
+    said += &(out + &err);
+    let (code, out, err) = run(kubetrail()
+        .args(["ingest", "kafka", "--lake", &lake, "--until-caught-up"])
+        .args(["--brokers", &broker.brokers(), "--topic", "audit=k8s-audit"])
+        .args(sasl_ssl("SCRAM-SHA-512", &ca))
+        .arg("--kafka-secret-file")
+        .arg(format!("sasl.password={}", secret_file.display())));
+    assert_eq!(code, 0, "{err}");
+    said += &(out + &err);
+    assert_eq!(audit_rows(&lake), "466");
+    assert!(
+        !said.contains(&password),
+        "the password was printed: {said}"
+    );
+    for (path, bytes) in files_under(Path::new(&lake)) {
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains(&password),
+            "the password is in {}",
+            path.display()
+        );
+    }
+
+    // (what is wrong, settings, variables, what the line must name)
+    let other_ca = dir.path().join("broker/other-ca.pem");
+    let wrong = format!("not-{password}");
+    let plaintext: Vec<String> = Vec::new();
+    let tls_only = vec![
+        "--kafka-option".to_owned(),
+        "security.protocol=SSL".to_owned(),
+        "--kafka-option".to_owned(),
+        format!("ssl.ca.location={}", ca.display()),
+    ];
+    let mut oauth = sasl_ssl("OAUTHBEARER", &ca);
+    oauth.extend([
+        "--kafka-option".into(),
+        "enable.sasl.oauthbearer.unsecure.jwt=true".into(),
+    ]);
+    /// What is wrong, the settings, a variable it sets, and what the line must name.
+    struct Refusal<'a> {
+        what: &'a str,
+        settings: Vec<String>,
+        variable: (&'a str, &'a str),
+        named: &'a str,
+    }
+    let refusals = [
+        Refusal {
+            what: "wrong password",
+            settings: sasl_ssl("SCRAM-SHA-512", &ca),
+            variable: ("KUBETRAIL_KAFKA_SASL_PASSWORD", &wrong),
+            named: "authentication failed",
+        },
+        Refusal {
+            what: "untrusted certificate",
+            settings: sasl_ssl("SCRAM-SHA-256", &other_ca),
+            variable: ("KUBETRAIL_KAFKA_SASL_PASSWORD", &password),
+            named: "certificate verify failed",
+        },
+        Refusal {
+            what: "mechanism the broker does not take",
+            settings: oauth,
+            variable: ("KUBETRAIL_KAFKA_SASL_OAUTHBEARER_CONFIG", "principal=alice"),
+            named: "sasl.mechanism=OAUTHBEARER",
+        },
+        Refusal {
+            what: "plaintext to TLS",
+            settings: plaintext,
+            variable: ("KUBETRAIL_UNUSED", ""),
+            named: "security.protocol",
+        },
+        Refusal {
+            what: "TLS without SASL",
+            settings: tls_only,
+            variable: ("KUBETRAIL_UNUSED", ""),
+            named: "security.protocol",
+        },
+    ];
+    for Refusal {
+        what,
+        settings,
+        variable: (variable, value),
+        named,
+    } in &refusals
+    {
+        for verb in [
+            &["produce", "--topic", "audit"][..],
+            &[
+                "ingest",
+                "kafka",
+                "--lake",
+                &lake,
+                "--topic",
+                "audit=k8s-audit",
+            ],
+        ] {
+            let started = std::time::Instant::now();
+            let (code, _, err) = run(kubetrail()
+                .args(verb)
+                .args(["--brokers", &broker.brokers()])
+                .args(settings)
+                .env(variable, value)
+                .arg(if verb[0] == "produce" {
+                    audit.as_os_str()
+                } else {
+                    "--until-caught-up".as_ref()
+                }));
+            let took = started.elapsed();
+            let last = err.trim().lines().last().unwrap_or_default();
+            assert_eq!(code, 1, "{what}, {verb:?}: {err}");
+            assert!(
+                took < std::time::Duration::from_secs(10),
+                "{what}, {verb:?}: {took:?}"
+            );
+            assert!(
+                last.starts_with("kubetrail: Kafka: ") && last.contains(named),
+                "{what}, {verb:?}: {err}"
+            );
+            assert!(last.contains("not retried"), "{what}, {verb:?}: {last}");
+            assert!(!err.contains(&password), "{what}, {verb:?}: {err}");
+        }
+    }
+    assert_eq!(audit_rows(&lake), "466");
+
+    // A secret in the open is refused, and not repeated.
+    let config = dir.path().join("kubetrail.toml");
+    std::fs::write(
+        &config,
+        format!("[kafka.options]\n\"sasl.password\" = \"{password}\"\n"),
+    )
+    .unwrap();
+    let sink = format!("kafka:{}/alerts", broker.brokers());
+    let brokers = broker.brokers();
+    let words = |text: &str| -> Vec<String> { text.split(' ').map(str::to_owned).collect() };
+    let in_the_open = [
+        words(&format!(
+            "produce --brokers {brokers} --topic audit --kafka-option sasl.password={password} {}",
+            audit.display()
+        )),
+        words(&format!(
+            "ingest kafka --lake {lake} --brokers {brokers} --topic audit \
+             --kafka-option ssl.key.password={password}"
+        )),
+        words(&format!(
+            "detect schedule --lake {lake} --sink {sink} --kafka-option sasl.password={password}"
+        )),
+        words(&format!(
+            "--config {} produce --brokers {brokers} --topic audit {}",
+            config.display(),
+            audit.display()
+        )),
+    ];
+    for args in &in_the_open {
+        let (code, _, err) = run(kubetrail().args(args));
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains("is a secret"), "{err}");
+        assert!(!err.contains(&password), "{err}");
+    }
+}
+
 #[test]
 fn an_ingester_killed_at_random_moments_lands_every_record_exactly_once() {
     use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -37,8 +37,12 @@ pub enum AlertSink {
 
 impl AlertSink {
     /// `jsonl:-`, `jsonl:/var/log/kubetrail/alerts.jsonl`, `kafka:HOST:PORT[,..]/TOPIC`,
-    /// `webhook:https://hooks.example.com/kubetrail`.
-    pub fn parse(spec: &str) -> Result<AlertSink, String> {
+    /// `webhook:https://hooks.example.com/kubetrail`. `kafka_settings` are librdkafka
+    /// settings for a Kafka sink's producer (TLS, SASL), over ours.
+    pub fn parse<'a>(
+        spec: &str,
+        kafka_settings: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<AlertSink, String> {
         let (kind, target) = spec.split_once(':').ok_or_else(|| {
             format!("sink '{spec}' must be jsonl:PATH, kafka:BROKERS/TOPIC or webhook:URL")
         })?;
@@ -50,12 +54,15 @@ impl AlertSink {
                     .rsplit_once('/')
                     .filter(|(b, t)| !b.is_empty() && !t.is_empty())
                     .ok_or_else(|| format!("kafka sink '{target}' must be BROKERS/TOPIC"))?;
-                let producer = ClientConfig::new()
+                let mut config = ClientConfig::new();
+                config
                     .set("bootstrap.servers", brokers)
                     .set("client.id", "kubetrail-alerts")
-                    .set("message.timeout.ms", "30000")
-                    .create()
-                    .map_err(|e| format!("kafka sink: {e}"))?;
+                    .set("message.timeout.ms", "30000");
+                for (key, value) in kafka_settings {
+                    config.set(key, value);
+                }
+                let producer = config.create().map_err(|e| format!("kafka sink: {e}"))?;
                 Ok(AlertSink::Kafka {
                     topic: topic.to_owned(),
                     producer,
@@ -234,15 +241,15 @@ mod tests {
     #[test]
     fn sinks_are_named_the_way_operators_write_them() {
         assert!(matches!(
-            AlertSink::parse("jsonl:-"),
+            AlertSink::parse("jsonl:-", []),
             Ok(AlertSink::JsonLines(None))
         ));
         assert!(matches!(
-            AlertSink::parse("kafka:127.0.0.1:9092/alerts"),
+            AlertSink::parse("kafka:127.0.0.1:9092/alerts", []),
             Ok(AlertSink::Kafka { .. })
         ));
         assert!(matches!(
-            AlertSink::parse("webhook:https://hooks.example.com/x"),
+            AlertSink::parse("webhook:https://hooks.example.com/x", []),
             Ok(AlertSink::Webhook { .. })
         ));
         for bad in [
@@ -253,7 +260,26 @@ mod tests {
             "email:x",
             "stdout",
         ] {
-            assert!(AlertSink::parse(bad).is_err(), "{bad}");
+            assert!(AlertSink::parse(bad, []).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_kafka_sink_takes_the_client_settings() {
+        let secure = [
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanism", "SCRAM-SHA-512"),
+            ("sasl.username", "kubetrail"),
+            ("sasl.password", "s3cret"),
+        ];
+        if let Err(e) = AlertSink::parse("kafka:127.0.0.1:9092/alerts", secure) {
+            panic!("{e}");
+        }
+        let refused = AlertSink::parse(
+            "kafka:127.0.0.1:9092/alerts",
+            [("security.protocol", "CARRIER_PIGEON")],
+        );
+        let e = refused.err().expect("librdkafka refuses the setting");
+        assert!(e.contains("security.protocol"), "{e}");
     }
 }

@@ -377,8 +377,8 @@ async fn scheduled_rounds_continue_from_their_checkpoint_and_feed_the_sinks() {
     let at = |t: &str| parse_time(t).unwrap();
     let sinks = || {
         vec![
-            AlertSink::parse(&format!("jsonl:{}", jsonl.display())).unwrap(),
-            AlertSink::parse(&format!("webhook:{url}"))
+            AlertSink::parse(&format!("jsonl:{}", jsonl.display()), []).unwrap(),
+            AlertSink::parse(&format!("webhook:{url}"), [])
                 .unwrap()
                 .with_retry_wait(Duration::from_millis(50)),
         ]
@@ -428,7 +428,7 @@ async fn scheduled_rounds_continue_from_their_checkpoint_and_feed_the_sinks() {
 
     // A webhook that never answers: the round says so, the alerts are in the table anyway.
     let (fresh_dir, fresh) = scenario_lake().await;
-    let dead = AlertSink::parse("webhook:http://127.0.0.1:9/never")
+    let dead = AlertSink::parse("webhook:http://127.0.0.1:9/never", [])
         .unwrap()
         .with_retry_wait(Duration::from_millis(10));
     let mut s = schedule(vec![dead]);
@@ -469,7 +469,8 @@ async fn the_kafka_sink_sends_each_alert_keyed_by_its_id() {
         .flat_map(|o| o.alerts)
         .collect();
     assert_eq!(alerts.len(), 2);
-    let sink = AlertSink::parse(&format!("kafka:{}/alerts", kafka.bootstrap_servers())).unwrap();
+    let sink =
+        AlertSink::parse(&format!("kafka:{}/alerts", kafka.bootstrap_servers()), []).unwrap();
     let changes = AlertChanges {
         new: alerts,
         updated: Vec::new(),
@@ -853,7 +854,7 @@ mod grouping {
         );
 
         let jsonl = dir.path().join("alerts.jsonl");
-        let sink = AlertSink::parse(&format!("jsonl:{}", jsonl.display())).unwrap();
+        let sink = AlertSink::parse(&format!("jsonl:{}", jsonl.display()), []).unwrap();
         let changes = write_alerts(&lake, &session, afternoon.alerts, afternoon.updates)
             .await
             .unwrap();

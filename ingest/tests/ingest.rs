@@ -901,10 +901,10 @@ mod kafka {
         let mut o = KafkaIngest::new(brokers, group, topics);
         o.linger = Duration::from_millis(300);
         o.compact_every = None;
-        o.client_options = vec![
-            ("session.timeout.ms".into(), "6000".into()),
-            ("heartbeat.interval.ms".into(), "500".into()),
-        ];
+        o.client_options.set("session.timeout.ms", "6000").unwrap();
+        o.client_options
+            .set("heartbeat.interval.ms", "500")
+            .unwrap();
         o
     }
 
@@ -919,7 +919,7 @@ mod kafka {
             topic: topic.to_owned(),
             rate,
             key_by_file: false,
-            client_options: Vec::new(),
+            client_options: Default::default(),
         };
         let paths: Vec<InputPath> = paths.iter().cloned().map(InputPath::File).collect();
         tokio::task::spawn_blocking(move || produce(&options, &paths))

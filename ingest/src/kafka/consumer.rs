@@ -22,6 +22,7 @@ use rdkafka::{ClientConfig, ClientContext, Message, Offset, Statistics, TopicPar
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
+use super::broker_failures::BrokerFailures;
 use super::position::{PartitionId, TableOffsets};
 use super::writer::{MarkerUpdate, WriteError, WriterRequest};
 use super::{KafkaIngest, KafkaReport};
@@ -53,7 +54,7 @@ pub(crate) fn consume(
     let context = IngestContext {
         state: state.clone(),
         metrics: metrics.clone(),
-        last_warning: Mutex::new(None),
+        failures: BrokerFailures::new(&options.client_options, Some(metrics.clone())),
     };
     let consumer: BaseConsumer<IngestContext> = client_config(&options)
         .create_with_context(context)
@@ -132,16 +133,14 @@ fn poll_until_done(
             }
             Some(Err(e)) => {
                 // librdkafka reconnects by itself; we only slow down and say so.
+                consumer.context().failures.error(&e, "");
                 backoff = (backoff * 2).clamp(Duration::from_millis(100), Duration::from_secs(5));
-                consumer.context().warn_limited(&format!(
-                    "Kafka: {e}; retrying in {} ms",
-                    backoff.as_millis()
-                ));
                 std::thread::sleep(backoff);
                 true
             }
             None => true,
         };
+        consumer.context().failures.check()?;
         {
             let mut s = lock(state);
             if s.linger_due() {
@@ -284,10 +283,10 @@ fn client_config(options: &KafkaIngest) -> ClientConfig {
         // ingester's memory flat while the lake writer is the bottleneck.
         .set("queued.max.messages.kbytes", "16384")
         .set("statistics.interval.ms", "5000")
-        .set_log_level(RDKafkaLogLevel::Warning);
-    for (key, value) in &options.client_options {
-        config.set(key, value);
-    }
+        // Info: librdkafka logs a connection cut during its handshake at that level only
+        // (see broker_failures).
+        .set_log_level(RDKafkaLogLevel::Info);
+    options.client_options.apply(&mut config);
     config
 }
 
@@ -843,42 +842,16 @@ impl From<WriteError> for IngestError {
 struct IngestContext {
     state: Arc<Mutex<IngestState>>,
     metrics: Arc<IngestMetrics>,
-    last_warning: Mutex<Option<Instant>>,
-}
-
-impl IngestContext {
-    /// A broker that stays away would otherwise log several lines a second.
-    fn warn_limited(&self, message: &str) {
-        self.metrics.broker_error();
-        let mut last = self
-            .last_warning
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(30)) {
-            warn!("{message}");
-            *last = Some(Instant::now());
-        } else {
-            debug!("{message}");
-        }
-    }
+    failures: BrokerFailures,
 }
 
 impl ClientContext for IngestContext {
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
-        match level {
-            RDKafkaLogLevel::Emerg
-            | RDKafkaLogLevel::Alert
-            | RDKafkaLogLevel::Critical
-            | RDKafkaLogLevel::Error => error!(target: "librdkafka", "{facility}: {message}"),
-            RDKafkaLogLevel::Warning => {
-                self.warn_limited(&format!("librdkafka {facility}: {message}"))
-            }
-            _ => debug!(target: "librdkafka", "{facility}: {message}"),
-        }
+        self.failures.log(level, facility, message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        self.warn_limited(&format!("Kafka: {error}: {reason}"));
+        self.failures.error(&error, reason);
     }
 
     /// Lag is measured to the lake, not to Kafka's committed offsets: records a partition
@@ -917,6 +890,8 @@ impl ConsumerContext for IngestContext {
         let mut state = lock(&self.state);
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                // The group coordinator answered: the settings are good.
+                self.failures.answered();
                 let assigned = if state.failed {
                     Err(IngestError::Kafka("the ingester has stopped".into()))
                 } else {

@@ -10,6 +10,8 @@
 //! everything taken in is committed before the partitions are let go. A record that does
 //! not decode is a dead letter under the same protocol.
 
+mod broker_failures;
+pub mod client_options;
 mod consumer;
 pub mod embedded;
 pub mod position;
@@ -31,8 +33,20 @@ use crate::metrics::IngestMetrics;
 use kubetrail_lake::maintenance::{optimize, Days};
 use kubetrail_lake::Lake;
 
+pub use client_options::ClientOptions;
 pub use producer::{produce, Produce, ProduceReport};
 pub use writer::WriteError;
+
+/// librdkafka's version and `builtin.features` (whether TLS, SASL and the compression
+/// codecs are in this build).
+pub fn librdkafka() -> (String, String) {
+    let (_, version) = rdkafka::util::get_rdkafka_version();
+    let features = rdkafka::ClientConfig::new()
+        .create_native_config()
+        .and_then(|config| config.get("builtin.features"))
+        .unwrap_or_else(|e| format!("(not readable: {e})"));
+    (version, features)
+}
 
 /// A topic to read and the format of its records (`None`: recognised per record).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,7 +97,7 @@ pub struct KafkaIngest {
     /// tests) instead of waiting for more.
     pub until_caught_up: bool,
     /// librdkafka settings over ours (security, timeouts...).
-    pub client_options: Vec<(String, String)>,
+    pub client_options: ClientOptions,
     /// How often to compact the small files of closed days (before yesterday, UTC);
     /// `None` leaves it to `kubetrail lake optimize`.
     pub compact_every: Option<Duration>,
@@ -102,7 +116,7 @@ impl KafkaIngest {
             linger: Duration::from_secs(5),
             marker_interval: Duration::from_secs(60),
             until_caught_up: false,
-            client_options: Vec::new(),
+            client_options: ClientOptions::default(),
             // Each linger commit is a file; a day of them is compacted once it is closed.
             compact_every: Some(Duration::from_secs(3600)),
         }

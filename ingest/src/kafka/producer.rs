@@ -5,12 +5,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError;
 use rdkafka::message::DeliveryResult;
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, ClientContext};
 
+use super::broker_failures::BrokerFailures;
+use super::ClientOptions;
 use crate::error::IngestError;
 use crate::source::{input, InputPath, NoProgress, RecordReader, DEFAULT_MAX_RECORD_BYTES};
 
@@ -23,7 +26,7 @@ pub struct Produce {
     /// Key each record by its file's name: one file's records keep their order in one
     /// partition. Without keys, records spread over every partition.
     pub key_by_file: bool,
-    pub client_options: Vec<(String, String)>,
+    pub client_options: ClientOptions,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -34,20 +37,31 @@ pub struct ProduceReport {
     pub skipped: u64,
 }
 
-#[derive(Default)]
 struct Deliveries {
     failed: AtomicU64,
     first_error: std::sync::Mutex<Option<String>>,
+    failures: BrokerFailures,
 }
 
 struct DeliveryCount(Arc<Deliveries>);
 
-impl ClientContext for DeliveryCount {}
+impl ClientContext for DeliveryCount {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        self.0.failures.log(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.0.failures.error(&error, reason);
+    }
+}
 
 impl ProducerContext for DeliveryCount {
     type DeliveryOpaque = ();
 
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if result.is_ok() {
+            self.0.failures.answered();
+        }
         if let Err((e, _)) = result {
             self.0.failed.fetch_add(1, Ordering::Relaxed);
             let mut first = self.0.first_error.lock().unwrap_or_else(|p| p.into_inner());
@@ -59,17 +73,20 @@ impl ProducerContext for DeliveryCount {
 /// Sends every record of `paths`, in order, and waits until the brokers have them all.
 /// Blocking: call it from a blocking thread.
 pub fn produce(options: &Produce, paths: &[InputPath]) -> Result<ProduceReport, IngestError> {
-    let deliveries = Arc::new(Deliveries::default());
+    let deliveries = Arc::new(Deliveries {
+        failed: AtomicU64::new(0),
+        first_error: Default::default(),
+        failures: BrokerFailures::new(&options.client_options, None),
+    });
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", &options.brokers)
         .set("client.id", "kubetrail-produce")
         // Records without keys spread over the partitions one by one, not in sticky runs.
         .set("sticky.partitioning.linger.ms", "0")
-        .set("linger.ms", "5");
-    for (k, v) in &options.client_options {
-        config.set(k, v);
-    }
+        .set("linger.ms", "5")
+        .set_log_level(RDKafkaLogLevel::Info);
+    options.client_options.apply(&mut config);
     let producer: ThreadedProducer<DeliveryCount> = config
         .create_with_context(DeliveryCount(deliveries.clone()))
         .map_err(|e| IngestError::Kafka(format!("cannot create the Kafka producer: {e}")))?;
@@ -89,12 +106,28 @@ pub fn produce(options: &Produce, paths: &[InputPath]) -> Result<ProduceReport, 
                     std::thread::sleep(wait);
                 }
             }
-            send(&producer, &options.topic, key.as_deref(), &record.bytes)?;
+            send(
+                &producer,
+                &deliveries,
+                &options.topic,
+                key.as_deref(),
+                &record.bytes,
+            )?;
             report.records += 1;
             report.bytes += record.bytes.len() as u64;
         }
     }
-    producer.flush(Duration::from_secs(60)).map_err(|e| {
+    // A second at a time, so that a failure no retry mends ends the wait.
+    let mut flushed = Err(KafkaError::Canceled);
+    for _ in 0..60 {
+        deliveries.failures.check()?;
+        flushed = producer.flush(Duration::from_secs(1));
+        if flushed.is_ok() {
+            break;
+        }
+    }
+    deliveries.failures.check()?;
+    flushed.map_err(|e| {
         IngestError::Kafka(format!("waiting for the brokers to take the records: {e}"))
     })?;
     let failed = deliveries.failed.load(Ordering::Relaxed);
@@ -115,6 +148,7 @@ pub fn produce(options: &Produce, paths: &[InputPath]) -> Result<ProduceReport, 
 
 fn send(
     producer: &ThreadedProducer<DeliveryCount>,
+    deliveries: &Deliveries,
     topic: &str,
     key: Option<&str>,
     payload: &[u8],
@@ -129,6 +163,7 @@ fn send(
             // The local queue is full: wait for deliveries instead of buffering more.
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                 record = r;
+                deliveries.failures.check()?;
                 std::thread::sleep(Duration::from_millis(10));
             }
             Err((e, _)) => {
