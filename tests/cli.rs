@@ -546,7 +546,19 @@ fn version_names_the_build_and_its_engines() {
 fn kafka_verbs_refuse_bad_arguments_in_one_line() {
     let (_dir, lake) = temp_lake();
     // (arguments after `ingest kafka --lake LAKE`, exit code, what the message names)
-    let cases: [(&[&str], i32, &str); 4] = [
+    let cases: [(&[&str], i32, &str); 5] = [
+        (
+            &[
+                "--brokers",
+                "127.0.0.1:1",
+                "--topic",
+                "a",
+                "--kafka-secret-file",
+                "sasl.password=/nonexistent/kafka-password",
+            ],
+            1,
+            "cannot read the file of Kafka setting sasl.password",
+        ),
         (&["--topic", "a"], 1, "no brokers"),
         (&["--brokers", "127.0.0.1:1"], 1, "no topic"),
         (
