@@ -124,7 +124,7 @@ impl BrokerFailures {
 
     /// A warning at most every [`WARN_EVERY`]; a broker that stays away would otherwise
     /// log several lines a second.
-    pub fn warn(&self, message: &str) {
+    fn warn(&self, message: &str) {
         if let Some(metrics) = &self.metrics {
             metrics.broker_error();
         }

@@ -24,7 +24,7 @@ pub const SECRET_KEYS: &[&str] = &[
 ];
 
 /// Whether `key` holds a credential.
-pub fn is_secret(key: &str) -> bool {
+fn is_secret(key: &str) -> bool {
     SECRET_KEYS.contains(&key)
 }
 
@@ -77,10 +77,6 @@ impl ClientOptions {
         }
         let found = self.settings.iter().find(|(k, _)| k == key);
         found.map(|(_, v)| v.as_str())
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.settings.is_empty()
     }
 
     /// The settings as pairs, secrets included: for building a client, nothing else.
