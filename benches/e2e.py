@@ -11,6 +11,10 @@ Run it through `benches/run` (builds the release binary, installs DuckDB). Steps
    thread count), R times, in a process of its own measured the same way;
 4. Kafka -> lake through a real broker (tansu, scripts/kafka-broker) when it is installed:
    throughput, and produce-to-visible-in-SQL latency;
+4b. (kafka-mock) Kafka -> lake with the broker out of the measure: the whole audit file as a
+   backlog in librdkafka's mock cluster (a process of its own), read to the end R times,
+   alternating with `ingest file` of the same file; peak RSS, also at the smallest and the
+   largest batch settings;
 5. the rule pack over the lake, and the portable rules (those DuckDB runs) in both;
 6. `timeline --pod` for the scenario's compromised pod;
 7. the lake on object storage (an S3-compatible server on 127.0.0.1, scripts/s3-server) beside
@@ -39,7 +43,7 @@ POD = "shop/api-7d9f8b6c5-x2k4p"
 # The volume generator's day ends where the scenario's hour begins.
 DAY_FROM, DAY_TO = "2026-11-19T09:00:00Z", "2026-11-20T10:00:00Z"
 ATTACK = "2026-11-20T09:00:00Z"
-ALL_STEPS = "ingest,kafka,detect,timeline,s3"
+ALL_STEPS = "ingest,kafka,kafka-mock,detect,timeline,s3"
 
 
 # ---------------------------------------------------------------- measuring processes
@@ -399,6 +403,67 @@ class Bench:
         finally:
             subprocess.run([broker_script, "stop", broker_dir], capture_output=True)
 
+    # 4b
+    def kafka_mock(self):
+        """Kafka -> lake with the broker out of the measure: librdkafka's mock cluster (in
+        a process of its own, so the ingester's RSS and CPU are its own) holds the whole
+        audit file as a backlog; the ingester reads it to the end, alternating run by run
+        with `ingest file` of the same file."""
+        mock = REPO / "target" / "release" / "mock-kafka"
+        if not mock.exists():
+            raise Failed(f"{mock} is missing: cargo build --release -p kubetrail-benches "
+                         "--bin mock-kafka (benches/run builds it)")
+        n = self.args.events
+        cluster = subprocess.Popen([mock, "audit=4"], stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, text=True)
+        try:
+            brokers = cluster.stdout.readline().strip()
+            if not brokers:
+                raise Failed("the mock Kafka cluster did not start")
+            s = self.kubetrail("produce", "--brokers", brokers, "--topic", "audit",
+                               self.audit).seconds
+            self.add("kafka-mock: produce (backlog)", "events/s", [n / s],
+                     note=f"{n:,} events into 4 partitions")
+
+            def ingest_kafka(lake, group, *config):
+                shutil.rmtree(lake, ignore_errors=True)
+                return self.kubetrail(*config, "ingest", "kafka", "--lake", lake,
+                                      "--brokers", brokers, "--topic", "audit=k8s-audit",
+                                      "--group", group, "--until-caught-up",
+                                      "--no-compaction")
+
+            ours, files = [], []
+            for run in range(self.args.runs):
+                lake = self.work / "kafka-mock-file-lake"
+                shutil.rmtree(lake, ignore_errors=True)
+                files.append(self.kubetrail("ingest", "file", "--lake", lake, "--quiet",
+                                            self.audit))
+                ours.append(ingest_kafka(self.work / "kafka-mock-lake", f"bench-{run}"))
+            kafka = self.add("kafka-mock: Kafka -> lake", "events/s",
+                             [n / r.seconds for r in ours],
+                             note="ingest kafka --until-caught-up, whole process")
+            file = self.add("kafka-mock: file -> lake, same events", "events/s",
+                            [n / r.seconds for r in files], note="ingest file, whole process")
+            self.add("kafka-mock: Kafka / file", "x", [kafka.median / file.median],
+                     note="target >= 0.6")
+            self.add("kafka-mock: ingester peak RSS", "MB", [r.rss / 1e6 for r in ours],
+                     higher_is_better=False, note=f"backlog of {n:,} records; target < 1 GiB")
+            self.add("kafka-mock: ingester CPU per event", "us",
+                     [r.cpu / n * 1e6 for r in ours], higher_is_better=False)
+            # Memory must not follow the batch settings past the target either.
+            for name, settings in [("smallest batches", "batch_rows = 1000\n"),
+                                   ("largest batches", "batch_rows = 100000000\nbatch_mib = 1024\n")]:
+                config = self.work / "kafka-mock.toml"
+                config.write_text(f"[ingest]\n{settings}")
+                r = ingest_kafka(self.work / "kafka-mock-lake", f"bench-{name.split()[0]}",
+                                 "--config", config)
+                self.add(f"kafka-mock: ingester peak RSS, {name}", "MB", [r.rss / 1e6],
+                         higher_is_better=False, note=settings.strip().replace("\n", ", "))
+                self.add(f"kafka-mock: Kafka -> lake, {name}", "events/s", [n / r.seconds])
+        finally:
+            cluster.stdin.close()
+            cluster.wait(timeout=30)
+
     def kafka_latency(self, brokers, lake):
         """Produce one event at a time; how long until SQL sees it (linger 1 s)."""
         ingester = subprocess.Popen(
@@ -644,6 +709,8 @@ def main():
             b.build_lake()
         if "kafka" in steps:
             b.kafka()
+        if "kafka-mock" in steps:
+            b.kafka_mock()
         if "detect" in steps:
             b.detections()
         if "timeline" in steps:

@@ -938,6 +938,10 @@ fn an_ingester_killed_at_random_moments_lands_every_record_exactly_once() {
     file.flush().unwrap();
     drop(file);
     let lake = dir.path().join("lake").to_string_lossy().into_owned();
+    // Small batches: most commits are the decoding workers' full batches, taken while the
+    // consumer keeps reading, so the kills land between a worker's stage and its commit.
+    let config = dir.path().join("kubetrail.toml");
+    std::fs::write(&config, "[ingest]\nbatch_rows = 2000\n").unwrap();
     let brokers = broker.brokers();
     let producer = kubetrail()
         .args([
@@ -956,7 +960,9 @@ fn an_ingester_killed_at_random_moments_lands_every_record_exactly_once() {
         .unwrap();
     let ingester = || {
         let mut c = kubetrail();
-        c.args(["ingest", "kafka", "--lake", &lake, "--brokers", &brokers])
+        c.arg("--config")
+            .arg(&config)
+            .args(["ingest", "kafka", "--lake", &lake, "--brokers", &brokers])
             .args([
                 "--group",
                 "crash",
@@ -1040,6 +1046,7 @@ fn an_ingester_killed_at_random_moments_lands_every_record_exactly_once() {
         Some("100000,100000"),
         "last run:\n{last_run}\n{last_log}"
     );
+    assert!(last_log.contains("decoding on a pool"), "{last_log}");
 }
 
 /// `produce` and `ingest kafka` as a responder runs them, against the in-process cluster:

@@ -79,7 +79,7 @@ impl TableBatches {
             }
         };
         if !keep(Table::DeadLetters) {
-            return self.take(false);
+            return self.take_full();
         }
         for r in rejected {
             self.add_dead_letter(
@@ -91,7 +91,7 @@ impl TableBatches {
                 provenance,
             );
         }
-        self.take(false)
+        self.take_full()
     }
 
     pub fn add_dead_letter(&mut self, letter: DeadLetter, provenance: &Provenance) {
@@ -101,12 +101,20 @@ impl TableBatches {
 
     /// The batches of the tables that reached a limit.
     pub fn take_full(&mut self) -> Result<Vec<(Table, RecordBatch)>, ArrowError> {
-        self.take(false)
+        self.take(|_| false)
     }
 
     /// Every remaining row, as batches.
     pub fn take_all(&mut self) -> Result<Vec<(Table, RecordBatch)>, ArrowError> {
-        self.take(true)
+        self.take(|_| true)
+    }
+
+    /// Every remaining row of the tables `whole` accepts, and the full batches of the others.
+    pub fn take_whole(
+        &mut self,
+        whole: impl Fn(Table) -> bool,
+    ) -> Result<Vec<(Table, RecordBatch)>, ArrowError> {
+        self.take(whole)
     }
 
     /// Drops every buffered row (the counts of rows added stay as they were).
@@ -128,24 +136,44 @@ impl TableBatches {
         }
     }
 
-    fn take(&mut self, all: bool) -> Result<Vec<(Table, RecordBatch)>, ArrowError> {
+    fn take(
+        &mut self,
+        all: impl Fn(Table) -> bool,
+    ) -> Result<Vec<(Table, RecordBatch)>, ArrowError> {
         let limits = self.limits;
-        let due = |is_empty: bool, is_full: bool| !is_empty && (all || is_full);
+        let due =
+            |table: Table, is_empty: bool, is_full: bool| !is_empty && (all(table) || is_full);
         let mut out = Vec::new();
-        if due(self.audit.is_empty(), self.audit.is_full(limits)) {
+        if due(
+            Table::K8sAudit,
+            self.audit.is_empty(),
+            self.audit.is_full(limits),
+        ) {
             out.extend(self.audit.take_batch()?.map(|b| (Table::K8sAudit, b)));
         }
-        if due(self.flows.is_empty(), self.flows.is_full(limits)) {
+        if due(
+            Table::NetworkFlows,
+            self.flows.is_empty(),
+            self.flows.is_full(limits),
+        ) {
             out.extend(self.flows.take_batch()?.map(|b| (Table::NetworkFlows, b)));
         }
-        if due(self.runtime.is_empty(), self.runtime.is_full(limits)) {
+        if due(
+            Table::RuntimeEvents,
+            self.runtime.is_empty(),
+            self.runtime.is_full(limits),
+        ) {
             out.extend(
                 self.runtime
                     .take_batch()?
                     .map(|b| (Table::RuntimeEvents, b)),
             );
         }
-        if due(self.dead.is_empty(), self.dead.is_full(limits)) {
+        if due(
+            Table::DeadLetters,
+            self.dead.is_empty(),
+            self.dead.is_full(limits),
+        ) {
             out.extend(self.dead.take_batch()?.map(|b| (Table::DeadLetters, b)));
         }
         Ok(out)

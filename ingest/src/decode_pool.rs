@@ -13,81 +13,43 @@ use tokio::sync::mpsc;
 use crate::batch::{BatchLimits, TableBatches};
 use crate::error::IngestError;
 use crate::file::FileIngest;
+use crate::records::Records;
 use crate::source::{RecordHead, RecordReader};
-
-/// Records handed from the reader to a decoding worker at once: enough to make the hand-over
-/// cheap, few enough that workers stay evenly busy.
-pub(crate) const CHUNK_RECORDS: usize = 1024;
-pub(crate) const CHUNK_BYTES: usize = 1 << 20;
 
 /// Records of one input for a worker, with the input's format as known when they were read
 /// (`None`: not recognised yet).
-///
-/// Their bytes sit one after another in one buffer, and a worker hands the emptied chunk
-/// back to be filled again. A buffer per record cost an allocation, a copy into memory
-/// untouched for a while and a free on another thread: the reader spent two thirds of its
-/// time copying.
 pub(crate) struct Chunk {
     pub format: Option<SourceFormat>,
-    bytes: Vec<u8>,
-    records: Vec<ChunkRecord>,
-}
-
-struct ChunkRecord {
-    /// Where the record's bytes end in the chunk's buffer (they start where the previous
-    /// record's end).
-    end: usize,
-    head: RecordHead,
+    records: Records<RecordHead>,
 }
 
 impl Chunk {
     fn new(format: Option<SourceFormat>) -> Chunk {
         Chunk {
             format,
-            bytes: Vec::with_capacity(CHUNK_BYTES + (CHUNK_BYTES >> 2)),
-            records: Vec::with_capacity(CHUNK_RECORDS),
+            records: Records::new(),
         }
     }
 
     /// Reads the next record of `reader` into the chunk; false at the end of the input.
     pub fn read_record(&mut self, reader: &mut RecordReader) -> bool {
-        match reader.read_into(&mut self.bytes) {
-            Some(head) => {
-                self.records.push(ChunkRecord {
-                    end: self.bytes.len(),
-                    head,
-                });
-                true
-            }
-            None => false,
-        }
+        self.records.read(|bytes| reader.read_into(bytes))
     }
 
     /// The bytes of the last record read, if it has no problem.
     pub fn last_sound_record(&self) -> Option<&[u8]> {
-        let (last, earlier) = self.records.split_last()?;
-        let start = earlier.last().map_or(0, |r| r.end);
-        let sound = last.head.problem.is_none();
-        sound.then(|| &self.bytes[start..last.end])
+        let (bytes, head) = self.records.last()?;
+        head.problem.is_none().then_some(bytes)
     }
 
     /// Moves the last record read into `other`.
     pub fn move_last_record(&mut self, other: &mut Chunk) {
-        let Some(last) = self.records.pop() else {
-            return;
-        };
-        let start = self.records.last().map_or(0, |r| r.end);
-        other.bytes.extend_from_slice(&self.bytes[start..last.end]);
-        self.bytes.truncate(start);
-        other.records.push(ChunkRecord {
-            end: other.bytes.len(),
-            head: last.head,
-        });
+        self.records.move_last(&mut other.records);
     }
 
     /// Whether the chunk holds enough to be handed to a worker.
     pub fn is_full(&self) -> bool {
-        self.records.len() >= CHUNK_RECORDS || self.bytes.len() >= CHUNK_BYTES
+        self.records.is_full()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -96,23 +58,16 @@ impl Chunk {
 
     /// Each record's bytes and head, in the order they were read.
     fn records(&self) -> impl Iterator<Item = (&[u8], &RecordHead)> {
-        let mut start = 0;
-        self.records.iter().map(move |r| {
-            let bytes = &self.bytes[start..r.end];
-            start = r.end;
-            (bytes, &r.head)
-        })
+        self.records.iter()
     }
 
     /// Empties the chunk for reuse; `None` when one huge record left its buffer too large
     /// to keep.
-    fn emptied(mut self) -> Option<Chunk> {
-        if self.bytes.capacity() > 4 * CHUNK_BYTES {
-            return None;
-        }
-        self.bytes.clear();
-        self.records.clear();
-        Some(self)
+    fn emptied(self) -> Option<Chunk> {
+        let format = self.format;
+        self.records
+            .emptied()
+            .map(|records| Chunk { format, records })
     }
 }
 
@@ -390,42 +345,6 @@ mod tests {
             texts(&recognised),
             [("{\"kind\":\"Event\"}".to_owned(), 2, false)]
         );
-        // Moving from an empty chunk moves nothing.
-        let mut empty = Chunk::new(None);
-        empty.move_last_record(&mut recognised);
-        assert_eq!(texts(&recognised).len(), 1);
-    }
-
-    #[test]
-    fn an_emptied_chunk_is_reused_unless_a_huge_record_grew_it() {
-        let chunk = chunk_of(b"{\"a\":1}\n");
-        let reused = chunk.emptied().expect("kept");
-        assert!(reused.is_empty() && reused.bytes.is_empty());
-        let mut huge = Chunk::new(None);
-        huge.bytes.reserve(8 * CHUNK_BYTES);
-        assert!(huge.emptied().is_none());
-    }
-
-    #[test]
-    fn a_chunk_is_full_at_its_record_or_byte_limit() {
-        let mut chunk = Chunk::new(None);
-        let line = vec![b'x'; 100];
-        let mut input = Vec::new();
-        for _ in 0..CHUNK_RECORDS {
-            input.extend_from_slice(&line);
-            input.push(b'\n');
-        }
-        let mut reader = RecordReader::new(&input[..]);
-        for _ in 1..CHUNK_RECORDS {
-            assert!(chunk.read_record(&mut reader));
-            assert!(!chunk.is_full());
-        }
-        assert!(chunk.read_record(&mut reader));
-        assert!(chunk.is_full());
-        assert!(!chunk.read_record(&mut reader));
-        let mut big = Chunk::new(None);
-        let long = vec![b'y'; CHUNK_BYTES];
-        assert!(big.read_record(&mut RecordReader::new(&long[..])));
-        assert!(big.is_full());
+        assert_eq!(recognised.format, Some(SourceFormat::K8sAudit));
     }
 }

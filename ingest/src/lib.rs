@@ -14,6 +14,7 @@ pub mod error;
 pub mod file;
 pub mod kafka;
 pub mod metrics;
+mod records;
 pub mod source;
 
 pub use batch::{BatchLimits, TableBatches};

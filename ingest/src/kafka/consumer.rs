@@ -1,19 +1,20 @@
-//! The consumer thread: polls Kafka, decodes, batches, and drives the writer.
+//! The consumer thread: polls Kafka, frames records for the decoding workers, and drives the
+//! commits.
 //!
-//! It is a plain thread, not a task: decoding is CPU work that must stay off the async
-//! reactor, and librdkafka's rebalance callbacks run inside `poll` on this thread, where
-//! they may block until the writer has committed what the revoked partitions gave us.
+//! It is a plain thread, not a task: framing and the stage barrier block, which must stay
+//! off the async reactor, and librdkafka's rebalance callbacks run inside `poll` on this
+//! thread, where they may block until the writer has committed what the revoked partitions
+//! gave us.
 //! Every hand-over to the writer is a bounded channel, so a slow lake stops the polling
 //! (and librdkafka's own prefetch queue is capped) instead of growing memory.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use arrow::array::RecordBatch;
 use kubetrail_lake::Origin;
-use kubetrail_schemas::{DeadLetter, Decoder, Provenance, SourceFormat, Table};
+use kubetrail_schemas::{SourceFormat, Table};
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::KafkaError;
@@ -23,10 +24,10 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
 use super::broker_failures::BrokerFailures;
+use super::decoding::{DecodePool, Taken};
 use super::position::{PartitionId, TableOffsets};
 use super::writer::{MarkerUpdate, WriteError, WriterRequest};
 use super::{KafkaIngest, KafkaReport};
-use crate::batch::TableBatches;
 use crate::error::IngestError;
 use crate::metrics::IngestMetrics;
 
@@ -50,7 +51,7 @@ pub(crate) fn consume(
         &options,
         writer,
         metrics.clone(),
-    )));
+    )?));
     let context = IngestContext {
         state: state.clone(),
         metrics: metrics.clone(),
@@ -307,6 +308,11 @@ struct Position {
     /// What was taken in and not committed has been dropped: records are ignored until
     /// the poll loop seeks the partition back to where the lake stands.
     rewind: bool,
+    /// The topic's format; `None`: recognised per record.
+    format: Option<SourceFormat>,
+    /// The decoding worker all of the partition's records go to, when they must be decoded
+    /// in order (see [`super::decoding`]).
+    lane: Option<usize>,
 }
 
 impl Position {
@@ -322,14 +328,12 @@ impl Position {
 struct IngestState {
     group: String,
     formats: HashMap<String, Option<SourceFormat>>,
-    decode: kubetrail_schemas::DecodeOptions,
     linger: Duration,
     marker_interval: Duration,
     writer: mpsc::Sender<WriterRequest>,
     metrics: Arc<IngestMetrics>,
-    batches: TableBatches,
+    pool: DecodePool,
     partitions: BTreeMap<PartitionId, Position>,
-    decoders: HashMap<(PartitionId, SourceFormat), Decoder>,
     /// When the oldest record not yet committed was taken in.
     oldest_pending: Option<Instant>,
     last_heartbeat: Instant,
@@ -350,22 +354,22 @@ impl IngestState {
         options: &KafkaIngest,
         writer: mpsc::Sender<WriterRequest>,
         metrics: Arc<IngestMetrics>,
-    ) -> Self {
-        IngestState {
+    ) -> Result<Self, IngestError> {
+        let pool = DecodePool::start(&options.decode, options.limits, &writer)?;
+        info!(workers = pool.workers(), "decoding on a pool");
+        Ok(IngestState {
             group: options.group.clone(),
             formats: options
                 .topics
                 .iter()
                 .map(|t| (t.name.clone(), t.format))
                 .collect(),
-            decode: options.decode.clone(),
             linger: options.linger,
             marker_interval: options.marker_interval,
             writer,
             metrics,
-            batches: TableBatches::new(options.limits, options.decode.redactor.clone()),
+            pool,
             partitions: BTreeMap::new(),
-            decoders: HashMap::new(),
             oldest_pending: None,
             last_heartbeat: Instant::now(),
             assigned_once: false,
@@ -374,7 +378,7 @@ impl IngestState {
             rewind_pending: false,
             lake_failures: 0,
             report: KafkaReport::default(),
-        }
+        })
     }
 
     /// Takes in one record, after the range before it if Kafka no longer has that. Returns
@@ -412,63 +416,29 @@ impl IngestState {
         }
         self.report.records += 1;
         self.oldest_pending.get_or_insert_with(Instant::now);
-        let provenance = Provenance {
-            source: position.source.clone(),
-            offset,
-            ingested_at: chrono::Utc::now().timestamp_micros(),
-        };
         let wanted = Table::INGESTED.map(|t| !position.lake.holds(t, offset));
         position.last = Some(offset);
         position.next = Some(offset + 1);
-        let keep = |t: Table| {
-            Table::INGESTED
-                .iter()
-                .zip(wanted)
-                .any(|(all, w)| *all == t && w)
-        };
-
-        let configured = self.formats.get(message.topic()).copied().flatten();
-        let payload = message.payload().unwrap_or_default();
-        let format = configured.or_else(|| SourceFormat::sniff(payload));
-        let full = match (payload.is_empty(), format) {
-            (true, _) => self.dead_letter(
-                configured,
-                "the record has no value",
-                payload,
-                &provenance,
-                keep,
-            ),
-            (false, None) => self.dead_letter(
-                None,
-                "format not recognised (give the topic a format: --topic NAME=FORMAT)",
-                payload,
-                &provenance,
-                keep,
-            ),
-            (false, Some(format)) => {
-                let decode = &self.decode;
-                let decoder = self
-                    .decoders
-                    .entry((id, format))
-                    .or_insert_with(|| Decoder::new(format, decode.clone()));
-                let decoded = decoder.decode(payload);
-                self.batches
-                    .add_where(decoded, format.name(), &provenance, payload.len(), keep)?
-            }
-        };
-        Ok(self.write_full(full)? | committed)
+        self.pool.push(Taken {
+            source: &position.source,
+            offset,
+            wanted,
+            format: position.format,
+            problem: None,
+            value: message.payload().unwrap_or_default(),
+            lane: position.lane,
+        })?;
+        Ok(self.commit_full()? | committed)
     }
 
-    /// Writes and commits the tables that reached a limit; the others wait for their own
-    /// turn. Returns whether something was committed.
-    fn write_full(&mut self, full: Vec<(Table, RecordBatch)>) -> Result<bool, IngestError> {
-        if full.is_empty() {
+    /// Commits the tables a decoding worker staged a full batch of; the others wait for
+    /// their own turn. Returns whether something was committed.
+    fn commit_full(&mut self) -> Result<bool, IngestError> {
+        let tables = self.pool.full_tables();
+        if tables.is_empty() {
             return Ok(false);
         }
-        let tables: BTreeSet<Table> = full.iter().map(|(t, _)| *t).collect();
-        for (table, batch) in full {
-            self.stage(table, batch)?;
-        }
+        self.pool.stage(&tables)?;
         for table in tables {
             self.commit_table(table)?;
         }
@@ -518,42 +488,21 @@ impl IngestState {
             debug!("{reason} (already recorded)");
             return Ok(false);
         }
-        let provenance = Provenance {
-            source: position.source.clone(),
-            offset: from,
-            ingested_at: chrono::Utc::now().timestamp_micros(),
-        };
         warn!("{reason}");
         self.metrics
             .expired(&id.topic, id.partition, records as u64);
         self.report.expired += records as u64;
         self.oldest_pending.get_or_insert_with(Instant::now);
-        let format = self.formats.get(&*id.topic).copied().flatten();
-        let full = self.dead_letter(format, &reason, &[], &provenance, |_| true);
-        self.write_full(full)
-    }
-
-    fn dead_letter(
-        &mut self,
-        format: Option<SourceFormat>,
-        reason: &str,
-        payload: &[u8],
-        provenance: &Provenance,
-        keep: impl Fn(Table) -> bool,
-    ) -> Vec<(Table, RecordBatch)> {
-        if keep(Table::DeadLetters) {
-            let letter = DeadLetter {
-                format: format.map_or("auto", |f| f.name()).to_owned(),
-                reason: reason.to_owned(),
-                raw: payload.to_vec(),
-            };
-            self.batches.add_dead_letter(letter, provenance);
-        }
-        self.batches.take_full().unwrap_or_else(|e| {
-            // Building a batch of dead letters only fails on a bug; keep the rows buffered.
-            error!("building dead-letter batch: {e}");
-            Vec::new()
-        })
+        self.pool.push(Taken {
+            source: &position.source,
+            offset: from,
+            wanted: Table::INGESTED.map(|_| true),
+            format: position.format,
+            problem: Some(reason.into()),
+            value: &[],
+            lane: position.lane,
+        })?;
+        self.commit_full()
     }
 
     fn linger_due(&self) -> bool {
@@ -570,11 +519,7 @@ impl IngestState {
         if self.failed {
             return Ok(());
         }
-        let mut tables = BTreeSet::new();
-        for (table, batch) in self.batches.take_all()? {
-            self.stage(table, batch)?;
-            tables.insert(table);
-        }
+        let mut tables = self.pool.stage(&Table::INGESTED.into())?;
         let heartbeat = force || self.last_heartbeat.elapsed() >= self.marker_interval;
         for table in Table::INGESTED {
             let lagging = self.partitions.values().filter_map(|p| p.marker_for(table));
@@ -593,12 +538,6 @@ impl IngestState {
         }
         self.oldest_pending = None;
         Ok(())
-    }
-
-    fn stage(&mut self, table: Table, batch: RecordBatch) -> Result<(), IngestError> {
-        self.writer
-            .blocking_send(WriterRequest::Stage(table, batch))
-            .map_err(|_| IngestError::Worker("the lake writer stopped".into()))
     }
 
     fn commit_table(&mut self, table: Table) -> Result<(), IngestError> {
@@ -692,6 +631,8 @@ impl IngestState {
                     info!(partition = %id, "assigned; new to the lake, reading from the beginning")
                 }
             }
+            let format = self.formats.get(&*id.topic).copied().flatten();
+            let lane = format.is_none_or(|f| f == SourceFormat::AwsVpcFlow);
             self.partitions.insert(
                 id.clone(),
                 Position {
@@ -700,6 +641,8 @@ impl IngestState {
                     last: None,
                     next: resume,
                     rewind: false,
+                    format,
+                    lane: lane.then_some(self.partitions.len()),
                 },
             );
         }
@@ -745,8 +688,7 @@ impl IngestState {
     /// fenced commit drops the rows of every partition it covered, not only the lost
     /// one's), and marks every partition for a rewind.
     fn abandon_uncommitted(&mut self) -> Result<(), IngestError> {
-        self.batches.discard();
-        self.decoders.clear();
+        self.pool.discard()?;
         self.oldest_pending = None;
         for p in self.partitions.values_mut() {
             p.rewind = true;
@@ -819,13 +761,14 @@ impl IngestState {
 
     /// Forgets partitions given up (after [`IngestState::flush`] committed their rows).
     fn forget(&mut self, tpl: &TopicPartitionList) {
+        let mut sources = Vec::new();
         for e in tpl.elements() {
             let id = PartitionId::new(e.topic(), e.partition());
-            self.partitions.remove(&id);
-            self.decoders.retain(|(p, _), _| *p != id);
+            sources.extend(self.partitions.remove(&id).map(|p| p.source));
             self.metrics.forget_partition(e.topic(), e.partition());
             info!(partition = %id, "revoked");
         }
+        self.pool.forget(sources);
     }
 }
 

@@ -1,18 +1,21 @@
 //! `ingest kafka`: a consumer group's topics into the lake, each record exactly once.
 //!
 //! ```text
-//! consumer thread: poll ─► decode ─► TableBatches ─┬─► Stage(batch) ──► writer task: TableWriter
-//!   (rebalance callbacks run here)                  └─► Commit(table, partition markers) ─► Delta commit
+//! consumer thread: poll ─► frame into chunks ─► decoding workers (one per core): decode ─► TableBatches
+//!   (rebalance callbacks run here)                                  └─► Stage(batch) ──► writer task: TableWriter
+//!   └─ stage barrier (every worker stages, answers) ─► Commit(table, partition markers) ─► Delta commit
 //! ```
 //! The guarantee rests on the markers (see [`position`]): each table commit records, in the
 //! same Delta commit, the last offset of every partition it covers; on assignment reading
 //! resumes from the lake, not from Kafka's committed offsets; on revocation and shutdown
-//! everything taken in is committed before the partitions are let go. A record that does
-//! not decode is a dead letter under the same protocol.
+//! everything taken in is committed before the partitions are let go, and a commit's
+//! markers cover exactly the records whose rows it publishes (see [`decoding`]). A record
+//! that does not decode is a dead letter under the same protocol.
 
 mod broker_failures;
 pub mod client_options;
 mod consumer;
+mod decoding;
 pub mod embedded;
 pub mod position;
 mod producer;
