@@ -140,10 +140,20 @@ async fn kafka(cmd: IngestKafkaCmd, config: &Config) -> anyhow::Result<Outcome> 
         eprintln!("metrics at http://{bound}/metrics");
     }
     let report = ingest_kafka(&lake, options, metrics, shutdown_signal()).await?;
-    println!(
-        "{} records read, {} commits",
-        report.records, report.commits
-    );
+    match report.reading {
+        Some(took) if report.records > 0 => println!(
+            "{} records read, {} commits; {:.1} s from the first record to the last commit \
+             ({:.0} records/s)",
+            report.records,
+            report.commits,
+            took.as_secs_f64(),
+            report.records as f64 / took.as_secs_f64().max(1e-3)
+        ),
+        _ => println!(
+            "{} records read, {} commits",
+            report.records, report.commits
+        ),
+    }
     if report.rewinds > 0 {
         println!(
             "{} times records were dropped before their commit (a partition taken over, or a \

@@ -139,6 +139,9 @@ pub struct KafkaReport {
     pub rewinds: u64,
     /// Records Kafka deleted before the lake held them, each range a dead letter.
     pub expired: u64,
+    /// From the first record taken in to the last commit: the reading rate without the
+    /// group join (seconds, by the group's initial rebalance delay) or the idle end.
+    pub reading: Option<Duration>,
 }
 
 /// Consumes until `shutdown` resolves (then flushes, commits and returns), until caught
