@@ -52,6 +52,20 @@ pub struct TableWriter {
     most_writing: usize,
     staged: Vec<Add>,
     staged_rows: usize,
+    known: KnownMarkers,
+}
+
+/// Marker versions as of one table version, read from the table or written by this writer.
+///
+/// delta-rs looks an app id up by replaying the log (newest commit first, down to the
+/// checkpoint for an id the table does not hold), once per id. A Kafka ingester checks every
+/// partition's marker before each commit: over 236 partitions that was hundreds of replays per
+/// commit, most of a commit's CPU. While the table stays at the version they were read at, or
+/// at the one this writer's own commit made on top of it, they are still the table's.
+#[derive(Debug, Default)]
+struct KnownMarkers {
+    at: Option<u64>,
+    versions: std::collections::HashMap<String, Option<i64>>,
 }
 
 impl TableWriter {
@@ -72,6 +86,7 @@ impl TableWriter {
             most_writing,
             staged: Vec::new(),
             staged_rows: 0,
+            known: KnownMarkers::default(),
         })
     }
 
@@ -139,15 +154,32 @@ impl TableWriter {
     ) -> Result<Vec<Option<i64>>, LakeError> {
         let table = self.table;
         let log_store = self.delta.log_store();
-        let snapshot = self.latest().await?;
+        self.latest().await?;
+        let at = self.version();
+        if self.known.at != Some(at) {
+            self.known = KnownMarkers {
+                at: Some(at),
+                versions: Default::default(),
+            };
+        }
+        let snapshot = self
+            .delta
+            .snapshot()
+            .map_err(|e| LakeError::delta(table, e))?;
         let mut versions = Vec::with_capacity(app_ids.len());
         for app_id in app_ids {
-            versions.push(
-                snapshot
-                    .transaction_version(log_store.as_ref(), app_id)
-                    .await
-                    .map_err(|e| LakeError::delta(table, e))?,
-            );
+            let version = match self.known.versions.get(app_id) {
+                Some(known) => *known,
+                None => {
+                    let read = snapshot
+                        .transaction_version(log_store.as_ref(), app_id)
+                        .await
+                        .map_err(|e| LakeError::delta(table, e))?;
+                    self.known.versions.insert(app_id.clone(), read);
+                    read
+                }
+            };
+            versions.push(version);
         }
         Ok(versions)
     }
@@ -207,6 +239,18 @@ impl TableWriter {
             }
         };
         let version = finalized.version();
+        // Landed right on top of the version the known markers were read at: the table's
+        // markers are those, moved by this commit. Otherwise another commit came between.
+        if self.known.at.is_some_and(|at| at + 1 == version as u64) {
+            for m in markers {
+                self.known
+                    .versions
+                    .insert(m.app_id.clone(), Some(m.version));
+            }
+            self.known.at = Some(version as u64);
+        } else {
+            self.known = KnownMarkers::default();
+        }
         self.delta
             .update_state()
             .await
@@ -414,6 +458,44 @@ mod tests {
     fn batch(days: Date32Array) -> RecordBatch {
         let schema = Schema::new(vec![Field::new(PARTITION_COLUMN, DataType::Date32, true)]);
         RecordBatch::try_new(Arc::new(schema), vec![Arc::new(days)]).unwrap()
+    }
+
+    /// Markers this writer knows are the table's only while no other commit came between.
+    #[tokio::test]
+    async fn markers_are_read_again_once_another_writer_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(&dir.path().join("lake").to_string_lossy()).unwrap();
+        let marker = |app_id: &str, version| CommitMarker {
+            app_id: app_id.to_owned(),
+            version,
+        };
+        let ids = ["a".to_owned(), "b".to_owned()];
+        let mut mine = TableWriter::open(&lake, Table::Alerts).await.unwrap();
+        assert_eq!(mine.marker_versions(&ids).await.unwrap(), [None, None]);
+        mine.commit(&[marker("a", 1)], &[]).await.unwrap();
+        assert_eq!(
+            mine.known.at,
+            Some(mine.version()),
+            "its own commit is known"
+        );
+        assert_eq!(mine.marker_versions(&ids).await.unwrap(), [Some(1), None]);
+
+        let mut other = TableWriter::open(&lake, Table::Alerts).await.unwrap();
+        other
+            .commit(&[marker("a", 2), marker("b", 7)], &[])
+            .await
+            .unwrap();
+        assert_eq!(
+            mine.marker_versions(&ids).await.unwrap(),
+            [Some(2), Some(7)]
+        );
+        // A commit that lands on another's is not taken as on top of what it knew.
+        other.commit(&[marker("b", 8)], &[]).await.unwrap();
+        mine.commit(&[marker("a", 3)], &[]).await.unwrap();
+        assert_eq!(
+            mine.marker_versions(&ids).await.unwrap(),
+            [Some(3), Some(8)]
+        );
     }
 
     #[test]
