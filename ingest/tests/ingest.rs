@@ -995,10 +995,11 @@ mod kafka {
     /// then read back, and each partition's rows must be offsets 0..=marker, each once.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn every_commit_publishes_exactly_the_records_up_to_its_markers() {
-        let kafka = EmbeddedKafka::start(1, &[("audit", 3)]).unwrap();
+        // 6 partitions: the mock cluster keeps at most 5 MiB of each, and 18 MB are sent.
+        let kafka = EmbeddedKafka::start(1, &[("audit", 6)]).unwrap();
         let brokers = kafka.bootstrap_servers();
         let sample = samples().join("k8s-audit.jsonl");
-        send(&brokers, "audit", &vec![sample; 30], None).await;
+        send(&brokers, "audit", &vec![sample; 50], None).await;
         let (_dir, lake) = new_lake();
         let mut o = options(
             &brokers,
@@ -1007,10 +1008,10 @@ mod kafka {
         );
         o.limits = rows_per_batch(300);
         let report = until_caught_up(&lake, o).await;
-        assert_eq!(report.records, 466 * 30);
+        assert_eq!(report.records, 466 * 50);
         assert_eq!(
             rows_and_distinct(&lake, Table::K8sAudit).await,
-            (13980, 13980)
+            (23300, 23300)
         );
 
         let mut audit = table(&lake, Table::K8sAudit).await.unwrap();
@@ -1021,7 +1022,7 @@ mod kafka {
             let batches = read_version(&audit);
             let sources = strings(&batches, "_source");
             let offsets = ints(&batches, "_offset");
-            for p in 0..3 {
+            for p in 0..6 {
                 let marker = audit_marker(&audit, p).await;
                 let source = format!("kafka:audit/{p}");
                 let mut held: Vec<i64> = sources
@@ -1044,9 +1045,9 @@ mod kafka {
             }
         }
         // A commit waits for the chunks already handed over, so several full batches go
-        // into one: 14k records make a handful of versions, each checked above.
+        // into one: 23k records make a handful of versions, each checked above.
         assert!(
-            latest >= 4 && checked == 3 * latest,
+            latest >= 4 && checked == 6 * latest,
             "{latest} versions, {checked}"
         );
     }
