@@ -54,6 +54,9 @@ pub struct RulesArgs {
     /// Rules directory (<area>/<id>.yaml); default: the pack built into kubetrail.
     #[arg(long, env = "KUBETRAIL_RULES")]
     pub rules: Option<PathBuf>,
+    /// The pack built into kubetrail as well as --rules (imported Sigma rules beside it).
+    #[arg(long, requires = "rules")]
+    pub with_builtin: bool,
 }
 
 #[derive(Subcommand)]
@@ -76,6 +79,16 @@ pub enum DetectCmd {
         /// Only this rule.
         #[arg(long)]
         rule: Option<String>,
+    },
+    /// Translate Sigma rules for Kubernetes audit logs (SigmaHQ's
+    /// rules/application/kubernetes) into rule files; run them with --rules DIR.
+    ImportSigma {
+        /// Sigma rule files, or directories searched for *.yml and *.yaml.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Write each rule to DIR/sigma/<id>.yaml; without it the rules are printed.
+        #[arg(long)]
+        output: Option<PathBuf>,
     },
     /// Run the rules over a window of the lake; new alerts go to the `alerts` table.
     Run {

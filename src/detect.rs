@@ -4,6 +4,7 @@ use std::io::Write;
 
 use anyhow::bail;
 use kubetrail_detections::schedule::{run_schedule, Schedule};
+use kubetrail_detections::sigma;
 use kubetrail_detections::sinks::AlertSink;
 use kubetrail_detections::{
     alerts_batch, run_rules, run_tests, write_alerts, Grouping, RulePack, Watchlists,
@@ -26,6 +27,7 @@ pub async fn run(cmd: DetectCmd, config: &Config) -> anyhow::Result<Outcome> {
             Ok(Outcome::Ok)
         }
         DetectCmd::Test { rules, rule } => test(&rules, rule.as_deref()).await,
+        DetectCmd::ImportSigma { paths, output } => import_sigma(&paths, output.as_deref()),
         DetectCmd::Run {
             lake,
             rules,
@@ -121,6 +123,9 @@ pub async fn run(cmd: DetectCmd, config: &Config) -> anyhow::Result<Outcome> {
 /// The pack, with any files that did not load reported on stderr (they never stop the rest).
 fn pack(args: &RulesArgs) -> anyhow::Result<RulePack> {
     let pack = match &args.rules {
+        Some(dir) if args.with_builtin => {
+            RulePack::builtin().with(RulePack::load(dir).map_err(anyhow::Error::msg)?)
+        }
         Some(dir) => RulePack::load(dir).map_err(anyhow::Error::msg)?,
         None => RulePack::builtin(),
     };
@@ -128,6 +133,53 @@ fn pack(args: &RulesArgs) -> anyhow::Result<RulePack> {
         eprintln!("rule not loaded: {p}");
     }
     Ok(pack)
+}
+
+/// `detect import-sigma`: each rule translated is written (or printed), each one that is
+/// not is named with its reason on stderr; any of those makes the exit code 1.
+fn import_sigma(
+    paths: &[std::path::PathBuf],
+    output: Option<&std::path::Path>,
+) -> anyhow::Result<Outcome> {
+    let import = sigma::import(paths);
+    for p in &import.problems {
+        eprintln!("not translated: {p}");
+    }
+    match output {
+        Some(dir) => {
+            let area = dir.join(sigma::AREA);
+            std::fs::create_dir_all(&area)
+                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", area.display()))?;
+            for rule in &import.rules {
+                let path = area.join(format!("{}.yaml", rule.id));
+                std::fs::write(&path, &rule.yaml)
+                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+            }
+            println!(
+                "{} rule(s) translated into {}, {} not translated; run them with --rules {}",
+                import.rules.len(),
+                area.display(),
+                import.problems.len(),
+                dir.display()
+            );
+        }
+        None => {
+            for rule in &import.rules {
+                println!(
+                    "# {}.yaml (from {})\n{}---",
+                    rule.id, rule.source, rule.yaml
+                );
+            }
+        }
+    }
+    if import.problems.is_empty() {
+        Ok(Outcome::Ok)
+    } else {
+        bail!(
+            "{} Sigma rule(s) or file(s) not translated",
+            import.problems.len()
+        )
+    }
 }
 
 fn list(args: &RulesArgs) -> anyhow::Result<Outcome> {

@@ -1362,6 +1362,84 @@ fn a_timeline_from_the_command_line_and_its_report_in_a_browser() {
     );
 }
 
+/// Sigma rules in: `detect import-sigma` writes what it translates and names what it does
+/// not; the rules run from `--rules`, beside the built-in pack with `--with-builtin`.
+#[test]
+fn sigma_rules_are_imported_and_run_beside_the_pack() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("detections/tests/sigma");
+    let (dir, lake) = temp_lake();
+    let out_dir = dir.path().join("imported");
+    let (code, out, err) = run(kubetrail()
+        .args(["detect", "import-sigma"])
+        .arg(fixtures.join("rules"))
+        .arg(fixtures.join("refused"))
+        .arg("--output")
+        .arg(&out_dir));
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.starts_with("10 rule(s) translated into "), "{out}");
+    let refused: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("not translated: "))
+        .collect();
+    assert_eq!(refused.len(), 8, "{err}");
+    assert!(
+        err.ends_with("kubetrail: 8 Sigma rule(s) or file(s) not translated\n"),
+        "{err}"
+    );
+    assert!(out_dir
+        .join("sigma/command-run-in-a-pod-container.yaml")
+        .is_file());
+
+    // Without --output the rule files are printed for review.
+    let (code, out, err) = run(kubetrail()
+        .args(["detect", "import-sigma"])
+        .arg(fixtures.join("rules/exec_into_pod.yml")));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("# command-run-in-a-pod-container.yaml (from "),
+        "{out}"
+    );
+
+    let count = |extra: &[&str]| -> usize {
+        let (code, out, err) = run(kubetrail().args(["detect", "list"]).args(extra));
+        assert_eq!(code, 0, "{err}");
+        let last = out.lines().last().unwrap_or_default();
+        last.trim_end_matches(" rules")
+            .parse()
+            .unwrap_or_else(|_| panic!("{out}"))
+    };
+    let rules = out_dir.to_str().unwrap();
+    let builtin = count(&[]);
+    assert_eq!(count(&["--rules", rules]), 10);
+    assert_eq!(count(&["--rules", rules, "--with-builtin"]), builtin + 10);
+    let (code, _, err) = run(kubetrail().args(["detect", "list", "--with-builtin"]));
+    assert_eq!(code, 2, "{err}");
+
+    let (code, _, err) = run(kubetrail()
+        .args(["ingest", "file", "--quiet", "--lake", &lake])
+        .arg(samples().join("k8s-audit.jsonl")));
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = run(kubetrail()
+        .args([
+            "detect",
+            "run",
+            "--lake",
+            &lake,
+            "--rules",
+            rules,
+            "--with-builtin",
+        ])
+        .args([
+            "--from",
+            "2026-11-20T09:00:00Z",
+            "--to",
+            "2026-11-20T10:00:00Z",
+        ]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("| command-run-in-a-pod-container "), "{out}");
+    assert!(out.contains("| exec-into-pod "), "{out}");
+}
+
 /// `detect list | test | run` as an operator runs them, then a pivot from an alert to its
 /// timeline.
 #[test]

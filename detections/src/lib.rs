@@ -16,6 +16,7 @@ pub mod engine;
 pub mod pack;
 pub mod rule;
 pub mod schedule;
+pub mod sigma;
 pub mod sinks;
 pub mod testing;
 pub mod watchlists;

@@ -67,6 +67,14 @@ impl RulePack {
         Ok(pack.finish())
     }
 
+    /// This pack and another (the built-in one beside a directory of imported rules); an
+    /// id in both is reported and neither rule runs.
+    pub fn with(mut self, other: RulePack) -> RulePack {
+        self.rules.extend(other.rules);
+        self.problems.extend(other.problems);
+        self.finish()
+    }
+
     fn add(&mut self, rule: Result<Rule, RuleProblem>) {
         match rule {
             Ok(r) => self.rules.push(r),

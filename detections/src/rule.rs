@@ -90,6 +90,10 @@ pub struct Rule {
     pub tags: Vec<String>,
     /// Where the rule is known to fire on legitimate activity, for the responder.
     pub false_positives: Vec<String>,
+    /// Write-ups of the technique or of the rule, for the responder.
+    pub references: Vec<String>,
+    /// The rule this one was translated from, when it was (`detect import-sigma`).
+    pub imported_from: Option<ImportedFrom>,
     pub query: String,
     /// The columns of the query's result that say who or what the alert is about.
     pub entity: Vec<String>,
@@ -97,6 +101,19 @@ pub struct Rule {
     /// One alert per entity per this long (the alert id's time bucket).
     pub suppress: Duration,
     pub tests: Vec<RuleTest>,
+}
+
+/// The rule of another format a rule was translated from: a translated rule has no inline
+/// tests of its own (the format has none), and keeps the original's id to be traced back.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportedFrom {
+    /// `sigma`.
+    pub format: String,
+    /// The original rule's own id (a Sigma rule's UUID).
+    pub id: Option<String>,
+    /// The file it was read from.
+    pub file: String,
 }
 
 /// Default dedup window: one alert per entity per hour.
@@ -129,6 +146,9 @@ struct RuleFile {
     tags: Vec<String>,
     #[serde(default)]
     false_positives: Vec<String>,
+    #[serde(default)]
+    references: Vec<String>,
+    imported_from: Option<ImportedFrom>,
     query: String,
     entity: Vec<String>,
     threshold: Option<ThresholdFile>,
@@ -339,7 +359,12 @@ impl Rule {
                 expect_entities: t.expect.entities,
             });
         }
-        if !tests.iter().any(|t| t.expect_alerts > 0) || !tests.iter().any(|t| t.expect_alerts == 0)
+        // A translated rule may come without tests (Sigma has none); tests it has must
+        // still show both sides.
+        let untested_import = raw.imported_from.is_some() && tests.is_empty();
+        if !untested_import
+            && (!tests.iter().any(|t| t.expect_alerts > 0)
+                || !tests.iter().any(|t| t.expect_alerts == 0))
         {
             return Err(problem(
                 "tests",
@@ -355,6 +380,8 @@ impl Rule {
             mitre: raw.mitre,
             tags: raw.tags,
             false_positives: raw.false_positives,
+            references: raw.references,
+            imported_from: raw.imported_from,
             query,
             entity: raw.entity,
             threshold,
@@ -417,14 +444,14 @@ fn nonzero(d: Result<Duration, String>) -> Result<Duration, String> {
     }
 }
 
-fn is_id(s: &str) -> bool {
+pub(crate) fn is_id(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 80
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-fn is_technique(s: &str) -> bool {
+pub(crate) fn is_technique(s: &str) -> bool {
     let b = s.as_bytes();
     let digits = |r: &[u8]| r.iter().all(u8::is_ascii_digit);
     match b.len() {
@@ -538,5 +565,23 @@ tests:
                 .starts_with("rules/workloads/exec-into-pod.yaml: "));
         }
         assert_eq!(parse("{{{").unwrap_err().field, "(file)");
+    }
+
+    #[test]
+    fn only_a_translated_rule_may_come_without_tests() {
+        let untested = &GOOD[..GOOD.find("tests:").unwrap()];
+        assert_eq!(parse(untested).unwrap_err().field, "tests");
+        let imported = untested.replace(
+            "entity:",
+            "imported_from: {format: sigma, id: 1f0e2a4c, file: exec.yml}\nreferences: [https://example.com]\nentity:",
+        );
+        let rule = parse(&imported).unwrap();
+        assert!(rule.tests.is_empty());
+        assert_eq!(rule.references, ["https://example.com"]);
+        assert_eq!(rule.imported_from.unwrap().id.as_deref(), Some("1f0e2a4c"));
+        // Tests it does carry must still show both sides.
+        let one_sided = imported.clone()
+            + "tests:\n  - name: fires\n    events: \"{}\"\n    expect: {alerts: 1}\n";
+        assert_eq!(parse(&one_sided).unwrap_err().field, "tests");
     }
 }

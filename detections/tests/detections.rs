@@ -906,3 +906,471 @@ mod grouping {
         assert!(e.contains("'hourly'") && !e.contains('\n'), "{e}");
     }
 }
+
+/// Sigma rules in the SigmaHQ style, through `import-sigma`, the rule loader, the real
+/// decoders and the engine.
+mod sigma {
+    use std::path::{Path, PathBuf};
+
+    use kubetrail_detections::rule::RuleTest;
+    use kubetrail_detections::sigma::{import, AREA};
+    use kubetrail_detections::{run_tests, Rule, Watchlists};
+    use serde_json::{json, Value};
+
+    fn fixtures(dir: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/sigma")
+            .join(dir)
+    }
+
+    /// A native audit event: a person's allowed request, changed at the given JSON pointers.
+    fn event(changes: &[(&str, Value)]) -> Value {
+        let mut e = json!({
+            "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "RequestResponse",
+            "auditID": "00000000-0000-4000-8000-000000000000", "stage": "ResponseComplete",
+            "requestURI": "/api/v1/namespaces/shop/pods/api-1", "verb": "get",
+            "user": {"username": "alice@example.com", "groups": ["dev", "system:authenticated"]},
+            "sourceIPs": ["203.0.113.7"], "userAgent": "kubectl/v1.30.1 (linux/amd64)",
+            "objectRef": {"resource": "pods", "namespace": "shop", "name": "api-1", "apiVersion": "v1"},
+            "responseStatus": {"metadata": {}, "code": 200},
+            "annotations": {"authorization.k8s.io/decision": "allow", "authorization.k8s.io/reason": ""},
+            "requestReceivedTimestamp": "2026-11-20T09:30:00.000000Z",
+            "stageTimestamp": "2026-11-20T09:30:00.100000Z"
+        });
+        for (pointer, value) in changes {
+            set(&mut e, pointer, value.clone());
+        }
+        e
+    }
+
+    fn set(target: &mut Value, pointer: &str, value: Value) {
+        let (parent, key) = pointer.rsplit_once('/').expect("a JSON pointer");
+        let key = key.replace("~1", "/");
+        let mut at = target;
+        for step in parent.split('/').filter(|s| !s.is_empty()) {
+            at = at
+                .as_object_mut()
+                .expect("an object on the way")
+                .entry(step)
+                .or_insert_with(|| json!({}));
+        }
+        match value {
+            Value::Null => {
+                at.as_object_mut().expect("an object").remove(&key);
+            }
+            v => {
+                at.as_object_mut().expect("an object").insert(key, v);
+            }
+        }
+    }
+
+    /// (test name, events, alerts it must make): every imported rule is judged on events
+    /// that must and must not match it.
+    fn cases(id: &str) -> Vec<(&'static str, Vec<Value>, usize)> {
+        let exec = || {
+            event(&[
+                ("/verb", json!("create")),
+                ("/objectRef/subresource", json!("exec")),
+                (
+                    "/requestURI",
+                    json!("/api/v1/namespaces/shop/pods/api-1/exec?command=bin%2Fsh&stdin=true"),
+                ),
+            ])
+        };
+        let pod = |spec: Value| {
+            event(&[
+                ("/verb", json!("create")),
+                ("/requestURI", json!("/api/v1/namespaces/shop/pods")),
+                (
+                    "/requestObject",
+                    json!({"kind": "Pod", "apiVersion": "v1", "metadata": {"name": "api-1"}, "spec": spec}),
+                ),
+            ])
+        };
+        let plain = json!({"containers": [{"name": "app", "image": "nginx:1.27"}]});
+        match id {
+            "command-run-in-a-pod-container" => vec![
+                ("kubectl exec", vec![exec()], 1),
+                ("a read of the pod", vec![event(&[])], 0),
+                (
+                    "an exec in the verb's other case",
+                    vec![event(&[
+                        ("/verb", json!("CREATE")),
+                        ("/objectRef/subresource", json!("Exec")),
+                    ])],
+                    1,
+                ),
+            ],
+            "secrets-listed-by-a-person" => vec![
+                (
+                    "a person lists secrets",
+                    vec![event(&[
+                        ("/verb", json!("list")),
+                        ("/objectRef/resource", json!("secrets")),
+                    ])],
+                    1,
+                ),
+                (
+                    "a controller watches them",
+                    vec![event(&[
+                        ("/verb", json!("watch")),
+                        ("/objectRef/resource", json!("secrets")),
+                        ("/user/username", json!("system:kube-controller-manager")),
+                    ])],
+                    0,
+                ),
+                (
+                    "a person gets one",
+                    vec![event(&[("/objectRef/resource", json!("secrets"))])],
+                    0,
+                ),
+            ],
+            "admission-webhook-configuration-changed" => vec![
+                (
+                    "a mutating webhook patched",
+                    vec![event(&[
+                        ("/verb", json!("patch")),
+                        ("/objectRef/apiGroup", json!("admissionregistration.k8s.io")),
+                        (
+                            "/objectRef/resource",
+                            json!("mutatingwebhookconfigurations"),
+                        ),
+                    ])],
+                    1,
+                ),
+                (
+                    "read, not changed",
+                    vec![event(&[
+                        ("/objectRef/apiGroup", json!("admissionregistration.k8s.io")),
+                        (
+                            "/objectRef/resource",
+                            json!("validatingwebhookconfigurations"),
+                        ),
+                    ])],
+                    0,
+                ),
+                (
+                    "another group",
+                    vec![event(&[
+                        ("/verb", json!("delete")),
+                        ("/objectRef/apiGroup", json!("apps")),
+                        ("/objectRef/resource", json!("deployments")),
+                    ])],
+                    0,
+                ),
+            ],
+            "attack-tool-or-shell-reached-the-api" => vec![
+                ("a shell by exec URI, allowed", vec![exec()], 1),
+                (
+                    "trufflehog, allowed",
+                    vec![event(&[("/userAgent", json!("TruffleHog/3.63"))])],
+                    1,
+                ),
+                (
+                    "curl as the command",
+                    vec![event(&[(
+                        "/requestURI",
+                        json!("/api/v1/namespaces/shop/pods/api-1/exec?command=curl"),
+                    )])],
+                    1,
+                ),
+                (
+                    "trufflehog, forbidden",
+                    vec![event(&[
+                        ("/userAgent", json!("trufflehog/3.63")),
+                        (
+                            "/annotations/authorization.k8s.io~1decision",
+                            json!("forbid"),
+                        ),
+                    ])],
+                    0,
+                ),
+                ("kubectl", vec![event(&[])], 0),
+            ],
+            "secret-read-from-outside-the-cluster-network" => vec![
+                (
+                    "from a public address",
+                    vec![event(&[("/objectRef/resource", json!("secrets"))])],
+                    1,
+                ),
+                (
+                    "from the pod network",
+                    vec![event(&[
+                        ("/objectRef/resource", json!("secrets")),
+                        ("/sourceIPs", json!(["10.4.2.9"])),
+                    ])],
+                    0,
+                ),
+                (
+                    "from an IPv6 ULA",
+                    vec![event(&[
+                        ("/objectRef/resource", json!("secrets")),
+                        ("/sourceIPs", json!(["fd12::9"])),
+                    ])],
+                    0,
+                ),
+            ],
+            "pod-created-with-access-to-its-node" => vec![
+                (
+                    "a hostPath volume",
+                    vec![pod(json!({"containers": [{"name": "a", "image": "x"}],
+                    "volumes": [{"name": "h", "hostPath": {"path": "/"}}]}))],
+                    1,
+                ),
+                (
+                    "NET_ADMIN added",
+                    vec![pod(json!({"containers": [{"name": "a", "image": "x",
+                    "securityContext": {"capabilities": {"add": ["NET_ADMIN"]}}}]}))],
+                    1,
+                ),
+                (
+                    "the host network",
+                    vec![pod(json!({"hostNetwork": true,
+                    "containers": [{"name": "a", "image": "x"}]}))],
+                    1,
+                ),
+                ("a plain pod", vec![pod(plain.clone())], 0),
+                (
+                    "CHOWN added",
+                    vec![pod(json!({"containers": [{"name": "a", "image": "x",
+                    "securityContext": {"capabilities": {"add": ["CHOWN"]}}}]}))],
+                    0,
+                ),
+            ],
+            "cluster-admin-group-deletes-or-patches" => vec![
+                (
+                    "a master deletes",
+                    vec![event(&[
+                        ("/verb", json!("delete")),
+                        (
+                            "/user/groups",
+                            json!(["system:masters", "system:authenticated"]),
+                        ),
+                    ])],
+                    1,
+                ),
+                (
+                    "a master reads",
+                    vec![event(&[("/user/groups", json!(["system:masters"]))])],
+                    0,
+                ),
+                (
+                    "a group of another case (|cased)",
+                    vec![event(&[
+                        ("/verb", json!("patch")),
+                        ("/user/groups", json!(["System:Masters"])),
+                    ])],
+                    0,
+                ),
+                (
+                    "a developer patches",
+                    vec![event(&[("/verb", json!("patch"))])],
+                    0,
+                ),
+            ],
+            "two-signs-of-a-probe-anonymous-refused-secrets" => vec![
+                (
+                    "anonymous and refused",
+                    vec![event(&[
+                        ("/user/username", json!("system:anonymous")),
+                        ("/responseStatus/code", json!(401)),
+                    ])],
+                    1,
+                ),
+                (
+                    "refused, at secrets",
+                    vec![event(&[
+                        ("/objectRef/resource", json!("secrets")),
+                        ("/responseStatus/code", json!(403)),
+                    ])],
+                    1,
+                ),
+                (
+                    "only refused",
+                    vec![event(&[("/responseStatus/code", json!(403))])],
+                    0,
+                ),
+            ],
+            "request-made-impersonating-another-user" => vec![
+                (
+                    "alice as bob",
+                    vec![event(&[(
+                        "/impersonatedUser",
+                        json!({"username": "bob@example.com"}),
+                    )])],
+                    1,
+                ),
+                (
+                    "alice as a service account",
+                    vec![event(&[(
+                        "/impersonatedUser",
+                        json!({"username": "system:serviceaccount:ci:deployer"}),
+                    )])],
+                    0,
+                ),
+                ("alice as herself", vec![event(&[])], 0),
+            ],
+            "pod-named-like-a-system-pod" => vec![
+                (
+                    "kube-proxy-ab12c by a person",
+                    vec![event(&[
+                        ("/verb", json!("create")),
+                        ("/objectRef/namespace", json!("kube-system")),
+                        ("/objectRef/name", json!("kube-proxy-ab12c")),
+                    ])],
+                    1,
+                ),
+                (
+                    "by the DaemonSet controller",
+                    vec![event(&[
+                        ("/verb", json!("create")),
+                        ("/objectRef/namespace", json!("kube-system")),
+                        ("/objectRef/name", json!("kube-proxy-ab12c")),
+                        (
+                            "/user/username",
+                            json!("system:serviceaccount:kube-system:daemon-set-controller"),
+                        ),
+                    ])],
+                    0,
+                ),
+                (
+                    "a four-character suffix",
+                    vec![event(&[
+                        ("/verb", json!("create")),
+                        ("/objectRef/namespace", json!("kube-system")),
+                        ("/objectRef/name", json!("kube-proxy-ab12")),
+                    ])],
+                    0,
+                ),
+            ],
+            other => panic!("no cases for {other}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn sigma_rules_translate_and_judge_events_as_sigma_means() {
+        let import = import(&[fixtures("rules")]);
+        assert!(import.problems.is_empty(), "{:?}", import.problems);
+        assert_eq!(import.rules.len(), 10);
+        let mut failures = Vec::new();
+        for translated in &import.rules {
+            let path = PathBuf::from(format!("{}/{}.yaml", AREA, translated.id));
+            let mut rule = Rule::parse(&path, AREA, &translated.yaml)
+                .unwrap_or_else(|p| panic!("{p}\n{}", translated.yaml));
+            assert!(rule.imported_from.is_some() && rule.tests.is_empty());
+            rule.tests = cases(&rule.id)
+                .into_iter()
+                .map(|(name, events, alerts)| RuleTest {
+                    name: name.into(),
+                    inputs: vec![(
+                        None,
+                        events
+                            .iter()
+                            .map(Value::to_string)
+                            .collect::<Vec<_>>()
+                            .join("\n"),
+                    )],
+                    expect_alerts: alerts,
+                    expect_entities: None,
+                    window_from: None,
+                    watchlists: Watchlists::default(),
+                })
+                .collect();
+            for result in run_tests(&rule, &super::IngestLoader).await {
+                if let Some(f) = result.failure {
+                    failures.push(format!(
+                        "{} / {}: {f}\n{}",
+                        rule.id, result.test, rule.query
+                    ));
+                }
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    }
+
+    #[test]
+    fn rule_files_keep_what_the_sigma_rule_says() {
+        let import = import(&[fixtures("rules/exec_into_pod.yml")]);
+        assert_eq!(import.rules.len(), 1, "{:?}", import.problems);
+        let yaml = &import.rules[0].yaml;
+        let golden = r#"id: command-run-in-a-pod-container
+title: "Command Run In A Pod Container"
+description: "Detects a command run in a pod's container through the API server (kubectl exec)."
+severity: medium
+mitre: ["T1609"]
+tags: ["attack.execution"]
+false_positives: ["Debugging by on-call engineers."]
+references: ["https://microsoft.github.io/Threat-Matrix-for-Kubernetes/techniques/Exec%20into%20container/"]
+"#;
+        assert!(yaml.starts_with(golden), "{yaml}");
+        assert!(yaml.contains(
+            "imported_from: {format: sigma, id: \"1f0e2a4c-5b6d-4e7f-8a9b-0c1d2e3f4a5b\", file: "
+        ));
+        let query = yaml.split("query: |\n").nth(1).unwrap();
+        assert_eq!(
+            query,
+            "  SELECT event_time, user_name, namespace, resource, _source, _offset
+  FROM k8s_audit
+  WHERE /* selection */ coalesce((lower(verb) = 'create' AND lower(resource) = 'pods' AND lower(subresource) = 'exec'), false)
+"
+        );
+    }
+
+    #[test]
+    fn conditions_become_sql_as_written() {
+        let import = import(&[
+            fixtures("rules/attack_tool_allowed.yml"),
+            fixtures("rules/anonymous_refused.yml"),
+        ]);
+        let query = |id: &str| {
+            let yaml = &import.rules.iter().find(|r| r.id == id).unwrap().yaml;
+            yaml.split("WHERE ").nth(1).unwrap().to_owned()
+        };
+        assert_eq!(
+            query("attack-tool-or-shell-reached-the-api"),
+            "((/* tool_agent */ coalesce((strpos(lower(user_agent), 'trufflehog') > 0 OR strpos(lower(user_agent), 'access_matrix') > 0), false)
+     OR /* tool_curl */ coalesce(ends_with(lower(request_uri), 'command=curl'), false)
+     OR /* tool_shell */ coalesce(regexp_like(request_uri, 'command=(%2F)?bin%2F(ba|z)?sh'), false))
+    AND /* allowed */ coalesce(lower(decision) = 'allow', false))
+"
+        );
+        assert_eq!(
+            query("two-signs-of-a-probe-anonymous-refused-secrets"),
+            "(CAST(/* sign_anonymous */ coalesce(lower(user_name) = 'system:anonymous', false) AS INT) + CAST(/* sign_refused */ coalesce((response_code = 401 OR response_code = 403), false) AS INT) + CAST(/* sign_secrets */ coalesce(lower(resource) = 'secrets', false) AS INT)) >= 2
+"
+        );
+    }
+
+    #[test]
+    fn what_cannot_be_translated_is_named_with_its_reason() {
+        let import = import(&[fixtures("refused")]);
+        assert!(import.rules.is_empty(), "{:?}", import.rules);
+        let lines: Vec<String> = import.problems.iter().map(|p| p.to_string()).collect();
+        let expect = [
+            (
+                "allow_as_status_code.yml",
+                "responseStatus.code holds numbers; 'ALLOW' is not one",
+            ),
+            (
+                "base64_payload.yml",
+                "the modifier |base64offset is not supported",
+            ),
+            ("compiler_in_container.yml", "unknown field 'file_path'"),
+            ("correlation.yml", "a correlation rule"),
+            (
+                "count_aggregation.yml",
+                "timeframe 5m: aggregations are not translated",
+            ),
+            ("keywords.yml", "keyword search"),
+            ("not_yaml.yml", ""),
+            ("windows_process.yml", "only Kubernetes audit"),
+        ];
+        for (file, reason) in expect {
+            let found: Vec<&String> = lines.iter().filter(|l| l.contains(file)).collect();
+            assert_eq!(found.len(), 1, "{file}: {lines:#?}");
+            assert!(found[0].contains(reason), "{file}: {}", found[0]);
+            assert!(!found[0].contains('\n'), "{}", found[0]);
+        }
+        assert_eq!(lines.len(), expect.len(), "{lines:#?}");
+    }
+}
