@@ -80,6 +80,19 @@ pub enum DetectCmd {
         #[arg(long)]
         rule: Option<String>,
     },
+    /// The rules over the ATT&CK techniques that matter in Kubernetes (the Containers
+    /// matrix and the Kubernetes threat matrix): what covers each, what nothing covers,
+    /// and whether each rule's inline tests pass.
+    Coverage {
+        #[command(flatten)]
+        rules: RulesArgs,
+        /// table, json or html (one self-contained page).
+        #[arg(long, default_value = "table")]
+        format: String,
+        /// Leave the inline tests out (they take a minute on the whole pack).
+        #[arg(long)]
+        no_tests: bool,
+    },
     /// Translate Sigma rules for Kubernetes audit logs (SigmaHQ's
     /// rules/application/kubernetes) into rule files; run them with --rules DIR.
     ImportSigma {

@@ -3,6 +3,7 @@
 use std::io::Write;
 
 use anyhow::bail;
+use kubetrail_detections::coverage::TestStatus;
 use kubetrail_detections::schedule::{run_schedule, Schedule};
 use kubetrail_detections::sigma;
 use kubetrail_detections::sinks::AlertSink;
@@ -27,6 +28,11 @@ pub async fn run(cmd: DetectCmd, config: &Config) -> anyhow::Result<Outcome> {
             Ok(Outcome::Ok)
         }
         DetectCmd::Test { rules, rule } => test(&rules, rule.as_deref()).await,
+        DetectCmd::Coverage {
+            rules,
+            format,
+            no_tests,
+        } => coverage(&rules, &format, no_tests).await,
         DetectCmd::ImportSigma { paths, output } => import_sigma(&paths, output.as_deref()),
         DetectCmd::Run {
             lake,
@@ -133,6 +139,39 @@ fn pack(args: &RulesArgs) -> anyhow::Result<RulePack> {
         eprintln!("rule not loaded: {p}");
     }
     Ok(pack)
+}
+
+/// `detect coverage`: the pack over the ATT&CK techniques, its tests run unless asked not.
+async fn coverage(args: &RulesArgs, format: &str, no_tests: bool) -> anyhow::Result<Outcome> {
+    if !["table", "json", "html"].contains(&format) {
+        bail!("--format must be table, json or html, not '{format}'");
+    }
+    let pack = pack(args)?;
+    let mut tests = std::collections::HashMap::new();
+    if !no_tests {
+        for rule in &pack.rules {
+            let results = run_tests(rule, &crate::ingest::RuleTestLoader).await;
+            tests.insert(rule.id.clone(), results);
+        }
+    }
+    let report = kubetrail_detections::coverage::coverage(&pack, &tests);
+    match format {
+        "json" => println!("{}", report.json()),
+        "html" => print!("{}", report.html()),
+        _ => print!("{}", report.table()),
+    }
+    let failing = report
+        .rules
+        .iter()
+        .filter(|r| matches!(r.tests, TestStatus::Failed { .. }))
+        .count();
+    if failing > 0 || !pack.problems.is_empty() {
+        bail!(
+            "{failing} rule(s) fail their tests, {} rule file(s) did not load",
+            pack.problems.len()
+        );
+    }
+    Ok(Outcome::Ok)
 }
 
 /// `detect import-sigma`: each rule translated is written (or printed), each one that is

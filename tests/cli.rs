@@ -1362,6 +1362,67 @@ fn a_timeline_from_the_command_line_and_its_report_in_a_browser() {
     );
 }
 
+/// `detect coverage`: the rules over the ATT&CK techniques, their tests run; a failing test
+/// shows in the report and in the exit code.
+#[test]
+fn coverage_names_what_covers_each_technique_and_how_the_tests_went() {
+    let dir = tempfile::tempdir().unwrap();
+    let area = dir.path().join("rules/runtime");
+    std::fs::create_dir_all(&area).unwrap();
+    let pack = Path::new(env!("CARGO_MANIFEST_DIR")).join("detections/rules");
+    std::fs::copy(
+        pack.join("runtime/cryptominer.yaml"),
+        area.join("cryptominer.yaml"),
+    )
+    .unwrap();
+    let rules = dir.path().join("rules");
+    let (code, out, err) = run(kubetrail()
+        .args(["detect", "coverage", "--format", "json", "--rules"])
+        .arg(&rules));
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let miner = &report["rules"][0];
+    assert_eq!(
+        (miner["id"].as_str(), miner["tests"].as_str()),
+        (Some("cryptominer"), Some("pass"))
+    );
+    let t = report["techniques"].as_array().unwrap();
+    let of = |id: &str| t.iter().find(|x| x["id"] == id).unwrap().clone();
+    assert_eq!(of("T1496.001")["rules"], serde_json::json!(["cryptominer"]));
+    assert_eq!(of("T1609")["covered"], false);
+
+    // A test that no longer holds: named in the report, and the exit code says so.
+    let text = std::fs::read_to_string(area.join("cryptominer.yaml")).unwrap();
+    let broken = text.replacen("expect: {alerts: 1", "expect: {alerts: 3", 1);
+    assert_ne!(broken, text);
+    std::fs::write(area.join("cryptominer.yaml"), broken).unwrap();
+    let (code, out, err) = run(kubetrail()
+        .args(["detect", "coverage", "--rules"])
+        .arg(&rules));
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("FAIL (1 of 2)"), "{out}");
+    assert!(
+        err.ends_with("kubetrail: 1 rule(s) fail their tests, 0 rule file(s) did not load\n"),
+        "{err}"
+    );
+
+    let (code, out, err) =
+        run(kubetrail().args(["detect", "coverage", "--no-tests", "--format", "html"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("<!DOCTYPE html>") && out.contains("tests not run"),
+        "{out}"
+    );
+    let (code, _, err) = run(kubetrail().args(["detect", "coverage", "--format", "pdf"]));
+    assert_eq!(
+        (code, err.as_str()),
+        (
+            1,
+            "kubetrail: --format must be table, json or html, not 'pdf'\n"
+        )
+    );
+}
+
 /// Sigma rules in: `detect import-sigma` writes what it translates and names what it does
 /// not; the rules run from `--rules`, beside the built-in pack with `--with-builtin`.
 #[test]

@@ -12,6 +12,7 @@
 
 pub mod alerts;
 pub mod catalog;
+pub mod coverage;
 pub mod engine;
 pub mod pack;
 pub mod rule;

@@ -123,3 +123,19 @@ fn is_binary(t: &DataType) -> bool {
         DataType::Binary | DataType::LargeBinary | DataType::BinaryView
     )
 }
+
+/// Text for an HTML page (element content or a quoted attribute).
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}

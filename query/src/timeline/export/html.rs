@@ -4,6 +4,7 @@
 use serde_json::json;
 
 use super::super::Timeline;
+use crate::output::escape_html as escape;
 use crate::window::rfc3339;
 
 const STYLE: &str = include_str!("report.css");
@@ -94,19 +95,4 @@ pub fn render(t: &Timeline) -> String {
         to = escape(&rfc3339(t.window.to())),
         n = t.lines.len(),
     )
-}
-
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
