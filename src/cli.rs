@@ -44,9 +44,45 @@ pub enum Command {
     /// Detection rules: list them, run their inline tests, run them over the lake.
     #[command(subcommand)]
     Detect(DetectCmd),
+    /// The lake in other tools' shapes.
+    #[command(subcommand)]
+    Export(ExportCmd),
     /// kubetrail's version and commit, and the versions of librdkafka (with its built-in
     /// features: TLS, SASL), DataFusion and delta-rs.
     Version,
+}
+
+#[derive(Subcommand)]
+pub enum ExportCmd {
+    /// OCSF 1.1.0 classes as Parquet, laid out as AWS Security Lake takes a custom source:
+    /// OUTPUT/ext/<source>/region=<region>/accountId=<account>/eventDay=<YYYYMMDD>/.
+    Ocsf {
+        #[command(flatten)]
+        lake: LakeArgs,
+        /// api_activity (6003, from k8s_audit), network_activity (4001), process_activity
+        /// (1007) or detection_finding (2004); repeatable, or `all`.
+        #[arg(long, required = true)]
+        table: Vec<String>,
+        /// Start of the window.
+        #[arg(long)]
+        from: String,
+        /// End of the window (exclusive).
+        #[arg(long)]
+        to: String,
+        /// A directory, or the Security Lake bucket (s3://aws-security-data-lake-…/).
+        #[arg(long)]
+        output: String,
+        /// The custom source's name [default: kubetrail-<class>, e.g. kubetrail-api-activity];
+        /// one class per source, as Security Lake wants.
+        #[arg(long)]
+        source_name: Option<String>,
+        /// The region partition value.
+        #[arg(long, env = "AWS_REGION")]
+        region: String,
+        /// The account id partition value (the AWS account or external id of the source).
+        #[arg(long)]
+        account_id: String,
+    },
 }
 
 #[derive(Args, Clone)]

@@ -7,6 +7,7 @@ mod cli;
 mod config;
 mod demo;
 mod detect;
+mod export;
 mod ingest;
 mod lake;
 mod produce;
@@ -86,6 +87,7 @@ async fn main() -> ExitCode {
             Command::Produce(cmd) => produce::run(cmd, &config).await,
             Command::Timeline(cmd) => timeline::run(cmd, &config).await,
             Command::Detect(cmd) => detect::run(cmd, &config).await,
+            Command::Export(cmd) => export::run(cmd, &config).await,
             Command::Version => version(),
         },
         Err(e) => Err(e),

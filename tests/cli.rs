@@ -1362,6 +1362,257 @@ fn a_timeline_from_the_command_line_and_its_report_in_a_browser() {
     );
 }
 
+/// The problems of one OCSF value against the checked-in schema: attribute names the class
+/// or object does not have, required ones missing, at-least-one constraints unmet.
+fn ocsf_problems(
+    schema: &serde_json::Value,
+    object: &str,
+    shape: &serde_json::Value,
+    value: &serde_json::Value,
+    at: &str,
+    problems: &mut Vec<String>,
+) {
+    let attributes = &shape["attributes"];
+    let Some(fields) = value.as_object() else {
+        return problems.push(format!("{at}: not an object"));
+    };
+    for (name, v) in fields {
+        // The datetime profile adds `<timestamp>_dt` beside each timestamp.
+        let known = attributes.get(name).or_else(|| {
+            name.strip_suffix("_dt")
+                .and_then(|base| attributes.get(base))
+        });
+        let Some(kind) = known else {
+            problems.push(format!("{at}.{name}: not an attribute of {object}"));
+            continue;
+        };
+        if let Some(kind) = kind.as_str() {
+            let items = match v {
+                serde_json::Value::Array(items) => items.clone(),
+                other => vec![other.clone()],
+            };
+            for (i, item) in items.iter().enumerate() {
+                ocsf_problems(
+                    schema,
+                    kind,
+                    &schema["objects"][kind],
+                    item,
+                    &format!("{at}.{name}[{i}]"),
+                    problems,
+                );
+            }
+        }
+    }
+    for r in shape["required"].as_array().unwrap() {
+        let r = r.as_str().unwrap();
+        if fields.get(r).is_none_or(|v| v.is_null()) {
+            problems.push(format!("{at}: required {object}.{r} is missing"));
+        }
+    }
+    if let Some(any) = shape["at_least_one"].as_array().filter(|a| !a.is_empty()) {
+        let filled = |v: &serde_json::Value| match v {
+            serde_json::Value::Object(o) => o.values().any(|x| !x.is_null()),
+            other => !other.is_null(),
+        };
+        if !any
+            .iter()
+            .any(|k| fields.get(k.as_str().unwrap()).is_some_and(filled))
+        {
+            problems.push(format!("{at}: {object} needs one of {any:?}"));
+        }
+    }
+}
+
+/// Each OCSF view over the three streams and the alerts: every row holds its class's
+/// required attributes, and names no attribute OCSF 1.1.0 does not have; `export ocsf`
+/// writes them as Security Lake lays out a custom source.
+#[test]
+fn ocsf_views_fill_what_the_schema_requires_and_export_for_security_lake() {
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("query/src/ocsf/schema-1.1.0.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let (dir, lake) = temp_lake();
+    let (code, _, err) = run(kubetrail()
+        .args(["ingest", "file", "--quiet", "--lake", &lake])
+        .args(
+            [
+                "k8s-audit.jsonl",
+                "eks-cloudwatch.json",
+                "gke-audit.jsonl",
+                "hubble.jsonl",
+                "aws-vpc-flow.log",
+                "calico-flow.jsonl",
+                "tetragon.jsonl",
+                "falco.jsonl",
+            ]
+            .map(|f| samples().join(f)),
+        ));
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(kubetrail().args([
+        "detect",
+        "run",
+        "--lake",
+        &lake,
+        "--from",
+        "2026-11-20T09:00:00Z",
+        "--to",
+        "2026-11-20T10:00:00Z",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    for (class, uid, least) in [
+        ("api_activity", 6003, 400),
+        ("network_activity", 4001, 400),
+        ("process_activity", 1007, 20),
+        ("detection_finding", 2004, 20),
+    ] {
+        let (code, out, err) = run(kubetrail().args([
+            "sql",
+            "--lake",
+            &lake,
+            "--format",
+            "json",
+            &format!("SELECT * FROM ocsf_{class}"),
+        ]));
+        assert_eq!(code, 0, "{class}: {err}");
+        let c = &schema["classes"][class];
+        assert_eq!(c["class_uid"], uid);
+        let rows: Vec<serde_json::Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert!(rows.len() >= least, "{class}: {} rows", rows.len());
+        let mut problems = Vec::new();
+        for (i, row) in rows.iter().enumerate() {
+            assert_eq!(row["class_uid"], uid);
+            assert_eq!(
+                row["type_uid"],
+                uid * 100 + row["activity_id"].as_i64().unwrap()
+            );
+            assert_eq!(row["metadata"]["version"], "1.1.0");
+            assert!(
+                row["metadata"]["uid"].as_str().unwrap().contains('#'),
+                "{row}"
+            );
+            ocsf_problems(
+                &schema,
+                class,
+                c,
+                row,
+                &format!("{class}[{i}]"),
+                &mut problems,
+            );
+        }
+        problems.dedup();
+        assert!(
+            problems.is_empty(),
+            "{}",
+            problems[..problems.len().min(20)].join("\n")
+        );
+    }
+    // A Falco alert and a kubetrail alert are both findings, with their ATT&CK techniques.
+    let (_, out, _) = run(kubetrail().args([
+        "sql",
+        "--lake",
+        &lake,
+        "--format",
+        "csv",
+        "SELECT DISTINCT finding_info.types[1] AS finder FROM ocsf_detection_finding ORDER BY 1",
+    ]));
+    assert_eq!(out, "finder\nfalco\nkubetrail\n");
+    let (_, out, _) = run(kubetrail().args([
+        "sql", "--lake", &lake, "--format", "csv",
+        "SELECT count(*) FROM ocsf_detection_finding WHERE finding_info.attacks[1].technique.uid = 'T1609'",
+    ]));
+    assert_ne!(out.lines().nth(1), Some("0"), "{out}");
+
+    let out_dir = dir.path().join("security-lake");
+    let export = |extra: &[&str]| {
+        run(kubetrail()
+            .args([
+                "export",
+                "ocsf",
+                "--lake",
+                &lake,
+                "--from",
+                "2026-11-20T00:00:00Z",
+            ])
+            .args([
+                "--to",
+                "2026-11-22T00:00:00Z",
+                "--region",
+                "eu-west-1",
+                "--account-id",
+            ])
+            .arg("123456789012")
+            .arg("--output")
+            .arg(&out_dir)
+            .args(extra))
+    };
+    let (code, out, err) = export(&["--table", "all"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 4, "{out}");
+    let day = out_dir.join(
+        "ext/kubetrail-api-activity/region=eu-west-1/accountId=123456789012/eventDay=20261120",
+    );
+    let files: Vec<_> = std::fs::read_dir(&day).unwrap().flatten().collect();
+    assert_eq!(files.len(), 1, "{day:?}");
+    let bytes = std::fs::read(files[0].path()).unwrap();
+    assert_eq!(&bytes[..4], b"PAR1");
+    let exported: usize = out
+        .lines()
+        .next()
+        .unwrap()
+        .split(": ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (_, all, _) = run(kubetrail().args([
+        "sql",
+        "--lake",
+        &lake,
+        "--format",
+        "csv",
+        "SELECT count(*) FROM ocsf_api_activity",
+    ]));
+    assert_eq!(all.lines().nth(1), Some(exported.to_string().as_str()));
+    // Nothing on the 21st: no empty partition.
+    assert!(!day.with_file_name("eventDay=20261121").exists());
+    // Again: the same files, replaced.
+    let (code, _, err) = export(&["--table", "api_activity"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read_dir(&day).unwrap().count(), 1);
+
+    for (extra, says) in [
+        (
+            vec!["--table", "dns_activity"],
+            "'dns_activity' is not an OCSF class kubetrail exports",
+        ),
+        (
+            vec!["--table", "all", "--source-name", "x"],
+            "one OCSF class per source",
+        ),
+        (
+            vec!["--table", "4001", "--source-name", "a/b"],
+            "source name 'a/b'",
+        ),
+    ] {
+        let (code, _, err) = export(&extra);
+        assert_eq!(code, 1, "{extra:?}");
+        assert!(
+            err.starts_with("kubetrail: ") && err.contains(says) && err.lines().count() == 1,
+            "{err}"
+        );
+    }
+}
+
 /// `detect coverage`: the rules over the ATT&CK techniques, their tests run; a failing test
 /// shows in the report and in the exit code.
 #[test]
@@ -1825,6 +2076,20 @@ mod object_storage {
             (id.to_owned(), secret.to_owned())
         }
 
+        /// The server's object listing under `prefix`, as S3 answers it (XML).
+        fn list(&self, bucket: &str, prefix: &str) -> String {
+            use std::io::Write;
+            let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+            write!(
+                stream,
+                "GET /{bucket}?list-type=2&prefix={prefix} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+            )
+            .unwrap();
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).unwrap();
+            answer
+        }
+
         pub(super) fn sql(&self, lake: &str, sql: &str) -> String {
             let (code, out, err) = run(self
                 .kubetrail()
@@ -1902,6 +2167,28 @@ mod object_storage {
         assert!(out.contains("| cryptominer "), "{out}");
         let alerts = s3.sql(lake, "SELECT count(*) AS n FROM alerts");
         assert_ne!(alerts, "n\n0\n");
+        // Its findings exported as a Security Lake custom source, into another bucket.
+        s3.bucket("security-lake");
+        let (code, out, err) = run(cmd(&[
+            "export",
+            "ocsf",
+            "--lake",
+            lake,
+            "--table",
+            "detection_finding",
+            "--output",
+            "s3://security-lake/",
+            "--account-id",
+            "123456789012",
+        ])
+        .args(window));
+        assert_eq!(code, 0, "{err}");
+        assert!(out.starts_with("detection_finding (2004): "), "{out}");
+        let listing = s3.list("security-lake", "ext/");
+        assert!(
+            listing.contains("<Key>ext/kubetrail-detection-finding/region=us-east-1/accountId=123456789012/eventDay=20261120/kubetrail-detection_finding-"),
+            "{listing}"
+        );
         // A second run finds the same facts already in the alerts table.
         let (code, _, err) = run(cmd(&["detect", "run", "--lake", lake]).args(window));
         assert_eq!(code, 0, "{err}");

@@ -16,6 +16,7 @@
 
 pub mod custody;
 mod error;
+mod files;
 mod identity;
 mod location;
 pub mod maintenance;

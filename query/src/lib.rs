@@ -8,6 +8,7 @@
 //! ```
 
 pub mod k8s_object;
+pub mod ocsf;
 pub mod output;
 mod scan_filters;
 pub mod session;

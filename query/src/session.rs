@@ -92,7 +92,6 @@ impl LakeSession {
             .saturating_sub(i64::try_from(history.as_micros()).unwrap_or(i64::MAX));
         let before = Window::new(history_from.max(0), window.from())
             .unwrap_or_else(|_| Window::new(0, 1).expect("a valid window"));
-        session.ctx.deregister_table("events")?;
         for table in Table::EVENTS {
             let name = table.name();
             let provider = session

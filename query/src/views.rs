@@ -62,7 +62,10 @@ SELECT
 FROM runtime_events
 "#;
 
+/// (Re)defines the views over whatever the event tables are now (the whole tables, or a
+/// window's views of them).
 pub(crate) async fn register(ctx: &SessionContext) -> Result<()> {
+    ctx.deregister_table("events")?;
     ctx.sql(EVENTS).await?.collect().await?;
-    Ok(())
+    crate::ocsf::register(ctx).await
 }

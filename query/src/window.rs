@@ -73,6 +73,17 @@ impl Window {
     }
 }
 
+impl Window {
+    /// `column` (a timestamp) within the window, for views that carry no `event_date`.
+    pub fn time_predicate(&self, column: &str) -> String {
+        format!(
+            "{column} >= {} AND {column} < {}",
+            timestamp_literal(self.from),
+            timestamp_literal(self.to)
+        )
+    }
+}
+
 impl fmt::Display for Window {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} to {}", rfc3339(self.from), rfc3339(self.to))
