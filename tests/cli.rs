@@ -1362,6 +1362,62 @@ fn a_timeline_from_the_command_line_and_its_report_in_a_browser() {
     );
 }
 
+/// SQL over the lake only reads it: no statement, table factory or function reads a file
+/// outside it (the redaction key, /etc/passwd) or writes one, from `sql` or the shell.
+#[test]
+fn sql_only_reads_the_lake_and_no_file_outside_it() {
+    let (dir, lake) = lake_of_the_three_streams();
+    let secret = dir.path().join("outside.csv");
+    std::fs::write(&secret, "marker\nkubetrail-outside-the-lake-7f3a\n").unwrap();
+    let secret = secret.display().to_string();
+    let written = dir.path().join("written.csv").display().to_string();
+    let attempts = [
+        format!("CREATE EXTERNAL TABLE s (l VARCHAR) STORED AS CSV LOCATION '{secret}'"),
+        format!("CREATE EXTERNAL TABLE s STORED AS CSV LOCATION '{secret}'; SELECT * FROM s"),
+        format!("EXPLAIN CREATE EXTERNAL TABLE s STORED AS CSV LOCATION '{secret}'"),
+        format!("SELECT * FROM '{secret}'"),
+        format!("SELECT * FROM read_csv('{secret}')"),
+        format!("SELECT * FROM parquet_metadata('{secret}')"),
+        format!("COPY (SELECT * FROM k8s_audit) TO '{written}'"),
+        "CREATE TABLE t AS SELECT * FROM k8s_audit".into(),
+        "CREATE VIEW v AS SELECT 1".into(),
+        "DROP TABLE k8s_audit".into(),
+        "INSERT INTO alerts SELECT * FROM alerts".into(),
+        "DELETE FROM k8s_audit".into(),
+        "SET datafusion.runtime.memory_limit = '1T'".into(),
+    ];
+    for sql in &attempts {
+        let (code, out, err) = run(kubetrail().args(["sql", "--lake", &lake, sql]));
+        assert_eq!(code, 1, "{sql}: {out}");
+        assert!(
+            !out.contains("7f3a") && !err.contains("7f3a"),
+            "{sql}: {out}{err}"
+        );
+        assert!(
+            err.starts_with("kubetrail: ") && err.lines().count() == 1,
+            "{sql}: {err}"
+        );
+    }
+    let (_, _, err) = run(kubetrail().args(["sql", "--lake", &lake, &attempts[0]]));
+    assert!(
+        err.starts_with("kubetrail: read-only: CREATE EXTERNAL TABLE is refused"),
+        "{err}"
+    );
+    // The shell: a table made in one statement would stay for the next; none is made.
+    let mut script = attempts.join(";\n");
+    script.push_str(";\nSELECT * FROM s;\nSHOW TABLES;\nSELECT count(*) AS n FROM k8s_audit;\n");
+    let (code, out, err) = with_stdin(
+        kubetrail().args(["shell", "--lake", &lake]),
+        script.as_bytes(),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains("7f3a"), "{out}");
+    assert_eq!(out.matches("error: read-only: ").count(), 9, "{out}");
+    assert!(out.contains("error: one statement at a time (2 given)"), "{out}");
+    assert!(out.contains("| k8s_audit"), "{out}");
+    assert!(!Path::new(&written).exists());
+}
+
 /// The problems of one OCSF value against the checked-in schema: attribute names the class
 /// or object does not have, required ones missing, at-least-one constraints unmet.
 fn ocsf_problems(

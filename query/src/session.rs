@@ -31,6 +31,9 @@ pub enum QueryError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Arrow(#[from] arrow::error::ArrowError),
+    /// A statement that would do more than read the lake.
+    #[error("{0}")]
+    ReadOnly(String),
 }
 
 /// Where a lake table lives and whether it has been written.
@@ -130,8 +133,13 @@ impl LakeSession {
 
     /// Plans one SQL statement. Evidence is read-only: `INSERT`, `COPY` and other DML are
     /// refused (session-local views and tables are allowed; they change nothing on disk).
+    /// One statement that only reads (see `read_only`), planned.
     pub async fn sql(&self, sql: &str) -> Result<DataFrame, QueryError> {
-        let options = SQLOptions::new().with_allow_dml(false);
+        crate::read_only::check_read_only(sql).map_err(QueryError::ReadOnly)?;
+        let options = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
         Ok(self.ctx.sql_with_options(sql, options).await?)
     }
 
