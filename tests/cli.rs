@@ -1413,7 +1413,10 @@ fn sql_only_reads_the_lake_and_no_file_outside_it() {
     assert_eq!(code, 0, "{err}");
     assert!(!out.contains("7f3a"), "{out}");
     assert_eq!(out.matches("error: read-only: ").count(), 9, "{out}");
-    assert!(out.contains("error: one statement at a time (2 given)"), "{out}");
+    assert!(
+        out.contains("error: one statement at a time (2 given)"),
+        "{out}"
+    );
     assert!(out.contains("| k8s_audit"), "{out}");
     assert!(!Path::new(&written).exists());
 }

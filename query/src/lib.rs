@@ -12,6 +12,7 @@ pub mod ocsf;
 pub mod output;
 mod read_only;
 mod scan_filters;
+pub mod server;
 pub mod session;
 pub mod shell;
 pub mod summary;
