@@ -1419,6 +1419,16 @@ fn sql_only_reads_the_lake_and_no_file_outside_it() {
     );
     assert!(out.contains("| k8s_audit"), "{out}");
     assert!(!Path::new(&written).exists());
+    // Each attempt is in query_log, refused, from `sql` and from the shell.
+    let log = sql_csv(
+        &lake,
+        "SELECT interface, outcome, count(*) AS n FROM query_log \
+         WHERE sql LIKE 'CREATE EXTERNAL%' GROUP BY ALL ORDER BY 1",
+    );
+    assert!(
+        log.contains("shell,refused,") && log.contains("sql,refused,"),
+        "{log}"
+    );
 }
 
 /// The problems of one OCSF value against the checked-in schema: attribute names the class
@@ -3046,7 +3056,7 @@ mod flight_sql {
         let config = dir.path().join("server.toml");
         std::fs::write(
             &config,
-            "[server]\nquery_memory_mib = 64\nserver_memory_mib = 512\nquery_timeout = \"5s\"\nconcurrent_queries = 4\n",
+            "[server]\nquery_memory_mib = 64\nserver_memory_mib = 512\nquery_timeout = \"10s\"\nconcurrent_queries = 4\n",
         )
         .unwrap();
         let server = start(&lake, &tokens, &config);
@@ -3110,9 +3120,7 @@ mod flight_sql {
         let other = {
             let (python, uri, bearer) = (python.clone(), uri.to_owned(), bearer.clone());
             std::thread::spawn(move || {
-                (0..5)
-                    .map(|_| adbc(&python, &["query", &uri, &bearer, count])["ok"] == true)
-                    .all(|ok| ok)
+                (0..5).all(|_| adbc(&python, &["query", &uri, &bearer, count])["ok"] == true)
             })
         };
         let got = adbc(&python, &["query", uri, &bearer, heavy]);
@@ -3132,7 +3140,7 @@ mod flight_sql {
             ],
         );
         let e = got["error"].as_str().unwrap_or_default();
-        assert!(e.contains("time limit (5 s"), "{got}");
+        assert!(e.contains("time limit (10 s"), "{got}");
         assert!(
             started.elapsed() < Duration::from_secs(30),
             "{:?}",
@@ -3177,6 +3185,32 @@ mod flight_sql {
                 .unwrap_or_default()
                 .starts_with("UNAUTHENTICATED"),
             "{got}"
+        );
+
+        // Stopped by SIGTERM, the server commits the records it holds: query_log says who
+        // asked what, from where, and how each query ended.
+        let mut server = server;
+        Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(server.child.wait().unwrap().success());
+        let log = sql_csv(
+            &lake,
+            "SELECT outcome, count(*) AS n FROM query_log WHERE interface = 'flight-sql' \
+             AND user_name = 'alice@example.com' AND client LIKE '127.0.0.1:%' \
+             GROUP BY outcome ORDER BY outcome",
+        );
+        for outcome in ["ok,", "refused,", "out_of_memory,", "timeout,"] {
+            assert!(log.contains(&format!("\n{outcome}")), "{outcome} {log}");
+        }
+        let refused = sql_csv(
+            &lake,
+            "SELECT sql, error FROM query_log WHERE sql LIKE 'CREATE EXTERNAL%'",
+        );
+        assert!(
+            refused.contains("read-only: CREATE EXTERNAL TABLE is refused"),
+            "{refused}"
         );
     }
 

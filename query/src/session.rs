@@ -94,6 +94,20 @@ impl LakeSession {
         })
     }
 
+    /// The same tables and views, in `runtime` (a query's memory pool): the catalog is
+    /// shared, nothing is registered again.
+    pub(crate) fn in_runtime(&self, runtime: Arc<RuntimeEnv>) -> LakeSession {
+        let state = SessionStateBuilder::new_from_existing(self.ctx.state())
+            .with_runtime_env(runtime)
+            .build();
+        LakeSession {
+            ctx: SessionContext::new_with_state(state),
+            lake: self.lake.clone(),
+            tables: self.tables.clone(),
+            window: self.window,
+        }
+    }
+
     /// The window the event tables show, if the session was opened on one.
     pub fn window(&self) -> Option<&Window> {
         self.window.as_ref()

@@ -8,12 +8,20 @@ use kubetrail_lake::Lake;
 use kubetrail_schemas::Table;
 use tokio::sync::Mutex;
 
-use crate::QueryError;
+use std::sync::Arc;
+
+use crate::{LakeSession, QueryError};
 
 pub(crate) struct FreshTables {
     lake: Lake,
     tables: Mutex<Vec<(Table, Option<DeltaTable>)>>,
+    /// The session over the tables at the versions it was built for: views and functions
+    /// are registered again only when a table moved.
+    session: Mutex<Option<Built>>,
 }
+
+/// A session and the table versions it was built over.
+type Built = (Vec<Option<u64>>, Arc<LakeSession>);
 
 impl FreshTables {
     pub(crate) async fn open(lake: &Lake) -> Result<FreshTables, QueryError> {
@@ -25,16 +33,31 @@ impl FreshTables {
         Ok(FreshTables {
             lake: lake.clone(),
             tables: Mutex::new(tables),
+            session: Mutex::new(None),
         })
     }
 
-    pub(crate) fn lake(&self) -> &Lake {
-        &self.lake
+    /// A session over every table at its newest version.
+    pub(crate) async fn session(&self) -> Result<Arc<LakeSession>, QueryError> {
+        let tables = self.current().await?;
+        let versions: Vec<Option<u64>> = tables
+            .iter()
+            .map(|(_, d)| d.as_ref().and_then(|d| d.version()))
+            .collect();
+        let mut cached = self.session.lock().await;
+        if let Some((at, session)) = cached.as_ref() {
+            if *at == versions {
+                return Ok(session.clone());
+            }
+        }
+        let session = Arc::new(LakeSession::from_tables(&self.lake, &tables, None).await?);
+        *cached = Some((versions, session.clone()));
+        Ok(session)
     }
 
     /// Every table at its newest version (a table written since it was last seen
     /// included), as of now.
-    pub(crate) async fn current(&self) -> Result<Vec<(Table, Option<DeltaTable>)>, QueryError> {
+    async fn current(&self) -> Result<Vec<(Table, Option<DeltaTable>)>, QueryError> {
         let mut tables = self.tables.lock().await;
         for (table, delta) in tables.iter_mut() {
             match delta {

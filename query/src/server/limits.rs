@@ -65,14 +65,15 @@ impl Admission {
             .expect("the semaphore is never closed")
     }
 
-    /// A runtime for one query: its memory pool draws on its own budget and the server's.
-    pub(crate) fn runtime(&self) -> Result<Arc<RuntimeEnv>> {
+    /// A runtime for one query, `base`'s (its object stores, disk and caches) but for its
+    /// memory pool, which draws on the query's own budget and the server's.
+    pub(crate) fn runtime(&self, base: &RuntimeEnv) -> Result<Arc<RuntimeEnv>> {
         let pool = QueryPool {
             own: GreedyMemoryPool::new(self.limits.query_memory),
             server: self.server_pool.clone(),
             limit: self.limits.query_memory,
         };
-        RuntimeEnvBuilder::new()
+        RuntimeEnvBuilder::from_runtime_env(base)
             .with_memory_pool(Arc::new(pool))
             .build_arc()
     }
@@ -142,7 +143,11 @@ mod tests {
             server_memory: 150,
             ..Limits::default()
         });
-        let (a, b) = (admission.runtime().unwrap(), admission.runtime().unwrap());
+        let base = RuntimeEnv::default();
+        let (a, b) = (
+            admission.runtime(&base).unwrap(),
+            admission.runtime(&base).unwrap(),
+        );
         let ra = MemoryConsumer::new("a").register(&a.memory_pool);
         let rb = MemoryConsumer::new("b").register(&b.memory_pool);
         ra.try_grow(90).unwrap();

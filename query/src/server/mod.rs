@@ -3,7 +3,6 @@
 
 mod fresh_tables;
 mod limits;
-mod query_record;
 mod service;
 pub mod tokens;
 
@@ -15,7 +14,6 @@ use kubetrail_lake::Lake;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 pub use limits::Limits;
-pub use query_record::{Outcome, QueryRecord};
 
 use crate::QueryError;
 
@@ -39,7 +37,8 @@ pub async fn serve(
 ) -> Result<(), QueryError> {
     let tokens = tokens::Tokens::open(&settings.tokens_file).map_err(QueryError::Server)?;
     let tables = fresh_tables::FreshTables::open(lake).await?;
-    let recorder = query_record::QueryRecorder::new(None);
+    let (to_log, log_writer) = crate::query_log::spawn_writer(lake.clone());
+    let recorder = QueryRecorder { to_log };
     let service = service::LakeService::new(
         tables,
         tokens,
@@ -61,12 +60,38 @@ pub async fn serve(
         .map_err(|e| QueryError::Server(format!("cannot listen on {}: {e}", settings.addr)))?;
     let addr = listener.local_addr()?;
     ready(addr);
-    server
+    let served = server
         .add_service(FlightServiceServer::new(service))
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(listener),
             shutdown,
         )
         .await
-        .map_err(|e| QueryError::Server(e.to_string()))
+        .map_err(|e| QueryError::Server(e.to_string()));
+    // The service (every sender of records) is gone: the writer commits what is left.
+    let _ = log_writer.await;
+    served
+}
+
+/// Where the server's query records go: a line in its log, and `query_log`.
+#[derive(Clone)]
+pub(crate) struct QueryRecorder {
+    to_log: tokio::sync::mpsc::UnboundedSender<crate::query_log::QueryRecord>,
+}
+
+impl QueryRecorder {
+    pub(crate) fn record(&self, r: crate::query_log::QueryRecord) {
+        tracing::info!(
+            user = r.user,
+            client = r.client,
+            outcome = r.outcome.name(),
+            rows = r.rows,
+            bytes = r.bytes,
+            millis = r.millis,
+            error = r.error.as_deref().unwrap_or(""),
+            sql = r.sql,
+            "query"
+        );
+        let _ = self.to_log.send(r);
+    }
 }

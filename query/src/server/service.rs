@@ -32,8 +32,9 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::fresh_tables::FreshTables;
 use super::limits::Admission;
-use super::query_record::{Outcome, QueryRecord, QueryRecorder};
 use super::tokens::Tokens;
+use super::QueryRecorder;
+use crate::query_log::{Outcome, QueryRecord};
 use crate::{LakeSession, QueryError};
 
 type DoGetStream = Pin<Box<dyn Stream<Item = Result<FlightData, Status>> + Send + 'static>>;
@@ -43,6 +44,12 @@ type DoGetStream = Pin<Box<dyn Stream<Item = Result<FlightData, Status>> + Send 
 pub(crate) struct Caller {
     pub(crate) user: String,
     pub(crate) client: String,
+}
+
+impl Caller {
+    fn record(&self, sql: &str) -> QueryRecord {
+        QueryRecord::start(&self.user, &self.client, "flight-sql", sql)
+    }
 }
 
 pub(crate) struct State {
@@ -118,9 +125,12 @@ impl LakeService {
 
     /// A session over the lake as of now, in a runtime held to one query's memory.
     async fn session(&self) -> Result<LakeSession, QueryError> {
-        let tables = self.0.tables.current().await?;
-        let runtime = self.0.admission.runtime()?;
-        LakeSession::from_tables(self.0.tables.lake(), &tables, Some(runtime)).await
+        let base = self.0.tables.session().await?;
+        let runtime = self
+            .0
+            .admission
+            .runtime(base.context().runtime_env().as_ref())?;
+        Ok(base.in_runtime(runtime))
     }
 
     /// The result's schema, planning the statement (which refuses anything but reading).
@@ -133,9 +143,10 @@ impl LakeService {
         .await;
         planned.map_err(|e| {
             let status = refusal(&e);
-            self.0
-                .recorder
-                .record(QueryRecord::refused(caller, sql, &status));
+            let mut record = caller.record(sql);
+            let message = Some(status.message().to_owned());
+            record.finish(Outcome::of_error(&e), message, Instant::now());
+            self.0.recorder.record(record);
             status
         })
     }
@@ -158,12 +169,12 @@ impl LakeService {
         let started = Instant::now();
         let limits = *self.0.admission.limits();
         let deadline = tokio::time::Instant::now() + limits.query_timeout;
-        let mut record = QueryRecord::start(&caller, &sql);
+        let mut record = caller.record(&sql);
         let turn = match tokio::time::timeout_at(deadline, self.0.admission.turn()).await {
             Ok(turn) => turn,
             Err(_) => {
                 let status = timeout_status(&limits);
-                record.finish(Outcome::from_status(&status), started);
+                record.finish(Outcome::Timeout, Some(status.message().to_owned()), started);
                 self.0.recorder.record(record);
                 return Err(status);
             }
@@ -180,7 +191,11 @@ impl LakeService {
             Ok(p) => p,
             Err(e) => {
                 let status = refusal(&e);
-                record.finish(Outcome::from_status(&status), started);
+                record.finish(
+                    Outcome::of_error(&e),
+                    Some(status.message().to_owned()),
+                    started,
+                );
                 self.0.recorder.record(record);
                 return Err(status);
             }
@@ -229,11 +244,11 @@ impl LakeService {
                             FlightError::Tonic(status) => *status,
                             other => Status::internal(one_line(&other.to_string())),
                         };
-                        running.end(Outcome::from_status(&status));
+                        running.end(outcome_of(&status), Some(status.message().to_owned()));
                         Some((Err(status), (encoded, running)))
                     }
                     None => {
-                        running.end(Outcome::Ok);
+                        running.end(Outcome::Ok, None);
                         None
                     }
                 }
@@ -292,9 +307,9 @@ impl Running {
         }
     }
 
-    fn end(&mut self, outcome: Outcome) {
+    fn end(&mut self, outcome: Outcome, error: Option<String>) {
         if let Some(mut r) = self.record.take() {
-            r.finish(outcome, self.started);
+            r.finish(outcome, error, self.started);
             tracing::debug!(
                 server_memory = self.admission.admission.memory_in_use(),
                 "memory held by running queries"
@@ -306,7 +321,17 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.end(Outcome::Cancelled);
+        self.end(Outcome::Cancelled, None);
+    }
+}
+
+/// How a query that failed while streaming ended, from what the client was told.
+fn outcome_of(status: &Status) -> Outcome {
+    match status.code() {
+        tonic::Code::ResourceExhausted => Outcome::OutOfMemory,
+        tonic::Code::DeadlineExceeded => Outcome::Timeout,
+        tonic::Code::InvalidArgument | tonic::Code::PermissionDenied => Outcome::Refused,
+        _ => Outcome::Failed,
     }
 }
 
