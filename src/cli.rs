@@ -44,12 +44,51 @@ pub enum Command {
     /// Detection rules: list them, run their inline tests, run them over the lake.
     #[command(subcommand)]
     Detect(DetectCmd),
+    /// Serve the lake over Arrow Flight SQL (ADBC, JDBC, pyarrow): token-authenticated,
+    /// read-only, each query bounded in memory and time.
+    Serve(ServeCmd),
+    /// Tokens for `serve`: the file keeps only their hashes.
+    #[command(subcommand)]
+    Token(TokenCmd),
     /// The lake in other tools' shapes.
     #[command(subcommand)]
     Export(ExportCmd),
     /// kubetrail's version and commit, and the versions of librdkafka (with its built-in
     /// features: TLS, SASL), DataFusion and delta-rs.
     Version,
+}
+
+#[derive(Args)]
+pub struct ServeCmd {
+    #[command(flatten)]
+    pub lake: LakeArgs,
+    /// Where to listen [default: [server] addr, else 127.0.0.1:50051].
+    #[arg(long)]
+    pub addr: Option<std::net::SocketAddr>,
+    /// The tokens file [default: [server] tokens_file].
+    #[arg(long)]
+    pub tokens_file: Option<PathBuf>,
+    /// PEM certificate (chain): TLS, with --tls-key.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum TokenCmd {
+    /// Add NAME and print its token, once.
+    Create {
+        name: String,
+        #[arg(long)]
+        tokens_file: Option<PathBuf>,
+    },
+    /// Remove NAME's token; a running server refuses it from its next call.
+    Revoke {
+        name: String,
+        #[arg(long)]
+        tokens_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]

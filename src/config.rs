@@ -36,6 +36,16 @@
 //! [kafka.secrets]                 # secret settings come from files (or KUBETRAIL_KAFKA_*)
 //! "sasl.password" = "/run/secrets/kafka-password"
 //!
+//! [server]                          # kubetrail serve
+//! addr = "127.0.0.1:50051"
+//! tokens_file = "/etc/kubetrail/tokens"   # NAME SHA256 lines: kubetrail token create
+//! tls_cert = "/etc/kubetrail/server.pem"
+//! tls_key = "/etc/kubetrail/server.key"
+//! query_memory_mib = 1024                  # per query; sorts and joins spill past it
+//! server_memory_mib = 4096                 # all queries together
+//! query_timeout = "5m"
+//! concurrent_queries = 8                   # more wait for a turn
+//!
 //! [detections]
 //! allowed_registries = ["registry.example.com/"]
 //! deployers = ["system:serviceaccount:argocd:*", "ci-deployer@example.com"]
@@ -74,6 +84,59 @@ pub struct Config {
     pub kafka: KafkaSettings,
     #[serde(default)]
     pub detections: DetectionSettings,
+    #[serde(default)]
+    pub server: ServerConfig,
+}
+
+/// `[server]`: `kubetrail serve`'s address, tokens and limits.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub addr: Option<std::net::SocketAddr>,
+    pub tokens_file: Option<PathBuf>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub query_memory_mib: Option<usize>,
+    pub server_memory_mib: Option<usize>,
+    pub query_timeout: Option<String>,
+    pub concurrent_queries: Option<usize>,
+}
+
+impl ServerConfig {
+    /// The limits, the file's where it sets them.
+    pub fn limits(&self) -> anyhow::Result<kubetrail_query::server::Limits> {
+        let mut limits = kubetrail_query::server::Limits::default();
+        const MOST: usize = 1 << 50;
+        if let Some(b) = mib("server.query_memory_mib", self.query_memory_mib, MOST)? {
+            limits.query_memory = b;
+        }
+        if let Some(b) = mib("server.server_memory_mib", self.server_memory_mib, MOST)? {
+            limits.server_memory = b;
+        }
+        if limits.query_memory > limits.server_memory {
+            anyhow::bail!(
+                "server.query_memory_mib ({}) is more than server.server_memory_mib ({})",
+                limits.query_memory >> 20,
+                limits.server_memory >> 20
+            );
+        }
+        if let Some(t) = &self.query_timeout {
+            limits.query_timeout = kubetrail_query::window::parse_duration(t)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "server.query_timeout = {t:?}: expected a duration like 30s or 5m"
+                    )
+                })?;
+        }
+        match self.concurrent_queries {
+            Some(0) => anyhow::bail!("server.concurrent_queries = 0: at least 1"),
+            Some(n) => limits.concurrent_queries = n,
+            None => {}
+        }
+        Ok(limits)
+    }
 }
 
 #[derive(Debug)]

@@ -14,6 +14,7 @@ mod produce;
 mod progress;
 mod query;
 mod redaction;
+mod serve;
 mod timeline;
 
 use std::process::ExitCode;
@@ -59,6 +60,8 @@ async fn main() -> ExitCode {
         Command::Detect(cli::DetectCmd::Schedule { .. }) => {
             "kubetrail=info,kubetrail_detections=info"
         }
+        // A server logs each query and each refused call.
+        Command::Serve(_) => "kubetrail=info,kubetrail_query=info",
         _ => "kubetrail_ingest=warn",
     };
     tracing_subscriber::fmt()
@@ -88,6 +91,8 @@ async fn main() -> ExitCode {
             Command::Timeline(cmd) => timeline::run(cmd, &config).await,
             Command::Detect(cmd) => detect::run(cmd, &config).await,
             Command::Export(cmd) => export::run(cmd, &config).await,
+            Command::Serve(cmd) => serve::serve(cmd, &config).await,
+            Command::Token(cmd) => serve::token(cmd, &config),
             Command::Version => version(),
         },
         Err(e) => Err(e),

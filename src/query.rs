@@ -4,6 +4,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 
 use chrono::DateTime;
+use kubetrail_query::query_log::{self, local_client, local_user, QueryRecord};
 use kubetrail_query::{summarize, write_batches, LakeSession, OutputFormat};
 
 use crate::cli::{LakeArgs, SqlCmd};
@@ -18,12 +19,35 @@ pub async fn sql(cmd: SqlCmd, config: &Config) -> anyhow::Result<Outcome> {
     {
         anyhow::bail!("parquet output needs --output FILE (or a pipe)");
     }
-    let session = LakeSession::open(&config.lake(cmd.lake.lake.as_deref())?).await?;
-    let batches = session.query(&cmd.sql).await?;
+    let lake = config.lake(cmd.lake.lake.as_deref())?;
+    let session = LakeSession::open(&lake).await?;
+    let started = std::time::Instant::now();
+    let mut record = QueryRecord::start(&local_user(), &local_client(), "sql", &cmd.sql);
+    let batches = match session.query(&cmd.sql).await {
+        Ok(b) => b,
+        Err(e) => {
+            record.failed(&e, started);
+            log_query(&lake, record).await;
+            return Err(e.into());
+        }
+    };
     let mut out = output(cmd.output.as_deref())?;
     write_batches(&batches, format, &mut out)?;
     out.flush()?;
+    record.answered(&batches, started);
+    log_query(&lake, record).await;
     Ok(Outcome::Ok)
+}
+
+/// The lake records who looked at it; a lake this user may not write to still answers,
+/// and says in one line that the query went unrecorded.
+async fn log_query(lake: &kubetrail_lake::Lake, record: QueryRecord) {
+    if let Err(e) = query_log::append(lake, &[record]).await {
+        eprintln!(
+            "kubetrail: warning: the query was not recorded in query_log: {}",
+            kubetrail_query::shell::one_line(&e.to_string())
+        );
+    }
 }
 
 /// Where a command's result goes: the `--output` file, else standard output.

@@ -1413,9 +1413,22 @@ fn sql_only_reads_the_lake_and_no_file_outside_it() {
     assert_eq!(code, 0, "{err}");
     assert!(!out.contains("7f3a"), "{out}");
     assert_eq!(out.matches("error: read-only: ").count(), 9, "{out}");
-    assert!(out.contains("error: one statement at a time (2 given)"), "{out}");
+    assert!(
+        out.contains("error: one statement at a time (2 given)"),
+        "{out}"
+    );
     assert!(out.contains("| k8s_audit"), "{out}");
     assert!(!Path::new(&written).exists());
+    // Each attempt is in query_log, refused, from `sql` and from the shell.
+    let log = sql_csv(
+        &lake,
+        "SELECT interface, outcome, count(*) AS n FROM query_log \
+         WHERE sql LIKE 'CREATE EXTERNAL%' GROUP BY ALL ORDER BY 1",
+    );
+    assert!(
+        log.contains("shell,refused,") && log.contains("sql,refused,"),
+        "{log}"
+    );
 }
 
 /// The problems of one OCSF value against the checked-in schema: attribute names the class
@@ -2914,5 +2927,343 @@ mod object_storage {
         // Three writers, killed and restarted, made one unbroken chain.
         let (code, out, err) = run(s3.kubetrail().args(["lake", "verify", "--lake", lake]));
         assert_eq!(code, 0, "{out}\n{err}");
+    }
+}
+
+/// `kubetrail serve` with real clients: the ADBC Flight SQL driver (Python, a venv made by
+/// `scripts/flight-sql-client`) and arrow-flight's own Flight SQL client.
+mod flight_sql {
+    use super::*;
+    use std::io::BufRead;
+    use std::time::{Duration, Instant};
+
+    /// A running server, stopped by its PID when dropped.
+    struct Server {
+        child: std::process::Child,
+        uri: String,
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    fn start(lake: &str, tokens: &Path, config: &Path) -> Server {
+        let mut child = kubetrail()
+            .args([
+                "serve",
+                "--lake",
+                lake,
+                "--addr",
+                "127.0.0.1:0",
+                "--tokens-file",
+            ])
+            .arg(tokens)
+            .arg("--config")
+            .arg(config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let uri = line
+            .trim()
+            .rsplit(" at ")
+            .next()
+            .filter(|u| u.starts_with("grpc://"))
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_owned();
+        Server { child, uri }
+    }
+
+    /// The clients' python, or `None` (said in one line) where they are not installed.
+    fn python() -> Option<String> {
+        let (code, out, err) = run(Command::new(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/flight-sql-client"),
+        )
+        .arg("python"));
+        if code != 0 {
+            eprintln!(
+                "SKIPPED: no Flight SQL client on this machine: {}",
+                err.trim()
+            );
+            return None;
+        }
+        Some(out.trim().to_owned())
+    }
+
+    fn adbc(python: &str, args: &[&str]) -> serde_json::Value {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/flight_sql.py");
+        let (code, out, err) = run(Command::new(python).arg(script).args(args));
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str(out.trim()).unwrap_or_else(|_| panic!("{out}{err}"))
+    }
+
+    fn rss_kib(pid: u32) -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// arrow-flight's client: the same statement, the same rows, over the same wire.
+    fn rust_client(uri: &str, token: &str, sql: &str) -> Vec<arrow::array::RecordBatch> {
+        use arrow_flight::sql::client::FlightSqlServiceClient;
+        use futures::TryStreamExt;
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let channel =
+                tonic::transport::Endpoint::from_shared(uri.replace("grpc://", "http://"))
+                    .unwrap()
+                    .connect()
+                    .await
+                    .unwrap();
+            let mut client = FlightSqlServiceClient::new(channel);
+            client.set_token(token.to_owned());
+            let info = client.execute(sql.to_owned(), None).await.unwrap();
+            let mut batches = Vec::new();
+            for endpoint in info.endpoint {
+                let ticket = endpoint.ticket.unwrap();
+                let stream = client.do_get(ticket).await.unwrap();
+                batches.extend(stream.try_collect::<Vec<_>>().await.unwrap());
+            }
+            batches
+        })
+    }
+
+    #[test]
+    fn the_server_answers_real_clients_within_its_limits() {
+        let Some(python) = python() else {
+            return;
+        };
+        let (dir, lake) = lake_of_the_three_streams();
+        let tokens = dir.path().join("tokens");
+        let (code, token, err) = run(kubetrail()
+            .args(["token", "create", "alice@example.com", "--tokens-file"])
+            .arg(&tokens));
+        assert_eq!(code, 0, "{err}");
+        let token = token.trim().to_owned();
+        assert!(!std::fs::read_to_string(&tokens)
+            .unwrap()
+            .contains(&token[3..]));
+        let config = dir.path().join("server.toml");
+        std::fs::write(
+            &config,
+            "[server]\nquery_memory_mib = 64\nserver_memory_mib = 512\nquery_timeout = \"10s\"\nconcurrent_queries = 4\n",
+        )
+        .unwrap();
+        let server = start(&lake, &tokens, &config);
+        let uri = server.uri.as_str();
+        let bearer = format!("bearer:{token}");
+        let count = "SELECT count(*) AS n FROM k8s_audit";
+        let local = sql_csv(&lake, count);
+        let n: i64 = local.lines().nth(1).unwrap().parse().unwrap();
+
+        // A token, and Basic (user name, token as password), as ADBC sends them.
+        let got = adbc(&python, &["query", uri, &bearer, count]);
+        assert_eq!(got["rows"], serde_json::json!([[n]]), "{got}");
+        let basic = format!("basic:alice@example.com:{token}");
+        let got = adbc(&python, &["query", uri, &basic, count]);
+        assert_eq!(got["rows"], serde_json::json!([[n]]), "{got}");
+        let got = adbc(&python, &["objects", uri, &bearer]);
+        let tables = got["tables"].as_array().unwrap();
+        assert!(tables.iter().any(|t| t == "ocsf_api_activity"), "{got}");
+        // arrow-flight's client reads the same result.
+        let sql = "SELECT verb, count(*) AS n FROM k8s_audit GROUP BY verb ORDER BY verb";
+        let batches = rust_client(uri, &token, sql);
+        let text = arrow::util::pretty::pretty_format_batches(&batches)
+            .unwrap()
+            .to_string();
+        let got = adbc(&python, &["query", uri, &bearer, sql]);
+        for row in got["rows"].as_array().unwrap() {
+            let line = format!("| {} ", row[0].as_str().unwrap());
+            assert!(
+                text.contains(&line) && text.contains(&format!("| {} ", row[1])),
+                "{text} {row}"
+            );
+        }
+
+        // No token, a wrong one, a wrong user name: refused, and the refusal says why.
+        for auth in [
+            "none".to_owned(),
+            "bearer:kt_wrong".into(),
+            format!("basic:bob:{token}"),
+        ] {
+            let got = adbc(&python, &["query", uri, &auth, count]);
+            let e = got["error"].as_str().unwrap_or_default();
+            assert!(
+                e.starts_with("UNAUTHENTICATED") && e.contains("token"),
+                "{auth}: {got}"
+            );
+        }
+        // Nothing but reading, and no file outside the lake.
+        for sql in [
+            "CREATE EXTERNAL TABLE p (l VARCHAR) STORED AS CSV LOCATION '/etc/passwd'",
+            "COPY (SELECT 1) TO '/tmp/kubetrail-serve.csv'",
+            "SELECT * FROM '/etc/passwd'",
+            "SET datafusion.execution.batch_size = 1",
+        ] {
+            let got = adbc(&python, &["query", uri, &bearer, sql]);
+            assert_eq!(got["ok"], false, "{sql}: {got}");
+            assert!(!got.to_string().contains("root:x:0"), "{got}");
+        }
+
+        // Past its memory: the query fails alone, in one line, while others go on.
+        let heavy = "SELECT array_agg(repeat('x', 1000)) FROM range(1000000)";
+        let other = {
+            let (python, uri, bearer) = (python.clone(), uri.to_owned(), bearer.clone());
+            std::thread::spawn(move || {
+                (0..5).all(|_| adbc(&python, &["query", &uri, &bearer, count])["ok"] == true)
+            })
+        };
+        let got = adbc(&python, &["query", uri, &bearer, heavy]);
+        let e = got["error"].as_str().unwrap_or_default();
+        assert!(e.contains("more memory than it may hold"), "{got}");
+        assert!(other.join().unwrap(), "the other queries went on");
+
+        // Past its time: stopped at the limit.
+        let started = Instant::now();
+        let got = adbc(
+            &python,
+            &[
+                "query",
+                uri,
+                &bearer,
+                "SELECT count(*) FROM range(100000000000)",
+            ],
+        );
+        let e = got["error"].as_str().unwrap_or_default();
+        assert!(e.contains("time limit (10 s"), "{got}");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{:?}",
+            started.elapsed()
+        );
+
+        // Fresh: a commit that lands while the server runs is in the next query.
+        let before = adbc(
+            &python,
+            &["query", uri, &bearer, "SELECT count(*) FROM runtime_events"],
+        );
+        let (code, _, err) = run(kubetrail()
+            .args(["ingest", "file", "--quiet", "--lake", &lake])
+            .arg(samples().join("falco.jsonl")));
+        assert_eq!(code, 0, "{err}");
+        let after = adbc(
+            &python,
+            &["query", uri, &bearer, "SELECT count(*) FROM runtime_events"],
+        );
+        assert!(
+            after["rows"][0][0].as_i64() > before["rows"][0][0].as_i64(),
+            "{before} {after}"
+        );
+
+        // Sixteen clients for 30 s of mixed queries: no error, memory bounded.
+        let pid = server.child.id();
+        let got = adbc(&python, &["load", uri, &bearer, "16", "30"]);
+        assert_eq!(got["ok"], true, "{got}");
+        assert!(got["queries"].as_u64().unwrap() >= 16, "{got}");
+        let rss = rss_kib(pid);
+        assert!(rss < 1_500_000, "server RSS {rss} KiB after the load");
+
+        // A revoked token is refused from the next call, without a restart.
+        let (code, _, err) = run(kubetrail()
+            .args(["token", "revoke", "alice@example.com", "--tokens-file"])
+            .arg(&tokens));
+        assert_eq!(code, 0, "{err}");
+        let got = adbc(&python, &["query", uri, &bearer, count]);
+        assert!(
+            got["error"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("UNAUTHENTICATED"),
+            "{got}"
+        );
+
+        // Stopped by SIGTERM, the server commits the records it holds: query_log says who
+        // asked what, from where, and how each query ended.
+        let mut server = server;
+        Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(server.child.wait().unwrap().success());
+        let log = sql_csv(
+            &lake,
+            "SELECT outcome, count(*) AS n FROM query_log WHERE interface = 'flight-sql' \
+             AND user_name = 'alice@example.com' AND client LIKE '127.0.0.1:%' \
+             GROUP BY outcome ORDER BY outcome",
+        );
+        for outcome in ["ok,", "refused,", "out_of_memory,", "timeout,"] {
+            assert!(log.contains(&format!("\n{outcome}")), "{outcome} {log}");
+        }
+        let refused = sql_csv(
+            &lake,
+            "SELECT sql, error FROM query_log WHERE sql LIKE 'CREATE EXTERNAL%'",
+        );
+        assert!(
+            refused.contains("read-only: CREATE EXTERNAL TABLE is refused"),
+            "{refused}"
+        );
+    }
+
+    #[test]
+    fn serve_refuses_bad_settings_in_one_line() {
+        let (dir, lake) = lake_of_the_three_streams();
+        let tokens = dir.path().join("tokens");
+        let config = dir.path().join("c.toml");
+        for (toml, says) in [
+            (
+                "[server]\nquery_memory_mib = 900\nserver_memory_mib = 100\n",
+                "is more than",
+            ),
+            (
+                "[server]\nquery_timeout = \"soon\"\n",
+                "server.query_timeout",
+            ),
+            ("[server]\nconcurrent_queries = 0\n", "at least 1"),
+        ] {
+            std::fs::write(&config, toml).unwrap();
+            std::fs::write(&tokens, "").unwrap();
+            let (code, _, err) = run(kubetrail()
+                .args([
+                    "serve",
+                    "--lake",
+                    &lake,
+                    "--addr",
+                    "127.0.0.1:0",
+                    "--tokens-file",
+                ])
+                .arg(&tokens)
+                .arg("--config")
+                .arg(&config));
+            assert_eq!(code, 1, "{toml}");
+            assert!(err.contains(says) && err.lines().count() == 1, "{err}");
+        }
+        std::fs::write(&config, "").unwrap();
+        std::fs::write(&tokens, "alice not-a-hash\n").unwrap();
+        let (code, _, err) = run(kubetrail()
+            .args(["serve", "--lake", &lake, "--tokens-file"])
+            .arg(&tokens)
+            .arg("--config")
+            .arg(&config));
+        assert_eq!(code, 1);
+        assert!(err.contains(":1: the hash is not hex"), "{err}");
+        let (code, _, err) = run(kubetrail()
+            .args(["serve", "--lake", &lake, "--config"])
+            .arg(&config));
+        assert_eq!(code, 1);
+        assert!(err.contains("no tokens file"), "{err}");
+        let (code, _, err) = run(kubetrail()
+            .args(["token", "revoke", "nobody", "--tokens-file"])
+            .arg(&tokens));
+        assert_eq!((code, err.lines().count()), (1, 1), "{err}");
     }
 }

@@ -64,6 +64,9 @@ impl InputReport {
     }
 }
 
+/// How many times a commit refused for a conflict is made again before the error stands.
+const COMMIT_ATTEMPTS: u32 = 5;
+
 /// The app id of the marker a file's commits carry.
 pub fn file_marker(content_hash: &str) -> String {
     format!("kubetrail/file/blake3:{content_hash}")
@@ -144,10 +147,14 @@ pub async fn ingest_file(
             continue;
         }
         let rows = writer.staged_rows() as u64;
-        if let Err(e) = writer
-            .commit(std::slice::from_ref(&marker), std::slice::from_ref(&origin))
-            .await
-        {
+        let mut attempts = 0;
+        let landed = loop {
+            let Err(e) = writer
+                .commit(std::slice::from_ref(&marker), std::slice::from_ref(&origin))
+                .await
+            else {
+                break true;
+            };
             // The marker there means the content landed: another ingester committed it
             // first (Delta refuses a commit whose marker a concurrent one moved), or this
             // commit did and its answer was lost. Unreadable, the commit's own error is
@@ -156,10 +163,18 @@ pub async fn ingest_file(
                 // Files of a commit refused for the conflict are still staged; those the
                 // table holds (this commit landed, its answer lost) stay.
                 writer.abandon().await;
-                skipped += 1;
-                continue;
+                break false;
             }
-            return Err(e.into());
+            // Refused for what another writer committed first (the table's creation by
+            // a concurrent ingester): the writer has caught up; commit on top of it.
+            attempts += 1;
+            if !(e.is_commit_conflict() && attempts < COMMIT_ATTEMPTS) {
+                return Err(e.into());
+            }
+        };
+        if !landed {
+            skipped += 1;
+            continue;
         }
         report.rows.insert(*table, rows);
     }

@@ -49,6 +49,21 @@ impl LakeError {
         }
     }
 
+    /// A commit Delta refused because another landed first with something it cannot be
+    /// put on top of (a metadata change, such as the table's creation by another writer);
+    /// the writer has caught up with the table, so committing again may succeed.
+    pub fn is_commit_conflict(&self) -> bool {
+        matches!(
+            self,
+            LakeError::Delta { error, .. } if matches!(
+                error.as_ref(),
+                DeltaTableError::Transaction {
+                    source: deltalake::kernel::transaction::TransactionError::CommitConflict(_)
+                }
+            )
+        )
+    }
+
     pub(crate) fn storage(location: impl ToString, error: impl ToString) -> Self {
         let message = error.to_string();
         match credentials_problem(&message) {

@@ -234,6 +234,12 @@ impl TableWriter {
                 {
                     self.staged = adds;
                     self.staged_rows = rows;
+                    // Caught up with what landed first, so that committing again builds
+                    // on it; the markers read before may have moved.
+                    self.known = KnownMarkers::default();
+                    if let Err(e) = self.delta.update_state().await {
+                        tracing::debug!(table = %self.table, "after a conflict: {e}");
+                    }
                 }
                 return Err(LakeError::delta(self.table, e));
             }

@@ -10,8 +10,10 @@
 pub mod k8s_object;
 pub mod ocsf;
 pub mod output;
+pub mod query_log;
 mod read_only;
 mod scan_filters;
+pub mod server;
 pub mod session;
 pub mod shell;
 pub mod summary;

@@ -8,9 +8,11 @@ use datafusion::common::config::Dialect;
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use deltalake::delta_datafusion::engine::AsObjectStoreUrl;
+use deltalake::DeltaTable;
 use kubetrail_lake::{Lake, LakeError};
 use kubetrail_schemas::Table;
 use thiserror::Error;
@@ -34,6 +36,9 @@ pub enum QueryError {
     /// A statement that would do more than read the lake.
     #[error("{0}")]
     ReadOnly(String),
+    /// The server could not start or stopped.
+    #[error("{0}")]
+    Server(String),
 }
 
 /// Where a lake table lives and whether it has been written.
@@ -59,11 +64,25 @@ impl LakeSession {
     /// is an error: the query side never creates a lake.
     pub async fn open(lake: &Lake) -> Result<LakeSession, QueryError> {
         lake.check_exists().await?;
-        let mut ctx = new_context();
+        let mut loaded = Vec::new();
+        for table in Table::ALL {
+            loaded.push((table, lake.open_table(table.name()).await?));
+        }
+        LakeSession::from_tables(lake, &loaded, None).await
+    }
+
+    /// A session over tables already loaded (`None`: never written), in `runtime` (its
+    /// memory pool) or a runtime of its own.
+    pub(crate) async fn from_tables(
+        lake: &Lake,
+        loaded: &[(Table, Option<DeltaTable>)],
+        runtime: Option<Arc<RuntimeEnv>>,
+    ) -> Result<LakeSession, QueryError> {
+        let mut ctx = new_context(runtime);
         crate::udf::register(&mut ctx)?;
         let mut tables = Vec::new();
-        for table in Table::ALL {
-            tables.push(register_table(&ctx, lake, table).await?);
+        for (table, delta) in loaded {
+            tables.push(register_table(&ctx, *table, delta.as_ref()).await?);
         }
         keep_reads(&ctx, lake);
         views::register(&ctx).await?;
@@ -73,6 +92,20 @@ impl LakeSession {
             tables,
             window: None,
         })
+    }
+
+    /// The same tables and views, in `runtime` (a query's memory pool): the catalog is
+    /// shared, nothing is registered again.
+    pub(crate) fn in_runtime(&self, runtime: Arc<RuntimeEnv>) -> LakeSession {
+        let state = SessionStateBuilder::new_from_existing(self.ctx.state())
+            .with_runtime_env(runtime)
+            .build();
+        LakeSession {
+            ctx: SessionContext::new_with_state(state),
+            lake: self.lake.clone(),
+            tables: self.tables.clone(),
+            window: self.window,
+        }
     }
 
     /// The window the event tables show, if the session was opened on one.
@@ -164,7 +197,7 @@ impl LakeSession {
 /// PostgreSQL's dialect: responders know it, and the generic dialect cannot project a
 /// column named `cluster` after another one (it reads it as a `CLUSTER BY`). Unquoted
 /// names fold to lower case as usual, so `SELECT Verb` works on our snake_case columns.
-fn new_context() -> SessionContext {
+fn new_context(runtime: Option<Arc<RuntimeEnv>>) -> SessionContext {
     let mut config = SessionConfig::new().with_information_schema(true);
     config.options_mut().sql_parser.dialect = Dialect::PostgreSQL;
     let parquet = &mut config.options_mut().execution.parquet;
@@ -173,9 +206,13 @@ fn new_context() -> SessionContext {
     // the day's times only where a pod address is (a timeline's pod status scan over 10M
     // rows: 1.15 → 0.65 s of CPU).
     parquet.reorder_filters = true;
-    let state = SessionStateBuilder::new()
+    let mut state = SessionStateBuilder::new()
         .with_config(config)
-        .with_default_features()
+        .with_default_features();
+    if let Some(runtime) = runtime {
+        state = state.with_runtime_env(runtime);
+    }
+    let state = state
         // Last: after DataFusion has pushed its copy of the filters into the Delta scan.
         .with_physical_optimizer_rule(Arc::new(DistinctScanFilters))
         .build();
@@ -184,11 +221,11 @@ fn new_context() -> SessionContext {
 
 async fn register_table(
     ctx: &SessionContext,
-    lake: &Lake,
     table: Table,
+    delta: Option<&DeltaTable>,
 ) -> Result<TableInfo, QueryError> {
     let name = table.name();
-    let Some(delta) = lake.open_table(name).await? else {
+    let Some(delta) = delta else {
         return register_empty(ctx, name, table.schema());
     };
     let files = delta

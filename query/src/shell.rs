@@ -8,6 +8,7 @@ use rustyline::error::ReadlineError;
 use rustyline::DefaultEditor;
 
 use crate::output::{write_batches, OutputFormat};
+use crate::query_log::{local_client, local_user, QueryRecord};
 use crate::session::LakeSession;
 
 const HELP: &str = "\
@@ -24,6 +25,8 @@ pub struct Shell<'a> {
     session: &'a LakeSession,
     format: OutputFormat,
     timing: bool,
+    /// Where each statement's record goes (`query_log`), when the shell is a user's.
+    records: Option<tokio::sync::mpsc::UnboundedSender<QueryRecord>>,
 }
 
 /// Whether to keep reading.
@@ -39,6 +42,7 @@ impl<'a> Shell<'a> {
             session,
             format: OutputFormat::Table,
             timing: true,
+            records: None,
         }
     }
 
@@ -58,7 +62,16 @@ impl<'a> Shell<'a> {
             return Ok(Flow::Continue);
         }
         let started = Instant::now();
-        match self.session.query(sql).await {
+        let mut record = QueryRecord::start(&local_user(), &local_client(), "shell", sql);
+        let result = self.session.query(sql).await;
+        match &result {
+            Ok(batches) => record.answered(batches, started),
+            Err(e) => record.failed(e, started),
+        }
+        if let Some(records) = &self.records {
+            let _ = records.send(record);
+        }
+        match result {
             Ok(batches) => {
                 let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
                 if let Err(e) = write_batches(&batches, self.format, out) {
@@ -139,6 +152,8 @@ pub async fn run(
         let _ = editor.load_history(h);
     }
     let mut shell = Shell::new(session);
+    let (records, log_writer) = crate::query_log::spawn_writer(session.lake().clone());
+    shell.records = Some(records);
     let mut stdout = std::io::stdout();
     let mut pending = String::new();
     loop {
@@ -178,6 +193,9 @@ pub async fn run(
     if let Some(h) = &history {
         let _ = editor.save_history(h);
     }
+    // Every statement's record is in query_log before the shell ends.
+    drop(shell);
+    let _ = log_writer.await;
     Ok(())
 }
 

@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
-use crate::rows::{alert, audit, dead_letter, flow, runtime};
+use crate::rows::{alert, audit, dead_letter, flow, query_log, runtime};
 
 /// Column every table is partitioned by (UTC day of `event_time`).
 pub const PARTITION_COLUMN: &str = "event_date";
@@ -17,8 +17,8 @@ pub const OFFSET_COLUMN: &str = "_offset";
 /// Provenance column: the file or Kafka partition a row's record came from.
 pub const SOURCE_COLUMN: &str = "_source";
 
-/// A Delta table in the lake: the four ingestion writes, and `alerts`, which detections
-/// write. The one place that knows the table list.
+/// A Delta table in the lake: the four ingestion writes, `alerts`, which detections write,
+/// and `query_log`, each query against the lake. The one place that knows the table list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Table {
     K8sAudit,
@@ -26,16 +26,18 @@ pub enum Table {
     RuntimeEvents,
     DeadLetters,
     Alerts,
+    QueryLog,
 }
 
 impl Table {
     /// Every table of the lake, in a stable order.
-    pub const ALL: [Table; 5] = [
+    pub const ALL: [Table; 6] = [
         Table::K8sAudit,
         Table::NetworkFlows,
         Table::RuntimeEvents,
         Table::DeadLetters,
         Table::Alerts,
+        Table::QueryLog,
     ];
 
     /// Every table ingestion writes.
@@ -56,13 +58,14 @@ impl Table {
             Table::RuntimeEvents => "runtime_events",
             Table::DeadLetters => "dead_letters",
             Table::Alerts => "alerts",
+            Table::QueryLog => "query_log",
         }
     }
 
     /// The full schema of the table as stored in the lake: the family's columns followed by
     /// the provenance columns.
     pub fn schema(self) -> SchemaRef {
-        static SCHEMAS: OnceLock<[SchemaRef; 5]> = OnceLock::new();
+        static SCHEMAS: OnceLock<[SchemaRef; 6]> = OnceLock::new();
         let all = SCHEMAS.get_or_init(|| {
             Table::ALL.map(|t| {
                 let mut fields = match t {
@@ -71,6 +74,7 @@ impl Table {
                     Table::RuntimeEvents => runtime::fields(),
                     Table::DeadLetters => dead_letter::fields(),
                     Table::Alerts => alert::fields(),
+                    Table::QueryLog => query_log::fields(),
                 };
                 fields.extend(provenance_fields());
                 Arc::new(Schema::new(fields))
@@ -125,6 +129,7 @@ impl Table {
             ),
             Table::DeadLetters => (&[], &[]),
             Table::Alerts => (&[], &["alert_id", "rule_id"]),
+            Table::QueryLog => (&[], &["user_name"]),
         };
         shared.iter().chain(own).copied().collect()
     }
@@ -139,6 +144,7 @@ impl Table {
             Table::RuntimeEvents => &["output_fields"],
             Table::DeadLetters => &["raw"],
             Table::Alerts => &[],
+            Table::QueryLog => &["sql"],
         }
     }
 

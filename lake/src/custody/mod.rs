@@ -80,6 +80,12 @@ pub enum Origin {
     },
     /// Alerts of a detection run, over a window of the lake (`None`: all of it).
     Detection { window: Option<String> },
+    /// Records of queries against the lake: how many, and when the first and last began.
+    Queries {
+        count: u64,
+        first: String,
+        last: String,
+    },
 }
 
 /// The commitInfo entries that hand a commit's origins to the seal.

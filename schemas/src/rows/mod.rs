@@ -11,6 +11,7 @@ pub mod audit;
 mod columns;
 pub mod dead_letter;
 pub mod flow;
+pub mod query_log;
 pub mod runtime;
 
 use std::sync::Arc;

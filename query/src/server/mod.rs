@@ -1,0 +1,97 @@
+//! `kubetrail serve`: the lake over Arrow Flight SQL for responders' tools (ADBC, JDBC,
+//! notebooks), every call authenticated, SQL read-only, each query bounded and recorded.
+
+mod fresh_tables;
+mod limits;
+mod service;
+pub mod tokens;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use arrow_flight::flight_service_server::FlightServiceServer;
+use kubetrail_lake::Lake;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
+
+pub use limits::Limits;
+
+use crate::QueryError;
+
+/// How the server is reached and what bounds it.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub addr: SocketAddr,
+    /// PEM certificate chain and key: TLS when given.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub tokens_file: PathBuf,
+    pub limits: Limits,
+}
+
+/// Serves until `shutdown` resolves. Fails at once on a lake that is not there, a tokens
+/// file that does not parse, TLS files that do not load, or an address in use.
+pub async fn serve(
+    lake: &Lake,
+    settings: &ServerSettings,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<(), QueryError> {
+    let tokens = tokens::Tokens::open(&settings.tokens_file).map_err(QueryError::Server)?;
+    let tables = fresh_tables::FreshTables::open(lake).await?;
+    let (to_log, log_writer) = crate::query_log::spawn_writer(lake.clone());
+    let recorder = QueryRecorder { to_log };
+    let service = service::LakeService::new(
+        tables,
+        tokens,
+        limits::Admission::new(settings.limits),
+        recorder,
+    )?;
+    let mut server = Server::builder();
+    if let Some((cert, key)) = &settings.tls {
+        let read = |p: &PathBuf| {
+            std::fs::read(p).map_err(|e| QueryError::Server(format!("{}: {e}", p.display())))
+        };
+        let identity = Identity::from_pem(read(cert)?, read(key)?);
+        server = server
+            .tls_config(ServerTlsConfig::new().identity(identity))
+            .map_err(|e| QueryError::Server(format!("TLS: {e}")))?;
+    }
+    let listener = tokio::net::TcpListener::bind(settings.addr)
+        .await
+        .map_err(|e| QueryError::Server(format!("cannot listen on {}: {e}", settings.addr)))?;
+    let addr = listener.local_addr()?;
+    ready(addr);
+    let served = server
+        .add_service(FlightServiceServer::new(service))
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            shutdown,
+        )
+        .await
+        .map_err(|e| QueryError::Server(e.to_string()));
+    // The service (every sender of records) is gone: the writer commits what is left.
+    let _ = log_writer.await;
+    served
+}
+
+/// Where the server's query records go: a line in its log, and `query_log`.
+#[derive(Clone)]
+pub(crate) struct QueryRecorder {
+    to_log: tokio::sync::mpsc::UnboundedSender<crate::query_log::QueryRecord>,
+}
+
+impl QueryRecorder {
+    pub(crate) fn record(&self, r: crate::query_log::QueryRecord) {
+        tracing::info!(
+            user = r.user,
+            client = r.client,
+            outcome = r.outcome.name(),
+            rows = r.rows,
+            bytes = r.bytes,
+            millis = r.millis,
+            error = r.error.as_deref().unwrap_or(""),
+            sql = r.sql,
+            "query"
+        );
+        let _ = self.to_log.send(r);
+    }
+}
