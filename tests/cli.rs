@@ -2951,6 +2951,7 @@ mod flight_sql {
     }
 
     fn start(lake: &str, tokens: &Path, config: &Path) -> Server {
+        // The address line names the scheme: grpc:// or grpc+tls://.
         let mut child = kubetrail()
             .args([
                 "serve",
@@ -2975,7 +2976,7 @@ mod flight_sql {
             .trim()
             .rsplit(" at ")
             .next()
-            .filter(|u| u.starts_with("grpc://"))
+            .filter(|u| u.starts_with("grpc://") || u.starts_with("grpc+tls://"))
             .unwrap_or_else(|| panic!("no address in {line:?}"))
             .to_owned();
         Server { child, uri }
@@ -3212,6 +3213,64 @@ mod flight_sql {
             refused.contains("read-only: CREATE EXTERNAL TABLE is refused"),
             "{refused}"
         );
+    }
+
+    #[test]
+    fn the_server_speaks_tls_when_given_a_certificate() {
+        let Some(python) = python() else {
+            return;
+        };
+        let (dir, lake) = lake_of_the_three_streams();
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        let made = Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
+            .args([
+                "-subj",
+                "/CN=localhost",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+            ])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stderr(Stdio::null())
+            .status();
+        if !made.is_ok_and(|s| s.success()) {
+            eprintln!("SKIPPED: no openssl to make the test's certificate");
+            return;
+        }
+        let tokens = dir.path().join("tokens");
+        let (_, token, _) = run(kubetrail()
+            .args(["token", "create", "alice", "--tokens-file"])
+            .arg(&tokens));
+        let bearer = format!("bearer:{}", token.trim());
+        let config = dir.path().join("server.toml");
+        std::fs::write(
+            &config,
+            format!("[server]\ntls_cert = {cert:?}\ntls_key = {key:?}\n"),
+        )
+        .unwrap();
+        let server = start(&lake, &tokens, &config);
+        assert!(server.uri.starts_with("grpc+tls://"), "{}", server.uri);
+        let count = "SELECT count(*) AS n FROM k8s_audit";
+        let ca = cert.to_str().unwrap();
+        let got = adbc(&python, &["query", &server.uri, &bearer, count, ca]);
+        assert_eq!(got["ok"], true, "{got}");
+        // A client that does not trust the certificate, and one without TLS: no answer.
+        let got = adbc(&python, &["query", &server.uri, &bearer, count]);
+        assert!(
+            got["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("certificate"),
+            "{got}"
+        );
+        let plain = server.uri.replace("grpc+tls://", "grpc://");
+        let got = adbc(&python, &["query", &plain, &bearer, count]);
+        assert_eq!(got["ok"], false, "{got}");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 """A Flight SQL client for the server tests: the ADBC driver, as a responder's notebook
 uses it. Prints one JSON document; errors are data, not exceptions.
 
-    flight_sql.py query URI AUTH SQL          AUTH: bearer:TOKEN | basic:USER:TOKEN | none
+    flight_sql.py query URI AUTH SQL [CA]     AUTH: bearer:TOKEN | basic:USER:TOKEN | none;
+                                              CA: a PEM file to trust (grpc+tls://)
     flight_sql.py objects URI AUTH            the tables and views the server lists
     flight_sql.py load URI AUTH CLIENTS SECONDS   mixed queries from CLIENTS threads
 """
@@ -17,7 +18,7 @@ from adbc_driver_flightsql import DatabaseOptions
 warnings.simplefilter("ignore")
 
 
-def connect(uri, auth):
+def connect(uri, auth, ca=None):
     kind, _, rest = auth.partition(":")
     if kind == "bearer":
         kwargs = {DatabaseOptions.AUTHORIZATION_HEADER.value: f"Bearer {rest}"}
@@ -26,6 +27,9 @@ def connect(uri, auth):
         kwargs = {"username": user, "password": token}
     else:
         kwargs = {}
+    if ca:
+        with open(ca) as f:
+            kwargs[DatabaseOptions.TLS_ROOT_CERTS.value] = f.read()
     return flight_sql.connect(uri, db_kwargs=kwargs, autocommit=True)
 
 
@@ -33,9 +37,9 @@ def first_line(e):
     return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
-def query(uri, auth, sql):
+def query(uri, auth, sql, ca=None):
     try:
-        with connect(uri, auth) as conn, conn.cursor() as cur:
+        with connect(uri, auth, ca) as conn, conn.cursor() as cur:
             cur.execute(sql)
             table = cur.fetch_arrow_table()
             return {"ok": True, "columns": table.column_names,
@@ -96,7 +100,7 @@ def load(uri, auth, clients, seconds):
 def main(argv):
     mode, uri, auth = argv[1], argv[2], argv[3]
     if mode == "query":
-        out = query(uri, auth, argv[4])
+        out = query(uri, auth, argv[4], argv[5] if len(argv) > 5 else None)
     elif mode == "objects":
         out = objects(uri, auth)
     elif mode == "load":

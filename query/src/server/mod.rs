@@ -47,6 +47,8 @@ pub async fn serve(
     )?;
     let mut server = Server::builder();
     if let Some((cert, key)) = &settings.tls {
+        // Another crate may have chosen already; either is a sound provider.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let read = |p: &PathBuf| {
             std::fs::read(p).map_err(|e| QueryError::Server(format!("{}: {e}", p.display())))
         };

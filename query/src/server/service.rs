@@ -201,14 +201,13 @@ impl LakeService {
             }
         };
         let running = Running {
-            admission: self.0.clone(),
+            state: self.0.clone(),
             record: Some(record),
             recorder: self.0.recorder.clone(),
             started,
             _turn: turn,
             _session: session,
         };
-        let timeout = limits;
         // Batches until the end, the first error, or the deadline.
         let batches =
             futures::stream::unfold((stream, false), move |(mut stream, done)| async move {
@@ -223,7 +222,7 @@ impl LakeService {
                         (stream, true),
                     )),
                     Err(_) => Some((
-                        Err(FlightError::Tonic(Box::new(timeout_status(&timeout)))),
+                        Err(FlightError::Tonic(Box::new(timeout_status(&limits)))),
                         (stream, true),
                     )),
                 }
@@ -285,7 +284,7 @@ impl LakeService {
 /// A query that is streaming: its turn and session held until its stream is done or
 /// dropped (a client that went away), and its record written either way.
 struct Running {
-    admission: Arc<State>,
+    state: Arc<State>,
     record: Option<QueryRecord>,
     recorder: QueryRecorder,
     started: Instant,
@@ -311,7 +310,7 @@ impl Running {
         if let Some(mut r) = self.record.take() {
             r.finish(outcome, error, self.started);
             tracing::debug!(
-                server_memory = self.admission.admission.memory_in_use(),
+                server_memory = self.state.admission.memory_in_use(),
                 "memory held by running queries"
             );
             self.recorder.record(r);
