@@ -73,6 +73,9 @@ pub struct ServeCmd {
     pub tls_cert: Option<PathBuf>,
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics [default: [server] metrics_addr, else none].
+    #[arg(long)]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 #[derive(Subcommand)]

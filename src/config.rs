@@ -45,6 +45,7 @@
 //! server_memory_mib = 4096                 # all queries together
 //! query_timeout = "5m"
 //! concurrent_queries = 8                   # more wait for a turn
+//! metrics_addr = "127.0.0.1:9899"          # Prometheus: queries, errors, bytes, running
 //!
 //! [detections]
 //! allowed_registries = ["registry.example.com/"]
@@ -100,6 +101,7 @@ pub struct ServerConfig {
     pub server_memory_mib: Option<usize>,
     pub query_timeout: Option<String>,
     pub concurrent_queries: Option<usize>,
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl ServerConfig {

@@ -35,6 +35,7 @@ pub async fn serve(cmd: ServeCmd, config: &Config) -> anyhow::Result<Outcome> {
             .unwrap_or_else(|| DEFAULT_ADDR.parse().expect("a socket address")),
         tokens_file: tokens_file(cmd.tokens_file, config)?,
         limits: config.server.limits()?,
+        metrics_addr: cmd.metrics_addr.or(config.server.metrics_addr),
         tls,
     };
     let scheme = if settings.tls.is_some() {

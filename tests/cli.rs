@@ -3060,6 +3060,13 @@ mod flight_sql {
             "[server]\nquery_memory_mib = 64\nserver_memory_mib = 512\nquery_timeout = \"10s\"\nconcurrent_queries = 4\n",
         )
         .unwrap();
+        let metrics_addr = {
+            let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            free.local_addr().unwrap()
+        };
+        let mut text = std::fs::read_to_string(&config).unwrap();
+        text.push_str(&format!("metrics_addr = \"{metrics_addr}\"\n"));
+        std::fs::write(&config, text).unwrap();
         let server = start(&lake, &tokens, &config);
         let uri = server.uri.as_str();
         let bearer = format!("bearer:{token}");
@@ -3173,6 +3180,40 @@ mod flight_sql {
         assert!(got["queries"].as_u64().unwrap() >= 16, "{got}");
         let rss = rss_kib(pid);
         assert!(rss < 1_500_000, "server RSS {rss} KiB after the load");
+
+        // Prometheus sees the queries by outcome, what was sent and the refusals.
+        let scrape = {
+            use std::io::{Read, Write};
+            let mut stream = std::net::TcpStream::connect(metrics_addr).unwrap();
+            stream
+                .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).unwrap();
+            answer
+        };
+        let value = |series: &str| -> f64 {
+            scrape
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{series} ")))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no {series} in {scrape}"))
+        };
+        assert!(
+            value("kubetrail_server_queries_total{outcome=\"ok\"}") >= 16.0,
+            "{scrape}"
+        );
+        for series in [
+            "kubetrail_server_queries_total{outcome=\"refused\"}",
+            "kubetrail_server_queries_total{outcome=\"out_of_memory\"}",
+            "kubetrail_server_queries_total{outcome=\"timeout\"}",
+            "kubetrail_server_rows_total",
+            "kubetrail_server_bytes_total",
+            "kubetrail_server_unauthenticated_total",
+        ] {
+            assert!(value(series) >= 1.0, "{series}: {scrape}");
+        }
+        assert_eq!(value("kubetrail_server_queries_running"), 0.0, "{scrape}");
 
         // A revoked token is refused from the next call, without a restart.
         let (code, _, err) = run(kubetrail()

@@ -10,8 +10,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use kubetrail_schemas::Table;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 /// Upper bounds of the commit latency histogram, in seconds.
 const COMMIT_BUCKETS: [f64; 10] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -214,58 +212,15 @@ fn counter_header(out: &mut String, name: &str, help: &str) {
 }
 
 /// Binds `addr` now (so a taken port is reported at start) and answers `GET /metrics`
-/// in the background for as long as the runtime lives.
+/// with these metrics in the background for as long as the runtime lives.
 pub async fn serve(addr: SocketAddr, metrics: Arc<IngestMetrics>) -> std::io::Result<SocketAddr> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| std::io::Error::new(e.kind(), format!("metrics address {addr}: {e}")))?;
-    let bound = listener.local_addr()?;
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let metrics = metrics.clone();
-            tokio::spawn(async move {
-                let mut request = vec![0u8; 8192];
-                let mut len = 0;
-                // Read the request head only; anything else a scraper sends is ignored.
-                while len < request.len() {
-                    match tokio::time::timeout(
-                        Duration::from_secs(5),
-                        stream.read(&mut request[len..]),
-                    )
-                    .await
-                    {
-                        Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
-                        Ok(Ok(n)) => len += n,
-                    }
-                    if request[..len].windows(4).any(|w| w == b"\r\n\r\n") {
-                        break;
-                    }
-                }
-                let head = String::from_utf8_lossy(&request[..len]);
-                let path = head.split_whitespace().nth(1).unwrap_or("");
-                let (status, body) = if path == "/metrics" || path == "/" {
-                    ("200 OK", metrics.render())
-                } else {
-                    ("404 Not Found", "not found; try /metrics\n".to_owned())
-                };
-                let response = format!(
-                    "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(response.as_bytes()).await;
-                let _ = stream.shutdown().await;
-            });
-        }
-    });
-    Ok(bound)
+    kubetrail_lake::metrics_endpoint::serve(addr, Arc::new(move || metrics.render())).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     #[tokio::test]
     async fn scrapes_see_every_series_and_other_paths_are_404() {

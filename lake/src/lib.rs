@@ -21,6 +21,7 @@ mod identity;
 mod location;
 pub mod maintenance;
 mod merge;
+pub mod metrics_endpoint;
 mod read_cache;
 mod redaction_key;
 mod store_forwarding;

@@ -82,6 +82,13 @@ impl Admission {
     pub(crate) fn memory_in_use(&self) -> usize {
         self.server_pool.reserved()
     }
+
+    /// A reading of the memory in use that holds nothing else of the server's (the metrics
+    /// endpoint outlives the service; it must not keep the service's parts alive).
+    pub(crate) fn memory_gauge(&self) -> impl Fn() -> usize + Send + Sync + 'static {
+        let pool = self.server_pool.clone();
+        move || pool.reserved()
+    }
 }
 
 /// A query's memory: granted only when both its own budget and the server's allow.

@@ -3,11 +3,13 @@
 
 mod fresh_tables;
 mod limits;
+mod metrics;
 mod service;
 pub mod tokens;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
 use kubetrail_lake::Lake;
@@ -25,6 +27,8 @@ pub struct ServerSettings {
     pub tls: Option<(PathBuf, PathBuf)>,
     pub tokens_file: PathBuf,
     pub limits: Limits,
+    /// Where Prometheus scrapes `/metrics`, if anywhere.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// Serves until `shutdown` resolves. Fails at once on a lake that is not there, a tokens
@@ -38,13 +42,20 @@ pub async fn serve(
     let tokens = tokens::Tokens::open(&settings.tokens_file).map_err(QueryError::Server)?;
     let tables = fresh_tables::FreshTables::open(lake).await?;
     let (to_log, log_writer) = crate::query_log::spawn_writer(lake.clone());
-    let recorder = QueryRecorder { to_log };
-    let service = service::LakeService::new(
-        tables,
-        tokens,
-        limits::Admission::new(settings.limits),
-        recorder,
-    )?;
+    let metrics = Arc::new(metrics::ServerMetrics::default());
+    let recorder = QueryRecorder {
+        to_log,
+        metrics: metrics.clone(),
+    };
+    let admission = limits::Admission::new(settings.limits);
+    if let Some(addr) = settings.metrics_addr {
+        // The counters and the memory reading only: a clone of the recorder would keep the
+        // query_log channel open, and the shutdown would wait on it forever.
+        let memory = admission.memory_gauge();
+        let render = Arc::new(move || metrics.render(memory()));
+        kubetrail_lake::metrics_endpoint::serve(addr, render).await?;
+    }
+    let service = service::LakeService::new(tables, tokens, admission, recorder)?;
     let mut server = Server::builder();
     if let Some((cert, key)) = &settings.tls {
         // Another crate may have chosen already; either is a sound provider.
@@ -79,6 +90,7 @@ pub async fn serve(
 #[derive(Clone)]
 pub(crate) struct QueryRecorder {
     to_log: tokio::sync::mpsc::UnboundedSender<crate::query_log::QueryRecord>,
+    pub(crate) metrics: Arc<metrics::ServerMetrics>,
 }
 
 impl QueryRecorder {
@@ -94,6 +106,7 @@ impl QueryRecorder {
             sql = r.sql,
             "query"
         );
+        self.metrics.finished(&r);
         let _ = self.to_log.send(r);
     }
 }

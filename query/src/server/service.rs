@@ -110,6 +110,7 @@ impl LakeService {
         match user {
             Some(user) => Ok(Caller { user, client }),
             None => {
+                self.0.recorder.metrics.refused_call();
                 // The scheme only: a wrong token is still a secret of someone's.
                 tracing::warn!(
                     client,
@@ -200,6 +201,7 @@ impl LakeService {
                 return Err(status);
             }
         };
+        self.0.recorder.metrics.started_running();
         let running = Running {
             state: self.0.clone(),
             record: Some(record),
@@ -308,6 +310,7 @@ impl Running {
 
     fn end(&mut self, outcome: Outcome, error: Option<String>) {
         if let Some(mut r) = self.record.take() {
+            self.state.recorder.metrics.stopped_running();
             r.finish(outcome, error, self.started);
             tracing::debug!(
                 server_memory = self.state.admission.memory_in_use(),
