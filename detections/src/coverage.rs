@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use kubetrail_query::output::escape_html;
+use kubetrail_query::output::{escape_html, html_head};
 use serde_json::{json, Value};
 
 use crate::pack::RulePack;
@@ -357,15 +357,7 @@ impl Coverage {
             })
             .collect();
         format!(
-            r#"<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
-<title>kubetrail detection coverage</title>
-<style>{STYLE}</style>
-</head>
+            r#"{head}
 <body>
 <header><h1>Detection coverage: ATT&amp;CK for Kubernetes</h1><p>{summary}</p>
 <p class="meta">ATT&amp;CK Enterprise v16, Containers matrix, and the Kubernetes threat matrix's techniques outside it. Green: at least one rule; red: none.</p></header>
@@ -378,6 +370,7 @@ impl Coverage {
 </body>
 </html>
 "#,
+            head = html_head("kubetrail detection coverage", STYLE, false),
             summary = escape_html(&self.summary()),
         )
     }

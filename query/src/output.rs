@@ -124,6 +124,28 @@ fn is_binary(t: &DataType) -> bool {
     )
 }
 
+/// The head of one self-contained HTML page kubetrail writes (a report a responder can mail
+/// or open offline): nothing in it may fetch anything; inline script runs only if `script`.
+pub fn html_head(title: &str, style: &str, script: bool) -> String {
+    let policy = if script {
+        "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
+    } else {
+        "default-src 'none'; style-src 'unsafe-inline'"
+    };
+    format!(
+        r#"<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="{policy}">
+<title>{}</title>
+<style>{style}</style>
+</head>"#,
+        escape_html(title)
+    )
+}
+
 /// Text for an HTML page (element content or a quoted attribute).
 pub fn escape_html(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use super::super::Timeline;
-use crate::output::escape_html as escape;
+use crate::output::{escape_html as escape, html_head};
 use crate::window::rfc3339;
 
 const STYLE: &str = include_str!("report.css");
@@ -52,15 +52,7 @@ pub fn render(t: &Timeline) -> String {
     };
     let alerted = t.lines.iter().filter(|e| !e.alert_ids.is_empty()).count();
     format!(
-        r#"<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
-<title>{title_html}</title>
-<style>{STYLE}</style>
-</head>
+        r#"{head}
 <body>
 <header>
 <h1>{title_html}</h1>
@@ -90,6 +82,7 @@ pub fn render(t: &Timeline) -> String {
 </body>
 </html>
 "#,
+        head = html_head(&title, STYLE, true),
         title_html = escape(&title),
         from = escape(&rfc3339(t.window.from())),
         to = escape(&rfc3339(t.window.to())),
