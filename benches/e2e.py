@@ -18,7 +18,10 @@ Run it through `benches/run` (builds the release binary, installs DuckDB). Steps
 5. the rule pack over the lake, and the portable rules (those DuckDB runs) in both;
 6. `timeline --pod` for the scenario's compromised pod;
 7. the lake on object storage (an S3-compatible server on 127.0.0.1, scripts/s3-server) beside
-   a local directory: the same files ingested into each, the rule pack over each, R times.
+   a local directory: the same files ingested into each, the rule pack over each, R times;
+8. (serve) responders' queries -- two rules' and a timeline's -- through `kubetrail serve`
+   (Arrow Flight SQL), in process on the same lake, and in DuckDB over the same Parquet
+   files, from 1 and 8 clients: latency median and p99, R times.
 
 Every figure is the median of R runs with min and max; the table is printed and written as
 JSON (default target/kubetrail-e2e/results-N.json) for comparison between commits.
@@ -44,7 +47,7 @@ POD = "shop/api-7d9f8b6c5-x2k4p"
 # The volume generator's day ends where the scenario's hour begins.
 DAY_FROM, DAY_TO = "2026-11-19T09:00:00Z", "2026-11-20T10:00:00Z"
 ATTACK = "2026-11-20T09:00:00Z"
-ALL_STEPS = "ingest,kafka,kafka-mock,detect,timeline,s3"
+ALL_STEPS = "ingest,kafka,kafka-mock,detect,timeline,s3,serve"
 
 
 # ---------------------------------------------------------------- measuring processes
@@ -225,6 +228,8 @@ DUCKDB_SHIMS = [
     "CREATE MACRO json_get_str(j, a) AS json_extract_string(j, '$.\"' || a || '\"'), "
     "(j, a, b) AS json_extract_string(j, '$.\"' || a || '\".\"' || b || '\"'), "
     "(j, a, b, c) AS json_extract_string(j, '$.\"' || a || '\".\"' || b || '\".\"' || c || '\"')",
+    "CREATE MACRO succeeded(code, reason) AS CASE WHEN code IS NULL THEN reason IS NULL "
+    "ELSE code < 400 END",
     "CREATE MACRO is_private_ip(ip) AS regexp_matches(ip, "
     "'^(10\\.|172\\.(1[6-9]|2[0-9]|3[01])\\.|192\\.168\\.|127\\.|169\\.254\\.|"
     "100\\.(6[4-9]|[7-9][0-9]|1[01][0-9]|12[0-7])\\.|0\\.|192\\.0\\.0\\.|::1$|::$|f[cd]|fe[89ab])')",
@@ -281,6 +286,46 @@ def duck_rules(args):
         except Exception as e:  # noqa: BLE001 - a rule DuckDB cannot run is not portable
             out[rule] = {"error": str(e).splitlines()[0][:300]}
     print(json.dumps(out))
+
+
+def duck_latency(args):
+    """Runs one statement from CLIENTS threads, each for SECONDS after its warm-up, over the
+    lake's own Parquet files (one cursor per thread, results read as Arrow tables): prints
+    every query's seconds and the rows it returned."""
+    import threading
+
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(f"SET threads = {args.threads}")
+    for shim in DUCKDB_SHIMS:
+        con.execute(shim)
+    for table in ["k8s_audit", "network_flows", "runtime_events"]:
+        con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet("
+                    f"'{args.lake}/{table}/event_date=*/*.parquet', hive_partitioning = true)")
+    sql = Path(args.sql).read_text()
+    results = [None] * args.clients
+
+    def client(i):
+        cursor = con.cursor()
+        for _ in range(args.warmup):
+            rows = cursor.execute(sql).to_arrow_table().num_rows
+        latencies = []
+        until = time.perf_counter() + args.seconds
+        while time.perf_counter() < until:
+            started = time.perf_counter()
+            rows = cursor.execute(sql).to_arrow_table().num_rows
+            latencies.append(time.perf_counter() - started)
+        results[i] = (latencies, rows)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if any(r is None for r in results):
+        sys.exit("duck-latency: a client failed")
+    print(json.dumps({"latencies_s": [x for r in results for x in r[0]], "rows": results[0][1]}))
 
 
 # ---------------------------------------------------------------- the run
@@ -655,6 +700,119 @@ class Bench:
         self.add("s3: local / S3 pack speed", "x", [x / y for x, y in zip(c.values, d.values)],
                  note="target >= 0.7")
 
+    # 8
+    def serving(self):
+        latency_tool = self.kt.parent / "query-latency"
+        if not latency_tool.exists():
+            raise Failed(f"{latency_tool} is missing: build it (benches/run does)")
+        # DuckDB reads the tables' files from the directory: only the current versions' stay.
+        self.kubetrail("lake", "vacuum", "--lake", self.lake, "--retain", "0h", "--force")
+        queries = self.serve_queries()
+        tokens = self.work / "serve-tokens"
+        tokens.unlink(missing_ok=True)
+        token = self.kubetrail("token", "create", "bench", "--tokens-file", tokens).stdout.strip()
+        server = subprocess.Popen(
+            [self.kt, "serve", "--lake", self.lake, "--tokens-file", tokens, "--addr", "127.0.0.1:0"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        try:
+            line = server.stdout.readline()
+            found = re.search(r"grpc://(\S+)", line)
+            if not found:
+                raise Failed(f"kubetrail serve did not start: {line.strip() or 'no output'}")
+            url = f"http://{found.group(1)}"
+            sides = {
+                "server": [latency_tool, "--flight", url, "--token", token],
+                "in-process": [latency_tool, "--lake", self.lake],
+                "DuckDB": [self.python, __file__, "duck-latency", "--lake", self.lake,
+                           "--threads", self.cores],
+            }
+            seconds = str(self.args.serve_seconds)
+            measured = collections.defaultdict(list)
+            rows = {}
+            for run in range(self.args.runs):
+                order = list(sides.items())
+                # Each side first in turn: none always meets the page cache the others warmed.
+                order = order[run % 3:] + order[:run % 3]
+                for name, sql in queries.items():
+                    for clients in [1, 8]:
+                        for side, cmd in order:
+                            out = json.loads(measure([*cmd, "--sql", sql, "--clients", clients,
+                                                      "--seconds", seconds]).stdout)
+                            measured[(name, clients, side)].append(out["latencies_s"])
+                            if rows.setdefault(name, out["rows"]) != out["rows"]:
+                                raise Failed(f"{name}: {side} returned {out['rows']} rows, "
+                                             f"another side {rows[name]}")
+            hwm = re.search(r"VmHWM:\s+(\d+) kB", Path(f"/proc/{server.pid}/status").read_text())
+        finally:
+            server.terminate()
+            server.wait()
+
+        def percentile(xs, p):
+            xs = sorted(xs)
+            return xs[min(len(xs) - 1, int(p / 100 * len(xs)))]
+
+        for name in queries:
+            for clients in [1, 8]:
+                figures = {}
+                for side in sides:
+                    runs = measured[(name, clients, side)]
+                    for stat, p in [("median", 50), ("p99", 99)]:
+                        figures[(side, stat)] = self.add(
+                            f"serve: {name}, {clients} client{'s' if clients > 1 else ''}, "
+                            f"{side} {stat}", "ms", [percentile(r, p) * 1e3 for r in runs],
+                            higher_is_better=False,
+                            note=f"{rows[name]:,} rows; {statistics.median(len(r) for r in runs)} queries a run"
+                            if (side, stat) == ("server", "median") else "")
+                for stat in ["median", "p99"]:
+                    a, b = figures[("in-process", stat)], figures[("server", stat)]
+                    self.add(f"serve: {name}, {clients} client{'s' if clients > 1 else ''}, "
+                             f"server / in-process {stat}", "x",
+                             [y / x for x, y in zip(a.values, b.values)], higher_is_better=False,
+                             note="target <= 1.10" if rows[name] < 100_000 else "")
+        if hwm:
+            self.add("serve: server peak RSS", "MB", [int(hwm.group(1)) * 1024 / 1e6],
+                     higher_is_better=False)
+
+    def serve_queries(self):
+        """The statements the serving step times, written to files: two rules of the pack as
+        they are (a filter, and a correlation over the three streams with windows), and the
+        shape of a timeline (one pod's rows of every stream in two hours, in time order)."""
+        import yaml
+
+        folder = self.work / "serve-queries"
+        folder.mkdir(exist_ok=True)
+        queries = {}
+        for rule in ["api-access/auth-failure-burst", "correlations/exec-then-shell-then-egress"]:
+            path = REPO / "detections" / "rules" / f"{rule}.yaml"
+            name = f"rule {rule.split('/')[1]}"
+            queries[name] = folder / f"{rule.split('/')[1]}.sql"
+            queries[name].write_text(yaml.safe_load(path.read_text())["query"])
+        namespace, pod = POD.split("/")
+        attack = datetime.datetime.fromisoformat(ATTACK.replace("Z", "+00:00"))
+        lo, hi = [(attack + datetime.timedelta(hours=h)).strftime("%Y-%m-%dT%H:%M:%SZ")
+                  for h in (-1, 1)]
+        window = f"event_time >= '{lo}' AND event_time < '{hi}'"
+        queries["timeline, one pod, 2 h"] = folder / "timeline.sql"
+        queries["timeline, one pod, 2 h"].write_text(f"""\
+SELECT event_time, 'audit' AS stream, user_name AS actor, verb AS action,
+  concat_ws('/', resource, subresource, name) AS object, src_ip, NULL AS dst_ip, _source, _offset
+FROM k8s_audit
+WHERE namespace = '{namespace}' AND pod = '{pod}' AND {window}
+UNION ALL
+SELECT event_time, 'flow', concat_ws('/', src_namespace, src_pod), verdict,
+  concat_ws('/', dst_namespace, dst_pod), src_ip, dst_ip, _source, _offset
+FROM network_flows
+WHERE ((src_namespace = '{namespace}' AND src_pod = '{pod}')
+    OR (dst_namespace = '{namespace}' AND dst_pod = '{pod}')) AND {window}
+UNION ALL
+SELECT event_time, 'runtime', user_name, event_type, coalesce("binary", file_path, rule),
+  src_ip, dst_ip, _source, _offset
+FROM runtime_events
+WHERE namespace = '{namespace}' AND pod = '{pod}' AND {window}
+ORDER BY event_time, stream, _source, _offset
+""")
+        return queries
+
     def report(self):
         info = machine()
         print(f"\nkubetrail e2e: {self.args.events:,} audit events, {info['cores']} cores, "
@@ -690,6 +848,13 @@ def main():
     k.add_argument("--input", required=True)
     k.add_argument("--output", required=True)
     k.add_argument("--threads", type=int, required=True)
+    d = sub.add_parser("duck-latency", help=argparse.SUPPRESS)
+    d.add_argument("--lake", required=True)
+    d.add_argument("--sql", required=True)
+    d.add_argument("--clients", type=int, required=True)
+    d.add_argument("--seconds", type=float, required=True)
+    d.add_argument("--warmup", type=int, default=2)
+    d.add_argument("--threads", type=int, required=True)
     r = sub.add_parser("duck-rules", help=argparse.SUPPRESS)
     r.add_argument("--spec", required=True)
     r.add_argument("--threads", type=int, required=True)
@@ -699,6 +864,8 @@ def main():
     p.add_argument("--threads", type=int, default=0, help="DuckDB threads (default: all cores)")
     p.add_argument("--kafka-events", type=int, default=200_000,
                    help="events sent through the broker (default 200k)")
+    p.add_argument("--serve-seconds", type=float, default=5,
+                   help="seconds each client queries in the serve step (default 5)")
     p.add_argument("--only", default=ALL_STEPS,
                    help="comma-separated steps (default: all)")
     p.add_argument("--work", help="working directory (default target/kubetrail-e2e/N)")
@@ -711,6 +878,8 @@ def main():
         return duck_copy(args)
     if args.command == "duck-rules":
         return duck_rules(args)
+    if args.command == "duck-latency":
+        return duck_latency(args)
     if args.events <= 0 or args.runs <= 0:
         p.error("--events and --runs must be positive")
     if not Path(args.kubetrail).exists():
@@ -724,7 +893,7 @@ def main():
         b.generate()
         if "ingest" in steps:
             b.ingest_vs_duckdb()
-        if steps & {"detect", "timeline"}:
+        if steps & {"detect", "timeline", "serve"}:
             b.build_lake()
         if "kafka" in steps:
             b.kafka()
@@ -736,6 +905,8 @@ def main():
             b.timeline()
         if "s3" in steps:
             b.object_storage()
+        if "serve" in steps:
+            b.serving()
     except Failed as e:
         print(f"e2e: {e}", file=sys.stderr)
         if b.figures:

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use anyhow::Context;
 use kubetrail_detections::EventLoader;
 use kubetrail_ingest::{
-    ingest_file, ingest_kafka, FileIngest, IngestMetrics, InputPath, InputReport, KafkaIngest,
+    ingest_kafka, FileIngest, FileIngester, IngestMetrics, InputPath, InputReport, KafkaIngest,
 };
 use kubetrail_lake::Lake;
 use kubetrail_schemas::{DecodeOptions, SourceFormat, Table};
@@ -81,9 +81,10 @@ async fn file(cmd: IngestFileCmd, config: &Config) -> anyhow::Result<Outcome> {
     };
     let progress = progress::for_terminal(cmd.quiet);
     let mut totals: BTreeMap<Table, u64> = BTreeMap::new();
+    let mut ingester = FileIngester::new(&lake, options);
     for path in &cmd.paths {
         let input = InputPath::parse(path);
-        let report = ingest_file(&lake, &input, &options, progress.clone()).await?;
+        let report = ingester.ingest(&input, progress.clone()).await?;
         println!("{}", describe(&report));
         for (table, rows) in &report.rows {
             *totals.entry(*table).or_default() += rows;

@@ -3097,6 +3097,18 @@ mod flight_sql {
                 "{text} {row}"
             );
         }
+        // A timeline's shape: a union whose first branch has no value for a column types
+        // it only once analysed; both clients get the text, not a `Null` column.
+        let sql = "SELECT NULL AS dst_ip, verb FROM k8s_audit WHERE verb = 'create' \
+                   UNION ALL SELECT dst_ip, 'flow' FROM network_flows WHERE dst_ip IS NOT NULL \
+                   ORDER BY dst_ip NULLS LAST LIMIT 1";
+        let got = adbc(&python, &["query", uri, &bearer, sql]);
+        assert!(got["rows"][0][0].is_string(), "{got}");
+        let batches = rust_client(uri, &token, sql);
+        assert_eq!(
+            batches[0].schema().field(0).data_type(),
+            &arrow::datatypes::DataType::Utf8View
+        );
 
         // No token, a wrong one, a wrong user name: refused, and the refusal says why.
         for auth in [
@@ -3135,6 +3147,12 @@ mod flight_sql {
         let e = got["error"].as_str().unwrap_or_default();
         assert!(e.contains("more memory than it may hold"), "{got}");
         assert!(other.join().unwrap(), "the other queries went on");
+        // A grouping of about twice its memory spills to disk and finishes (few long keys:
+        // quick to hash in a debug build on a busy machine).
+        let sorted = "SELECT count(*), sum(n) FROM (SELECT v, count(*) AS n FROM \
+                      (SELECT concat(repeat('x', 1000), random()) AS v FROM range(130000)) GROUP BY v)";
+        let got = adbc(&python, &["query", uri, &bearer, sorted]);
+        assert_eq!(got["rows"], serde_json::json!([[130000, 130000]]), "{got}");
 
         // Past its time: stopped at the limit.
         let started = Instant::now();

@@ -101,23 +101,86 @@ pub async fn ingest_file(
     options: &FileIngest,
     progress: Arc<dyn Progress>,
 ) -> Result<InputReport, IngestError> {
-    let (tx, mut rx) = mpsc::channel::<(Table, RecordBatch)>(2);
-    let worker = {
-        let path = path.clone();
-        let options = options.clone();
-        let progress = progress.clone();
-        tokio::task::spawn_blocking(move || decode_input(&path, &options, progress, tx))
-    };
-    let mut writers: BTreeMap<Table, TableWriter> = BTreeMap::new();
-    while let Some((table, batch)) = rx.recv().await {
-        let writer = match writers.entry(table) {
-            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::btree_map::Entry::Vacant(e) => {
-                e.insert(TableWriter::open(lake, table).await?)
-            }
-        };
-        writer.stage(batch).await?;
+    FileIngester::new(lake, options.clone())
+        .ingest(path, progress)
+        .await
+}
+
+/// Ingests inputs one after another, each once, keeping each table's writer from one input
+/// to the next: a writer opened per input read the table's whole log again (on object
+/// storage a GET per commit, for every input and table).
+pub struct FileIngester {
+    lake: Lake,
+    options: FileIngest,
+    writers: BTreeMap<Table, TableWriter>,
+}
+
+impl FileIngester {
+    pub fn new(lake: &Lake, options: FileIngest) -> FileIngester {
+        FileIngester {
+            lake: lake.clone(),
+            options,
+            writers: BTreeMap::new(),
+        }
     }
+
+    /// Ingests one input (see [`ingest_file`]). After an error the writers are dropped,
+    /// with whatever they had staged, and the next input opens them again.
+    pub async fn ingest(
+        &mut self,
+        path: &InputPath,
+        progress: Arc<dyn Progress>,
+    ) -> Result<InputReport, IngestError> {
+        let ingested = self.ingest_input(path, progress).await;
+        if ingested.is_err() {
+            for writer in self.writers.values_mut() {
+                writer.discard();
+            }
+            self.writers.clear();
+        }
+        ingested
+    }
+
+    async fn ingest_input(
+        &mut self,
+        path: &InputPath,
+        progress: Arc<dyn Progress>,
+    ) -> Result<InputReport, IngestError> {
+        let (tx, mut rx) = mpsc::channel::<(Table, RecordBatch)>(2);
+        let worker = {
+            let path = path.clone();
+            let options = self.options.clone();
+            let progress = progress.clone();
+            tokio::task::spawn_blocking(move || decode_input(&path, &options, progress, tx))
+        };
+        // The tables this input has rows for: only they get its commits.
+        let mut touched = std::collections::BTreeSet::new();
+        while let Some((table, batch)) = rx.recv().await {
+            let writer = match self.writers.entry(table) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(TableWriter::open(&self.lake, table).await?)
+                }
+            };
+            writer.stage(batch).await?;
+            touched.insert(table);
+        }
+        let writers = self
+            .writers
+            .iter_mut()
+            .filter(|(table, _)| touched.contains(*table));
+        commit_input(path, worker, writers).await
+    }
+}
+
+/// Waits for the input's reading to end, then commits each table's rows with the input's
+/// marker (or abandons them where the marker is already there).
+async fn commit_input<'w>(
+    path: &InputPath,
+    worker: tokio::task::JoinHandle<Result<(ReadSummary, input::ContentHash), IngestError>>,
+    writers: impl Iterator<Item = (&'w Table, &'w mut TableWriter)>,
+) -> Result<InputReport, IngestError> {
+    let writers: Vec<_> = writers.collect();
     let (read, hash) = worker
         .await
         .map_err(|e| IngestError::Worker(e.to_string()))??;
@@ -140,7 +203,8 @@ pub async fn ingest_file(
         bytes,
     };
     let mut skipped = 0;
-    for (table, writer) in writers.iter_mut() {
+    let tables = writers.len();
+    for (table, writer) in writers {
         if writer.marker_version(&marker.app_id).await?.is_some() {
             writer.abandon().await;
             skipped += 1;
@@ -178,7 +242,7 @@ pub async fn ingest_file(
         }
         report.rows.insert(*table, rows);
     }
-    report.already_ingested = skipped > 0 && skipped == writers.len();
+    report.already_ingested = skipped > 0 && skipped == tables;
     Ok(report)
 }
 

@@ -19,7 +19,7 @@ pub mod source;
 
 pub use batch::{BatchLimits, TableBatches};
 pub use error::IngestError;
-pub use file::{ingest_file, ingest_one_file, FileIngest, InputReport};
+pub use file::{ingest_file, ingest_one_file, FileIngest, FileIngester, InputReport};
 pub use kafka::{ingest_kafka, KafkaIngest, KafkaReport, TopicSpec};
 pub use metrics::IngestMetrics;
 pub use source::{InputPath, NoProgress, Progress};

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use deltalake::DeltaTable;
-use kubetrail_ingest::{ingest_file, BatchLimits, FileIngest, InputPath, InputReport, NoProgress};
+use kubetrail_ingest::{
+    ingest_file, BatchLimits, FileIngest, FileIngester, InputPath, InputReport, NoProgress,
+};
 use kubetrail_lake::Lake;
 use kubetrail_schemas::{SourceFormat, Table};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -427,6 +429,54 @@ mod exactly_once {
         assert_eq!(
             row_count(&lake, Table::RuntimeEvents).await,
             first.rows[&Table::RuntimeEvents] as usize
+        );
+    }
+
+    #[tokio::test]
+    async fn one_ingester_over_several_inputs_commits_each_to_its_own_tables() {
+        let (dir, lake) = new_lake();
+        let mut ingester = FileIngester::new(&lake, FileIngest::default());
+        let input = |name: &str| InputPath::File(samples().join(name));
+        let audit = ingester
+            .ingest(&input("k8s-audit.jsonl"), Arc::new(NoProgress))
+            .await
+            .unwrap();
+        let audit_version = table(&lake, Table::K8sAudit).await.unwrap().version();
+        // A second input with no audit rows: the audit table's writer, kept from the first
+        // input, commits nothing (no empty commit carrying the other input's marker).
+        let flows = ingester
+            .ingest(&input("hubble.jsonl"), Arc::new(NoProgress))
+            .await
+            .unwrap();
+        assert!(flows.rows.contains_key(&Table::NetworkFlows));
+        assert_eq!(
+            table(&lake, Table::K8sAudit).await.unwrap().version(),
+            audit_version
+        );
+        // The kept writers know what landed: the first input again adds nothing, and
+        // another writer's commit in between is built upon, not overwritten.
+        let copy = dir.path().join("more-audit.jsonl");
+        std::fs::copy(samples().join("gke-audit.jsonl"), &copy).unwrap();
+        let other = ingest(&lake, &copy, &FileIngest::default()).await;
+        let again = ingester
+            .ingest(&input("k8s-audit.jsonl"), Arc::new(NoProgress))
+            .await
+            .unwrap();
+        assert!(again.already_ingested);
+        let gke = ingester
+            .ingest(&input("gke-audit.jsonl"), Arc::new(NoProgress))
+            .await
+            .unwrap();
+        assert!(gke.already_ingested, "{gke:?}");
+        let more = ingester
+            .ingest(&input("eks-cloudwatch.json"), Arc::new(NoProgress))
+            .await
+            .unwrap();
+        assert_eq!(
+            row_count(&lake, Table::K8sAudit).await as u64,
+            audit.rows[&Table::K8sAudit]
+                + other.rows[&Table::K8sAudit]
+                + more.rows[&Table::K8sAudit]
         );
     }
 

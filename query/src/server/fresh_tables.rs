@@ -59,15 +59,16 @@ impl FreshTables {
     /// included), as of now.
     async fn current(&self) -> Result<Vec<(Table, Option<DeltaTable>)>, QueryError> {
         let mut tables = self.tables.lock().await;
-        for (table, delta) in tables.iter_mut() {
+        // All at once: on object storage each is a request's round trip.
+        let lake = &self.lake;
+        futures::future::try_join_all(tables.iter_mut().map(|(table, delta)| async move {
             match delta {
-                Some(d) => d
-                    .update_incremental(None)
-                    .await
-                    .map_err(|e| QueryError::Table(table.name().into(), e.to_string()))?,
-                None => *delta = self.lake.open_table(table.name()).await?,
+                Some(d) => lake.refresh_table(table.name(), d).await?,
+                None => *delta = lake.open_table(table.name()).await?,
             }
-        }
+            Ok::<_, QueryError>(())
+        }))
+        .await?;
         Ok(tables.clone())
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use datafusion::error::Result;
 use datafusion::execution::memory_pool::{
-    GreedyMemoryPool, MemoryLimit, MemoryPool, MemoryReservation,
+    FairSpillPool, GreedyMemoryPool, MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation,
 };
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -69,7 +69,7 @@ impl Admission {
     /// memory pool, which draws on the query's own budget and the server's.
     pub(crate) fn runtime(&self, base: &RuntimeEnv) -> Result<Arc<RuntimeEnv>> {
         let pool = QueryPool {
-            own: GreedyMemoryPool::new(self.limits.query_memory),
+            own: FairSpillPool::new(self.limits.query_memory),
             server: self.server_pool.clone(),
             limit: self.limits.query_memory,
         };
@@ -91,10 +91,14 @@ impl Admission {
     }
 }
 
-/// A query's memory: granted only when both its own budget and the server's allow.
+/// A query's memory: granted only when both its own budget and the server's allow. Within
+/// its own budget the operators that can spill share it fairly (DataFusion's pool for
+/// spilling; a greedy one lets one partition's operator take it all). A grouping of twice
+/// the budget spills and finishes; a global sort of twice the budget still fails, in one
+/// line, when its merge of what it spilled finds no room (DataFusion 55).
 #[derive(Debug)]
 struct QueryPool {
-    own: GreedyMemoryPool,
+    own: FairSpillPool,
     server: Arc<GreedyMemoryPool>,
     limit: usize,
 }
@@ -108,6 +112,16 @@ impl fmt::Display for QueryPool {
 impl MemoryPool for QueryPool {
     fn name(&self) -> &str {
         "kubetrail-query"
+    }
+
+    fn register(&self, consumer: &MemoryConsumer) {
+        self.own.register(consumer);
+        self.server.register(consumer);
+    }
+
+    fn unregister(&self, consumer: &MemoryConsumer) {
+        self.own.unregister(consumer);
+        self.server.unregister(consumer);
     }
 
     fn grow(&self, reservation: &MemoryReservation, additional: usize) {
@@ -141,7 +155,6 @@ impl MemoryPool for QueryPool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::execution::memory_pool::MemoryConsumer;
 
     #[test]
     fn a_query_is_held_to_its_budget_and_the_servers() {

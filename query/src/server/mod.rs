@@ -4,6 +4,7 @@
 mod fresh_tables;
 mod limits;
 mod metrics;
+mod planned;
 mod service;
 pub mod tokens;
 
@@ -13,6 +14,7 @@ use std::sync::Arc;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
 use kubetrail_lake::Lake;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 pub use limits::Limits;
@@ -76,7 +78,10 @@ pub async fn serve(
     let served = server
         .add_service(FlightServiceServer::new(service))
         .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            // Without TCP_NODELAY each answer's last segment waited for the client's
+            // delayed ACK: ≈ 40 ms added to every query (a tonic server only sets it on
+            // connections it accepts itself).
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
             shutdown,
         )
         .await

@@ -25,6 +25,8 @@ use arrow_flight::{
 };
 use base64::Engine;
 use datafusion::error::DataFusionError;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::DataFrame;
 use futures::{Stream, StreamExt};
 use prost::Message;
 use tonic::metadata::MetadataValue;
@@ -32,6 +34,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::fresh_tables::FreshTables;
 use super::limits::Admission;
+use super::planned::PlannedStatements;
 use super::tokens::Tokens;
 use super::QueryRecorder;
 use crate::query_log::{Outcome, QueryRecord};
@@ -54,6 +57,7 @@ impl Caller {
 
 pub(crate) struct State {
     pub(crate) tables: FreshTables,
+    planned: PlannedStatements,
     pub(crate) tokens: Tokens,
     pub(crate) admission: Admission,
     pub(crate) recorder: QueryRecorder,
@@ -80,6 +84,7 @@ impl LakeService {
             .map_err(|e| QueryError::Server(e.to_string()))?;
         Ok(LakeService(Arc::new(State {
             tables,
+            planned: PlannedStatements::default(),
             tokens,
             admission,
             recorder,
@@ -127,6 +132,11 @@ impl LakeService {
     /// A session over the lake as of now, in a runtime held to one query's memory.
     async fn session(&self) -> Result<LakeSession, QueryError> {
         let base = self.0.tables.session().await?;
+        self.query_session(&base)
+    }
+
+    /// `base` (the lake as of now) in a runtime held to one query's memory.
+    fn query_session(&self, base: &LakeSession) -> Result<LakeSession, QueryError> {
         let runtime = self
             .0
             .admission
@@ -137,9 +147,13 @@ impl LakeService {
     /// The result's schema, planning the statement (which refuses anything but reading).
     async fn plan(&self, caller: &Caller, sql: &str) -> Result<Schema, Status> {
         let planned = async {
-            let session = self.session().await?;
+            let base = self.0.tables.session().await?;
+            let session = self.query_session(&base)?;
             let df = session.sql(sql).await?;
-            Ok::<_, QueryError>(df.schema().as_arrow().clone())
+            let plan = analyzed(&session, df)?;
+            let schema = plan.schema().as_arrow().clone();
+            self.0.planned.keep(sql, base, session, plan);
+            Ok::<_, QueryError>(schema)
         }
         .await;
         planned.map_err(|e| {
@@ -181,10 +195,20 @@ impl LakeService {
             }
         };
         let planned = async {
-            let session = self.session().await?;
-            let df = session.sql(&sql).await?;
-            let schema = Arc::new(df.schema().as_arrow().clone());
+            let base = self.0.tables.session().await?;
+            let (session, df) = match self.0.planned.take(&sql, &base) {
+                Some((session, plan)) => {
+                    let df = session.context().execute_logical_plan(plan).await?;
+                    (session, df)
+                }
+                None => {
+                    let session = self.query_session(&base)?;
+                    let df = session.sql(&sql).await?;
+                    (session, df)
+                }
+            };
             let stream = df.execute_stream().await?;
+            let schema = stream.schema();
             Ok::<_, QueryError>((session, schema, stream))
         }
         .await;
@@ -325,6 +349,19 @@ impl Drop for Running {
     fn drop(&mut self) {
         self.end(Outcome::Cancelled, None);
     }
+}
+
+/// A statement's plan with its types resolved, whose schema is the one its batches will
+/// have. A freshly planned statement's schema may still hold types the analyzer resolves
+/// later: a union whose first branch selects `NULL` names a `Null` column that arrives as
+/// text, and a client told `Null` fails on the data.
+fn analyzed(session: &LakeSession, df: DataFrame) -> Result<LogicalPlan, QueryError> {
+    let state = session.context().state();
+    Ok(state.analyzer().execute_and_check(
+        df.into_unoptimized_plan(),
+        state.config_options(),
+        |_, _| {},
+    )?)
 }
 
 /// How a query that failed while streaming ended, from what the client was told.
