@@ -168,19 +168,19 @@ impl FileIngester {
         let writers = self
             .writers
             .iter_mut()
-            .filter(|(table, _)| touched.contains(*table));
+            .filter(|(table, _)| touched.contains(*table))
+            .collect();
         commit_input(path, worker, writers).await
     }
 }
 
 /// Waits for the input's reading to end, then commits each table's rows with the input's
 /// marker (or abandons them where the marker is already there).
-async fn commit_input<'w>(
+async fn commit_input(
     path: &InputPath,
     worker: tokio::task::JoinHandle<Result<(ReadSummary, input::ContentHash), IngestError>>,
-    writers: impl Iterator<Item = (&'w Table, &'w mut TableWriter)>,
+    writers: Vec<(&Table, &mut TableWriter)>,
 ) -> Result<InputReport, IngestError> {
-    let writers: Vec<_> = writers.collect();
     let (read, hash) = worker
         .await
         .map_err(|e| IngestError::Worker(e.to_string()))??;
