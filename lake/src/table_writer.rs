@@ -24,6 +24,7 @@ use kubetrail_schemas::Table;
 use tokio::task::JoinHandle;
 
 use crate::custody::{origin_metadata, Origin};
+use crate::tables::refresh;
 use crate::{Lake, LakeError};
 
 /// An application transaction recorded in the same commit as the data: a file's content
@@ -257,10 +258,9 @@ impl TableWriter {
         } else {
             self.known = KnownMarkers::default();
         }
-        self.delta
-            .update_state()
-            .await
-            .map_err(|e| LakeError::delta(self.table, e))?;
+        // The commit's own state is the table at its version: reading the log again for it
+        // was one more listing (and on object storage a request) per commit.
+        self.delta.state = Some(finalized.snapshot);
         Ok(version)
     }
 
@@ -300,12 +300,9 @@ impl TableWriter {
         }
     }
 
-    /// The table's latest version, read again.
+    /// The table's latest version, read again if the log moved.
     async fn latest(&mut self) -> Result<&DeltaTableState, LakeError> {
-        self.delta
-            .update_state()
-            .await
-            .map_err(|e| LakeError::delta(self.table, e))?;
+        refresh(self.table.name(), &mut self.delta).await?;
         self.delta
             .snapshot()
             .map_err(|e| LakeError::delta(self.table, e))

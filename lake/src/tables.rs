@@ -50,31 +50,7 @@ impl Lake {
         table: impl AsRef<str>,
         delta: &mut DeltaTable,
     ) -> Result<(), LakeError> {
-        let name = table.as_ref();
-        let Some(loaded) = delta.version() else {
-            return delta.load().await.map_err(|e| LakeError::delta(name, e));
-        };
-        let store = delta.log_store().object_store(None);
-        let offset = Path::from(format!("_delta_log/{loaded:020}.json"));
-        let mut listed = store.list_with_offset(Some(&Path::from("_delta_log")), &offset);
-        let mut newer = false;
-        while let Some(meta) = listed
-            .try_next()
-            .await
-            .map_err(|e| LakeError::delta(name, DeltaTableError::from(e)))?
-        {
-            if entry_version(&meta.location).is_some_and(|v| v > loaded) {
-                newer = true;
-                break;
-            }
-        }
-        if newer {
-            delta
-                .update_incremental(None)
-                .await
-                .map_err(|e| LakeError::delta(name, e))?;
-        }
-        Ok(())
+        refresh(table.as_ref(), delta).await
     }
 
     /// Opens a table, creating it with its schema, partitioned by `event_date`, if needed.
@@ -261,4 +237,32 @@ fn table_properties() -> HashMap<String, Option<String>> {
         ),
         (key.to_owned(), Some(value.to_owned())),
     ])
+}
+
+/// [`Lake::refresh_table`], for the lake's own writers, which hold a table but not its lake.
+pub(crate) async fn refresh(name: &str, delta: &mut DeltaTable) -> Result<(), LakeError> {
+    let Some(loaded) = delta.version() else {
+        return delta.load().await.map_err(|e| LakeError::delta(name, e));
+    };
+    let store = delta.log_store().object_store(None);
+    let offset = Path::from(format!("_delta_log/{loaded:020}.json"));
+    let mut listed = store.list_with_offset(Some(&Path::from("_delta_log")), &offset);
+    let mut newer = false;
+    while let Some(meta) = listed
+        .try_next()
+        .await
+        .map_err(|e| LakeError::delta(name, DeltaTableError::from(e)))?
+    {
+        if entry_version(&meta.location).is_some_and(|v| v > loaded) {
+            newer = true;
+            break;
+        }
+    }
+    if newer {
+        delta
+            .update_incremental(None)
+            .await
+            .map_err(|e| LakeError::delta(name, e))?;
+    }
+    Ok(())
 }

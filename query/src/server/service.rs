@@ -34,7 +34,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::fresh_tables::FreshTables;
 use super::limits::Admission;
-use super::planned::PlannedStatements;
+use super::planned::{PlannedStatements, TicketStatement};
 use super::tokens::Tokens;
 use super::QueryRecorder;
 use crate::query_log::{Outcome, QueryRecord};
@@ -144,16 +144,17 @@ impl LakeService {
         Ok(base.in_runtime(runtime))
     }
 
-    /// The result's schema, planning the statement (which refuses anything but reading).
-    async fn plan(&self, caller: &Caller, sql: &str) -> Result<Schema, Status> {
+    /// The result's schema and the kept plan's number, planning the statement (which
+    /// refuses anything but reading).
+    async fn plan(&self, caller: &Caller, sql: &str) -> Result<(Schema, u64), Status> {
         let planned = async {
             let base = self.0.tables.session().await?;
             let session = self.query_session(&base)?;
             let df = session.sql(sql).await?;
             let plan = analyzed(&session, df)?;
             let schema = plan.schema().as_arrow().clone();
-            self.0.planned.keep(sql, base, session, plan);
-            Ok::<_, QueryError>(schema)
+            let id = self.0.planned.keep(sql, session, plan);
+            Ok::<_, QueryError>((schema, id))
         }
         .await;
         planned.map_err(|e| {
@@ -166,9 +167,11 @@ impl LakeService {
         })
     }
 
-    fn statement_info(&self, sql: &str, schema: &Schema) -> Result<FlightInfo, Status> {
+    fn statement_info(&self, sql: &str, planned: (Schema, u64)) -> Result<FlightInfo, Status> {
+        let (schema, plan) = planned;
+        let schema = &schema;
         let ticket = TicketStatementQuery {
-            statement_handle: sql.as_bytes().to_vec().into(),
+            statement_handle: TicketStatement::encode(plan, sql).into(),
         };
         let endpoint =
             FlightEndpoint::new().with_ticket(Ticket::new(ticket.as_any().encode_to_vec()));
@@ -180,11 +183,16 @@ impl LakeService {
 
     /// Runs a statement and streams its batches as they come, within the query's time
     /// and memory, once a turn is free.
-    async fn execute(&self, caller: Caller, sql: String) -> Result<Response<DoGetStream>, Status> {
+    async fn execute(
+        &self,
+        caller: Caller,
+        ticket: TicketStatement,
+    ) -> Result<Response<DoGetStream>, Status> {
         let started = Instant::now();
+        let sql = &ticket.sql;
         let limits = *self.0.admission.limits();
         let deadline = tokio::time::Instant::now() + limits.query_timeout;
-        let mut record = caller.record(&sql);
+        let mut record = caller.record(sql);
         let turn = match tokio::time::timeout_at(deadline, self.0.admission.turn()).await {
             Ok(turn) => turn,
             Err(_) => {
@@ -195,15 +203,15 @@ impl LakeService {
             }
         };
         let planned = async {
-            let base = self.0.tables.session().await?;
-            let (session, df) = match self.0.planned.take(&sql, &base) {
+            let (session, df) = match self.0.planned.take(&ticket) {
                 Some((session, plan)) => {
                     let df = session.context().execute_logical_plan(plan).await?;
                     (session, df)
                 }
                 None => {
+                    let base = self.0.tables.session().await?;
                     let session = self.query_session(&base)?;
-                    let df = session.sql(&sql).await?;
+                    let df = session.sql(sql).await?;
                     (session, df)
                 }
             };
@@ -471,9 +479,9 @@ impl FlightSqlService for LakeService {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let caller = self.caller(&request)?;
-        let schema = self.plan(&caller, &query.query).await?;
+        let planned = self.plan(&caller, &query.query).await?;
         let info = self
-            .statement_info(&query.query, &schema)?
+            .statement_info(&query.query, planned)?
             .with_descriptor(request.into_inner());
         Ok(Response::new(info))
     }
@@ -484,9 +492,9 @@ impl FlightSqlService for LakeService {
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         let caller = self.caller(&request)?;
-        let sql = String::from_utf8(ticket.statement_handle.to_vec())
-            .map_err(|_| Status::invalid_argument("the ticket is not a statement"))?;
-        self.execute(caller, sql).await
+        let ticket =
+            TicketStatement::decode(&ticket.statement_handle).map_err(Status::invalid_argument)?;
+        self.execute(caller, ticket).await
     }
 
     async fn do_action_create_prepared_statement(
@@ -495,7 +503,7 @@ impl FlightSqlService for LakeService {
         request: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         let caller = self.caller(&request)?;
-        let schema = self.plan(&caller, &query.query).await?;
+        let (schema, _) = self.plan(&caller, &query.query).await?;
         let IpcMessage(dataset_schema) = SchemaAsIpc::new(&schema, &IpcWriteOptions::default())
             .try_into()
             .map_err(|e: arrow::error::ArrowError| Status::internal(e.to_string()))?;
@@ -515,9 +523,9 @@ impl FlightSqlService for LakeService {
         let caller = self.caller(&request)?;
         let sql = String::from_utf8(cmd.prepared_statement_handle.to_vec())
             .map_err(|_| Status::invalid_argument("the handle is not a statement"))?;
-        let schema = self.plan(&caller, &sql).await?;
+        let planned = self.plan(&caller, &sql).await?;
         let info = self
-            .statement_info(&sql, &schema)?
+            .statement_info(&sql, planned)?
             .with_descriptor(request.into_inner());
         Ok(Response::new(info))
     }
@@ -530,7 +538,8 @@ impl FlightSqlService for LakeService {
         let caller = self.caller(&request)?;
         let sql = String::from_utf8(cmd.prepared_statement_handle.to_vec())
             .map_err(|_| Status::invalid_argument("the handle is not a statement"))?;
-        self.execute(caller, sql).await
+        self.execute(caller, TicketStatement { plan: None, sql })
+            .await
     }
 
     async fn do_action_close_prepared_statement(
