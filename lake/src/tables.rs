@@ -7,15 +7,15 @@ use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::CommitBuilder;
 use deltalake::kernel::{Action, MetadataExt, StructField, StructType};
 use deltalake::logstore::object_store::path::Path;
+use deltalake::logstore::object_store::{Error as ObjectStoreError, ObjectStoreExt};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::{DeltaTable, DeltaTableError};
-use futures::TryStreamExt;
 use kubetrail_schemas::table::PARTITION_COLUMN;
 use kubetrail_schemas::Table;
 
 use url::Url;
 
-use crate::custody::{entry_version, CustodyLog};
+use crate::custody::CustodyLog;
 use crate::location::ensure_handlers;
 use crate::{Lake, LakeError};
 
@@ -41,10 +41,11 @@ impl Lake {
         }
     }
 
-    /// Brings a loaded table up to its newest version. What the log holds past the loaded
-    /// version is asked with one listing from it, and the log is read only when there is
-    /// something: the table's full update (the engine's log segment, built again each time)
-    /// cost about 0.7 ms a table when nothing had changed, on a local disk.
+    /// Brings a loaded table up to its newest version. Whether the log holds a version past
+    /// the loaded one is asked with one look at the next entry (a stat, or a HEAD request),
+    /// and the log is read only when it does: the table's full update (the engine's log
+    /// segment, built again each time) cost about 0.7 ms a table when nothing had changed,
+    /// on a local disk, and a listing of the log converts every entry's name.
     pub async fn refresh_table(
         &self,
         table: impl AsRef<str>,
@@ -244,25 +245,16 @@ pub(crate) async fn refresh(name: &str, delta: &mut DeltaTable) -> Result<(), La
     let Some(loaded) = delta.version() else {
         return delta.load().await.map_err(|e| LakeError::delta(name, e));
     };
+    // Versions follow one another and a commit's entry is never removed before older ones
+    // are: the table moved exactly when the next entry exists.
+    let next = Path::from(format!("_delta_log/{:020}.json", loaded + 1));
     let store = delta.log_store().object_store(None);
-    let offset = Path::from(format!("_delta_log/{loaded:020}.json"));
-    let mut listed = store.list_with_offset(Some(&Path::from("_delta_log")), &offset);
-    let mut newer = false;
-    while let Some(meta) = listed
-        .try_next()
-        .await
-        .map_err(|e| LakeError::delta(name, DeltaTableError::from(e)))?
-    {
-        if entry_version(&meta.location).is_some_and(|v| v > loaded) {
-            newer = true;
-            break;
-        }
-    }
-    if newer {
-        delta
+    match store.head(&next).await {
+        Err(ObjectStoreError::NotFound { .. }) => Ok(()),
+        Err(e) => Err(LakeError::delta(name, DeltaTableError::from(e))),
+        Ok(_) => delta
             .update_incremental(None)
             .await
-            .map_err(|e| LakeError::delta(name, e))?;
+            .map_err(|e| LakeError::delta(name, e)),
     }
-    Ok(())
 }

@@ -27,7 +27,7 @@ pub(super) async fn list_entries(
 }
 
 /// The version of a log entry's path (`_delta_log/00000000000000000012.json`).
-pub(crate) fn entry_version(path: &Path) -> Option<u64> {
+fn entry_version(path: &Path) -> Option<u64> {
     let name = path.filename()?;
     let digits = name.strip_suffix(".json")?;
     (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))

@@ -19,7 +19,6 @@
 mod digests;
 mod entries;
 
-pub(crate) use entries::entry_version;
 mod log;
 pub mod lookup;
 pub mod verify;

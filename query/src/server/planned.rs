@@ -1,7 +1,7 @@
 //! Statements planned for their flight info, kept briefly for the `DoGet` that follows. A
-//! client asks for a statement's schema, then for its rows; planning it again was about a
-//! twentieth of a 20 ms query, and making sure again that the lake had not moved another
-//! listing of every table's log.
+//! client asks for a statement's schema, then for its rows; the plan kept is the one that
+//! runs (optimized, physical), so its schema is the batches' and nothing is planned, analysed
+//! or checked for freshness twice.
 //!
 //! The ticket names the plan: its number, then the SQL. The statement started when its
 //! flight info was asked, so the plan made then over the lake as it was is the one to run;
@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use datafusion::logical_expr::LogicalPlan;
+use std::sync::Arc;
+
+use datafusion::physical_plan::ExecutionPlan;
 
 use crate::LakeSession;
 
@@ -37,7 +39,7 @@ struct Planned {
     sql: String,
     at: Instant,
     session: LakeSession,
-    plan: LogicalPlan,
+    plan: Arc<dyn ExecutionPlan>,
 }
 
 /// A statement to run, as its ticket gives it.
@@ -74,7 +76,12 @@ impl TicketStatement {
 
 impl PlannedStatements {
     /// Keeps a plan; returns the number its ticket names it by.
-    pub(crate) fn keep(&self, sql: &str, session: LakeSession, plan: LogicalPlan) -> u64 {
+    pub(crate) fn keep(
+        &self,
+        sql: &str,
+        session: LakeSession,
+        plan: Arc<dyn ExecutionPlan>,
+    ) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         if entries.len() == KEPT {
@@ -92,7 +99,10 @@ impl PlannedStatements {
 
     /// The plan a ticket names, taken: each serves one `DoGet`. The SQL must be the one it
     /// was planned for.
-    pub(crate) fn take(&self, ticket: &TicketStatement) -> Option<(LakeSession, LogicalPlan)> {
+    pub(crate) fn take(
+        &self,
+        ticket: &TicketStatement,
+    ) -> Option<(LakeSession, Arc<dyn ExecutionPlan>)> {
         let id = ticket.plan?;
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         while entries.front().is_some_and(|p| p.at.elapsed() > KEPT_FOR) {

@@ -25,8 +25,7 @@ use arrow_flight::{
 };
 use base64::Engine;
 use datafusion::error::DataFusionError;
-use datafusion::logical_expr::LogicalPlan;
-use datafusion::prelude::DataFrame;
+use datafusion::physical_plan::{execute_stream, ExecutionPlan};
 use futures::{Stream, StreamExt};
 use prost::Message;
 use tonic::metadata::MetadataValue;
@@ -144,17 +143,21 @@ impl LakeService {
         Ok(base.in_runtime(runtime))
     }
 
-    /// The result's schema and the kept plan's number, planning the statement (which
-    /// refuses anything but reading).
-    async fn plan(&self, caller: &Caller, sql: &str) -> Result<(Schema, u64), Status> {
+    /// Plans the statement (which refuses anything but reading) down to the plan that runs,
+    /// over the lake as it is now, in a session of its own. Its schema is the one the
+    /// batches will have: a logical plan's may still hold types the analyzer resolves later
+    /// (a union whose first branch selects `NULL` names a `Null` column that arrives as
+    /// text, and a client told `Null` fails on the data).
+    async fn plan(
+        &self,
+        caller: &Caller,
+        sql: &str,
+    ) -> Result<(LakeSession, Arc<dyn ExecutionPlan>), Status> {
         let planned = async {
             let base = self.0.tables.session().await?;
             let session = self.query_session(&base)?;
-            let df = session.sql(sql).await?;
-            let plan = analyzed(&session, df)?;
-            let schema = plan.schema().as_arrow().clone();
-            let id = self.0.planned.keep(sql, session, plan);
-            Ok::<_, QueryError>((schema, id))
+            let plan = session.sql(sql).await?.create_physical_plan().await?;
+            Ok::<_, QueryError>((session, plan))
         }
         .await;
         planned.map_err(|e| {
@@ -167,16 +170,22 @@ impl LakeService {
         })
     }
 
-    fn statement_info(&self, sql: &str, planned: (Schema, u64)) -> Result<FlightInfo, Status> {
-        let (schema, plan) = planned;
-        let schema = &schema;
+    /// A statement's flight info, its plan kept for the `DoGet` its ticket comes back in.
+    fn statement_info(
+        &self,
+        sql: &str,
+        planned: (LakeSession, Arc<dyn ExecutionPlan>),
+    ) -> Result<FlightInfo, Status> {
+        let (session, plan) = planned;
+        let schema = plan.schema();
+        let id = self.0.planned.keep(sql, session, plan);
         let ticket = TicketStatementQuery {
-            statement_handle: TicketStatement::encode(plan, sql).into(),
+            statement_handle: TicketStatement::encode(id, sql).into(),
         };
         let endpoint =
             FlightEndpoint::new().with_ticket(Ticket::new(ticket.as_any().encode_to_vec()));
         FlightInfo::new()
-            .try_with_schema(schema)
+            .try_with_schema(&schema)
             .map_err(|e| Status::internal(e.to_string()))
             .map(|info| info.with_endpoint(endpoint).with_ordered(true))
     }
@@ -203,19 +212,16 @@ impl LakeService {
             }
         };
         let planned = async {
-            let (session, df) = match self.0.planned.take(&ticket) {
-                Some((session, plan)) => {
-                    let df = session.context().execute_logical_plan(plan).await?;
-                    (session, df)
-                }
+            let (session, plan) = match self.0.planned.take(&ticket) {
+                Some(kept) => kept,
                 None => {
                     let base = self.0.tables.session().await?;
                     let session = self.query_session(&base)?;
-                    let df = session.sql(sql).await?;
-                    (session, df)
+                    let plan = session.sql(sql).await?.create_physical_plan().await?;
+                    (session, plan)
                 }
             };
-            let stream = df.execute_stream().await?;
+            let stream = execute_stream(plan, session.context().task_ctx())?;
             let schema = stream.schema();
             Ok::<_, QueryError>((session, schema, stream))
         }
@@ -359,19 +365,6 @@ impl Drop for Running {
     }
 }
 
-/// A statement's plan with its types resolved, whose schema is the one its batches will
-/// have. A freshly planned statement's schema may still hold types the analyzer resolves
-/// later: a union whose first branch selects `NULL` names a `Null` column that arrives as
-/// text, and a client told `Null` fails on the data.
-fn analyzed(session: &LakeSession, df: DataFrame) -> Result<LogicalPlan, QueryError> {
-    let state = session.context().state();
-    Ok(state.analyzer().execute_and_check(
-        df.into_unoptimized_plan(),
-        state.config_options(),
-        |_, _| {},
-    )?)
-}
-
 /// How a query that failed while streaming ended, from what the client was told.
 fn outcome_of(status: &Status) -> Outcome {
     match status.code() {
@@ -503,7 +496,8 @@ impl FlightSqlService for LakeService {
         request: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         let caller = self.caller(&request)?;
-        let (schema, _) = self.plan(&caller, &query.query).await?;
+        let (_, plan) = self.plan(&caller, &query.query).await?;
+        let schema = plan.schema();
         let IpcMessage(dataset_schema) = SchemaAsIpc::new(&schema, &IpcWriteOptions::default())
             .try_into()
             .map_err(|e: arrow::error::ArrowError| Status::internal(e.to_string()))?;
