@@ -53,9 +53,47 @@ pub enum Command {
     /// The lake in other tools' shapes.
     #[command(subcommand)]
     Export(ExportCmd),
+    /// Run queries on an Apache Ballista cluster: its scheduler, or one of its executors.
+    #[command(subcommand)]
+    Cluster(ClusterCmd),
     /// kubetrail's version and commit, and the versions of librdkafka (with its built-in
     /// features: TLS, SASL), DataFusion and delta-rs.
     Version,
+}
+
+#[derive(Subcommand)]
+pub enum ClusterCmd {
+    /// Ballista's scheduler: plans the queries `--engine ballista://HOST:PORT` sends and
+    /// hands their tasks to the executors.
+    Scheduler {
+        /// Where to listen.
+        #[arg(long, default_value = "127.0.0.1:50050")]
+        addr: std::net::SocketAddr,
+    },
+    /// A Ballista executor: runs tasks, reading the lake's files itself (a local lake must
+    /// be at the same path on every executor's machine).
+    Executor {
+        /// The scheduler, HOST:PORT.
+        #[arg(long)]
+        scheduler: String,
+        /// Where to listen for shuffle reads; its gRPC service takes the next port.
+        #[arg(long, default_value = "127.0.0.1:50061")]
+        addr: std::net::SocketAddr,
+        /// Where shuffle files go [default: a new temporary directory].
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+        /// Tasks at a time [default: the machine's cores].
+        #[arg(long)]
+        tasks: Option<usize>,
+    },
+}
+
+/// Where a command's queries run.
+#[derive(Args, Default)]
+pub struct EngineArg {
+    /// `local` or `ballista://HOST:PORT` [default: [query] engine, else local].
+    #[arg(long)]
+    pub engine: Option<String>,
 }
 
 #[derive(Args)]
@@ -186,6 +224,8 @@ pub enum DetectCmd {
         #[command(flatten)]
         lake: LakeArgs,
         #[command(flatten)]
+        engine: EngineArg,
+        #[command(flatten)]
         rules: RulesArgs,
         /// The window: this long up to now (default 24h).
         #[arg(long, value_parser = parse_duration, conflicts_with_all = ["from", "to"])]
@@ -239,6 +279,8 @@ pub enum DetectCmd {
 pub struct TimelineCmd {
     #[command(flatten)]
     pub lake: LakeArgs,
+    #[command(flatten)]
+    pub engine: EngineArg,
     /// A pod: NAMESPACE/NAME.
     #[arg(long)]
     pub pod: Option<String>,
@@ -479,6 +521,8 @@ pub struct IngestFileCmd {
 pub struct SqlCmd {
     #[command(flatten)]
     pub lake: LakeArgs,
+    #[command(flatten)]
+    pub engine: EngineArg,
     /// table, csv, json or parquet.
     #[arg(long, default_value = "table")]
     pub format: String,

@@ -62,6 +62,7 @@ use kubetrail_detections::{Grouping, Watchlists};
 use kubetrail_ingest::kafka::{self, ClientOptions};
 use kubetrail_ingest::BatchLimits;
 use kubetrail_lake::{Lake, StorageOptions};
+use kubetrail_query::cluster::Engine;
 use serde::Deserialize;
 
 use crate::cli::KafkaClientArgs;
@@ -87,6 +88,16 @@ pub struct Config {
     pub detections: DetectionSettings,
     #[serde(default)]
     pub server: ServerConfig,
+    #[serde(default)]
+    pub query: QuerySettings,
+}
+
+/// `[query]`: where `sql`, `detect` and `timeline` run their queries.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuerySettings {
+    /// `local` (the default) or `ballista://HOST:PORT`.
+    pub engine: Option<String>,
 }
 
 /// `[server]`: `kubetrail serve`'s address, tokens and limits.
@@ -361,6 +372,14 @@ impl Config {
 
     /// The lake: the flag or `KUBETRAIL_LAKE`, else the file's, else `./kubetrail-lake`;
     /// with the file's `[lake.storage]` options wherever the location came from.
+    /// Where queries run: the flag's engine, else `[query] engine`, else this process.
+    pub fn engine(&self, flag: Option<&str>) -> anyhow::Result<Engine> {
+        match flag.or(self.query.engine.as_deref()) {
+            None => Ok(Engine::Local),
+            Some(e) => e.parse().map_err(anyhow::Error::msg),
+        }
+    }
+
     pub fn lake(&self, flag: Option<&str>) -> anyhow::Result<Lake> {
         let (file_location, storage, read_cache_mib) = match &self.lake {
             None => (None, BTreeMap::new(), None),

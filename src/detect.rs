@@ -11,6 +11,7 @@ use kubetrail_detections::{
     alerts_batch, run_rules, run_tests, write_alerts, Grouping, RulePack, Watchlists,
 };
 use kubetrail_lake::Lake;
+use kubetrail_query::cluster::Engine;
 use kubetrail_query::timeline::{parse_time, rfc3339};
 use kubetrail_query::{write_batches, LakeSession, OutputFormat, Window};
 use kubetrail_schemas::rows::Alert;
@@ -36,6 +37,7 @@ pub async fn run(cmd: DetectCmd, config: &Config) -> anyhow::Result<Outcome> {
         DetectCmd::ImportSigma { paths, output } => import_sigma(&paths, output.as_deref()),
         DetectCmd::Run {
             lake,
+            engine,
             rules,
             since,
             from,
@@ -64,6 +66,7 @@ pub async fn run(cmd: DetectCmd, config: &Config) -> anyhow::Result<Outcome> {
             let judging = Judging {
                 watchlists: config.detections.watchlists()?,
                 grouping: config.detections.grouping(grouping.as_deref())?,
+                engine: config.engine(engine.engine.as_deref())?,
             };
             detect_run(
                 &config.lake(lake.lake.as_deref())?,
@@ -287,6 +290,8 @@ async fn test(args: &RulesArgs, only: Option<&str>) -> anyhow::Result<Outcome> {
 struct Judging {
     watchlists: Watchlists,
     grouping: Grouping,
+    /// Where the rules' queries run.
+    engine: Engine,
 }
 
 async fn detect_run(
@@ -298,7 +303,7 @@ async fn detect_run(
     judging: &Judging,
 ) -> anyhow::Result<Outcome> {
     let pack = pack(args)?;
-    let session = LakeSession::open_window(lake, window, history).await?;
+    let session = LakeSession::open_window_on(lake, window, history, &judging.engine).await?;
     let outcomes = run_rules(
         &session,
         &pack.rules,

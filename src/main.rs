@@ -4,6 +4,7 @@
 //! some input records were rejected into `dead_letters`.
 
 mod cli;
+mod cluster;
 mod config;
 mod demo;
 mod detect;
@@ -62,6 +63,7 @@ async fn main() -> ExitCode {
         }
         // A server logs each query and each refused call.
         Command::Serve(_) => "kubetrail=info,kubetrail_query=info",
+        Command::Cluster(_) => "warn,ballista_scheduler=info,ballista_executor=info",
         _ => "kubetrail_ingest=warn",
     };
     tracing_subscriber::fmt()
@@ -93,6 +95,7 @@ async fn main() -> ExitCode {
             Command::Export(cmd) => export::run(cmd, &config).await,
             Command::Serve(cmd) => serve::serve(cmd, &config).await,
             Command::Token(cmd) => serve::token(cmd, &config),
+            Command::Cluster(cmd) => cluster::run(cmd).await,
             Command::Version => version(),
         },
         Err(e) => Err(e),

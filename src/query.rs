@@ -20,7 +20,8 @@ pub async fn sql(cmd: SqlCmd, config: &Config) -> anyhow::Result<Outcome> {
         anyhow::bail!("parquet output needs --output FILE (or a pipe)");
     }
     let lake = config.lake(cmd.lake.lake.as_deref())?;
-    let session = LakeSession::open(&lake).await?;
+    let engine = config.engine(cmd.engine.engine.as_deref())?;
+    let session = LakeSession::open_on(&lake, &engine).await?;
     let started = std::time::Instant::now();
     let mut record = QueryRecord::start(&local_user(), &local_client(), "sql", &cmd.sql);
     let batches = match session.query(&cmd.sql).await {

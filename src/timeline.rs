@@ -48,7 +48,8 @@ pub async fn run(cmd: TimelineCmd, config: &Config) -> anyhow::Result<Outcome> {
     request.max_rows = cmd.max_rows;
     request.address_lookback_micros = i64::try_from(cmd.address_lookback.as_micros())
         .map_err(|_| anyhow::anyhow!("--address-lookback is too long"))?;
-    let session = LakeSession::open(&config.lake(cmd.lake.lake.as_deref())?).await?;
+    let engine = config.engine(cmd.engine.engine.as_deref())?;
+    let session = LakeSession::open_on(&config.lake(cmd.lake.lake.as_deref())?, &engine).await?;
     let built = match timeline::build(&session, &request).await {
         Ok(t) => t,
         Err(TimelineError::Query(e)) => return Err(e.into()),

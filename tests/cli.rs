@@ -3385,3 +3385,204 @@ mod flight_sql {
         assert_eq!((code, err.lines().count()), (1, 1), "{err}");
     }
 }
+
+/// Queries on an Apache Ballista cluster started by `scripts/ballista-cluster` (a scheduler
+/// and executors of this very binary): the same answers as in process.
+mod cluster {
+    use super::*;
+
+    struct Cluster {
+        dir: tempfile::TempDir,
+        engine: String,
+    }
+
+    impl Cluster {
+        fn start(executors: usize) -> Cluster {
+            let dir = tempfile::tempdir().unwrap();
+            let (code, out, err) = run(Command::new(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/ballista-cluster"),
+            )
+            .env("KUBETRAIL", env!("CARGO_BIN_EXE_kubetrail"))
+            .arg("start")
+            .arg(dir.path())
+            .arg(executors.to_string()));
+            assert_eq!(code, 0, "{err}");
+            let engine = out.trim().to_owned();
+            assert!(engine.starts_with("ballista://127.0.0.1:"), "{out}");
+            Cluster { dir, engine }
+        }
+    }
+
+    impl Drop for Cluster {
+        fn drop(&mut self) {
+            let _ = Command::new(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/ballista-cluster"),
+            )
+            .arg("stop")
+            .arg(self.dir.path())
+            .output();
+        }
+    }
+
+    /// Every sample, so that every rule has rows to judge.
+    fn scenario_lake() -> (tempfile::TempDir, String) {
+        let (dir, lake) = temp_lake();
+        let mut inputs: Vec<PathBuf> = std::fs::read_dir(samples())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| !p.ends_with("MANIFEST.tsv") && !p.ends_with("README.md"))
+            .collect();
+        inputs.sort();
+        let (code, _, err) = run(kubetrail()
+            .args(["ingest", "file", "--quiet", "--lake", &lake])
+            .args(&inputs));
+        assert_eq!(code, 0, "{err}");
+        (dir, lake)
+    }
+
+    /// A copy of a lake, so that two `detect run`s each write their alerts to their own.
+    fn copy_lake(from: &str, to: &Path) {
+        let (code, _, err) = run(Command::new("cp").arg("-r").arg(from).arg(to));
+        assert_eq!(code, 0, "{err}");
+    }
+
+    /// Rows as CSV lines, sorted unless the statement orders them.
+    fn rows(lake: &str, engine: Option<&str>, sql: &str) -> Vec<String> {
+        let mut c = kubetrail();
+        c.args(["sql", "--lake", lake, "--format", "csv"]);
+        if let Some(e) = engine {
+            c.args(["--engine", e]);
+        }
+        let (code, out, err) = run(c.arg(sql));
+        assert_eq!(code, 0, "{sql}: {err}");
+        let mut lines: Vec<String> = out.lines().map(str::to_owned).collect();
+        // Ordered only by a last ORDER BY outside any window's parentheses.
+        let ordered = sql
+            .rsplit_once("ORDER BY")
+            .is_some_and(|(_, tail)| !tail.contains(')'));
+        if !ordered {
+            lines.sort();
+        }
+        lines
+    }
+
+    #[test]
+    fn sql_the_rule_pack_and_a_timeline_answer_the_same_on_a_cluster() {
+        let (dir, lake) = scenario_lake();
+        let cluster = Cluster::start(2);
+        let engine = cluster.engine.as_str();
+
+        // Joins, aggregates, windows, the functions, the views, and pruning by day.
+        for sql in [
+            "SELECT count(*) FROM events",
+            "SELECT source, action, count(*) FROM events GROUP BY source, action",
+            "SELECT user_name, verb, row_number() OVER (PARTITION BY user_name ORDER BY event_time, _source, _offset) AS n FROM k8s_audit",
+            "SELECT a.pod, count(*) FROM k8s_audit a JOIN runtime_events r ON a.pod = r.pod AND a.namespace = r.namespace GROUP BY a.pod",
+            "SELECT src_ip, is_private_ip(src_ip), cidr_contains('10.0.0.0/8', src_ip) FROM k8s_audit WHERE src_ip IS NOT NULL GROUP BY 1, 2, 3",
+            "SELECT event_date, count(*) FROM network_flows WHERE event_date = DATE '2026-11-20' GROUP BY 1",
+            "SELECT count(*) FROM network_flows WHERE event_date > DATE '2030-01-01'",
+            "SELECT verb, count(*) AS n FROM k8s_audit GROUP BY verb ORDER BY n DESC, verb",
+            "SELECT class_uid, count(*) FROM ocsf_api_activity GROUP BY 1",
+        ] {
+            let local = rows(&lake, None, sql);
+            assert!(local.len() > 1 || sql.contains("2030"), "{sql}: {local:?}");
+            let on_cluster = rows(&lake, Some(engine), sql);
+            assert!(on_cluster == local, "{sql}: {on_cluster:.20?} against {local:.20?}");
+        }
+
+        // The pack, each run writing to its own copy of the lake: the same alerts, the same
+        // ids. The rules that compare with the operator's watchlists are refused, by name.
+        let window = [
+            "--from",
+            "2026-11-20T00:00:00Z",
+            "--to",
+            "2026-11-21T00:00:00Z",
+        ];
+        let detect = |lake: &Path, engine: Option<&str>| {
+            let mut c = kubetrail();
+            c.args(["detect", "run", "--format", "csv", "--lake"])
+                .arg(lake)
+                .args(window);
+            if let Some(e) = engine {
+                c.args(["--engine", e]);
+            }
+            run(&mut c)
+        };
+        let (local_lake, cluster_lake) = (dir.path().join("local"), dir.path().join("cluster"));
+        copy_lake(&lake, &local_lake);
+        copy_lake(&lake, &cluster_lake);
+        let (code, local, err) = detect(&local_lake, None);
+        assert_eq!(code, 0, "{err}");
+        let (code, on_cluster, err) = detect(&cluster_lake, Some(engine));
+        let mut local: Vec<&str> = local.lines().collect();
+        let mut on_cluster: Vec<&str> = on_cluster.lines().collect();
+        local.sort();
+        on_cluster.sort();
+        assert!(local.len() > 20, "{local:?}");
+        assert_eq!(on_cluster, local);
+        assert_ne!(code, 0);
+        let refused = err.lines().last().unwrap_or_default();
+        assert!(
+            refused.contains("5 rule(s) failed: attacker-tool-user-agent, cronjob-or-daemonset-changed, image-from-unlisted-registry, known-bad-address, known-bad-image"),
+            "{err}"
+        );
+
+        let timeline = |engine: Option<&str>| {
+            let mut c = kubetrail();
+            c.args([
+                "timeline",
+                "--lake",
+                &lake,
+                "--pod",
+                "shop/api-7d9f8b6c5-x2k4p",
+            ])
+            .args(["--around", "2026-11-20T09:35:00Z", "--window", "1h"])
+            .args(["--format", "csv"]);
+            if let Some(e) = engine {
+                c.args(["--engine", e]);
+            }
+            run(&mut c)
+        };
+        let (code, local, err) = timeline(None);
+        assert_eq!(code, 0, "{err}");
+        let (code, on_cluster, err) = timeline(Some(engine));
+        assert_eq!(code, 0, "{err}");
+        assert!(local.lines().count() > 10, "{local}");
+        assert_eq!(on_cluster, local);
+    }
+
+    #[test]
+    fn a_cluster_that_is_not_there_is_one_line() {
+        let (_dir, lake) = lake_of_the_three_streams();
+        for (engine, says) in [
+            (
+                "ballista://127.0.0.1:1",
+                "the Ballista scheduler at 127.0.0.1:1 does not answer",
+            ),
+            ("ballista://nowhere", "expected HOST:PORT"),
+            (
+                "spark://127.0.0.1:7077",
+                "expected local or ballista://HOST:PORT",
+            ),
+        ] {
+            let started = std::time::Instant::now();
+            let (code, out, err) = run(kubetrail().args([
+                "sql",
+                "--lake",
+                &lake,
+                "--engine",
+                engine,
+                "SELECT count(*) FROM k8s_audit",
+            ]));
+            assert_ne!(code, 0, "{engine}: {out}");
+            assert_eq!(err.trim().lines().count(), 1, "{engine}: {err}");
+            assert!(err.contains(says), "{engine}: {err}");
+            assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        }
+        // An executor that cannot start: no scheduler to serve.
+        let (code, _, err) =
+            run(kubetrail().args(["cluster", "executor", "--scheduler", "127.0.0.1"]));
+        assert_ne!(code, 0);
+        assert!(err.contains("expected HOST:PORT"), "{err}");
+    }
+}

@@ -7,6 +7,7 @@
 //!                                                                   └─► timeline: one entity across the streams
 //! ```
 
+pub mod cluster;
 pub mod k8s_object;
 pub mod ocsf;
 pub mod output;

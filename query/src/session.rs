@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
+use ballista::prelude::{SessionConfigExt, SessionContextExt};
 use datafusion::catalog::view::ViewTable;
 use datafusion::catalog::{
     CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
@@ -24,6 +25,7 @@ use kubetrail_lake::{Lake, LakeError};
 use kubetrail_schemas::Table;
 use thiserror::Error;
 
+use crate::cluster::{self, Engine};
 use crate::scan_filters::DistinctScanFilters;
 use crate::views;
 use crate::window::Window;
@@ -70,12 +72,69 @@ impl LakeSession {
     /// Opens the lake, on a local disk or object storage. A location that holds nothing
     /// is an error: the query side never creates a lake.
     pub async fn open(lake: &Lake) -> Result<LakeSession, QueryError> {
+        LakeSession::open_on(lake, &Engine::Local).await
+    }
+
+    /// Opens the lake for queries that `engine` runs. On a Ballista cluster each table is
+    /// the files of its snapshot as of now, read by the executors.
+    pub async fn open_on(lake: &Lake, engine: &Engine) -> Result<LakeSession, QueryError> {
         lake.check_exists().await?;
         let mut loaded = Vec::new();
         for table in Table::ALL {
             loaded.push((table, lake.open_table(table.name()).await?));
         }
-        LakeSession::from_tables(lake, &loaded, None).await
+        match engine {
+            Engine::Local => LakeSession::from_tables(lake, &loaded, None).await,
+            Engine::Ballista(scheduler) => LakeSession::on_cluster(lake, &loaded, scheduler).await,
+        }
+    }
+
+    async fn on_cluster(
+        lake: &Lake,
+        loaded: &[(Table, Option<DeltaTable>)],
+        scheduler: &cluster::SchedulerAddr,
+    ) -> Result<LakeSession, QueryError> {
+        scheduler.check_answers().await?;
+        let mut config = session_config()
+            .upgrade_for_ballista()
+            .with_ballista_logical_extension_codec(cluster::codec());
+        // Ballista 55's adaptive planner left a rule's job (an anti join on an empty
+        // baseline) running forever; the static planner finishes the whole pack.
+        config
+            .options_mut()
+            .set("ballista.planner.adaptive.enabled", "false")?;
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .build();
+        let mut ctx = SessionContext::remote_with_state(&scheduler.url(), state).await?;
+        crate::udf::register(&mut ctx)?;
+        let mut tables = Vec::new();
+        for (table, delta) in loaded {
+            let files = cluster::lake_files(lake, *table, delta.as_ref()).await?;
+            tables.push(TableInfo {
+                name: table.name().to_owned(),
+                version: delta.as_ref().and_then(|d| d.version()),
+                files: files.spec().files.len(),
+            });
+            ctx.register_table(table.name(), Arc::new(files))?;
+        }
+        LakeSession::with_views(ctx, lake, tables).await
+    }
+
+    /// The session once its tables are in: the views over them.
+    async fn with_views(
+        ctx: SessionContext,
+        lake: &Lake,
+        tables: Vec<TableInfo>,
+    ) -> Result<LakeSession, QueryError> {
+        views::register(&ctx).await?;
+        Ok(LakeSession {
+            ctx,
+            lake: lake.clone(),
+            tables,
+            window: None,
+        })
     }
 
     /// A session over tables already loaded (`None`: never written), in `runtime` (its
@@ -92,13 +151,7 @@ impl LakeSession {
             tables.push(register_table(&ctx, *table, delta.as_ref()).await?);
         }
         keep_reads(&ctx, lake);
-        views::register(&ctx).await?;
-        Ok(LakeSession {
-            ctx,
-            lake: lake.clone(),
-            tables,
-            window: None,
-        })
+        LakeSession::with_views(ctx, lake, tables).await
     }
 
     /// The same tables and views, in `runtime` (a query's memory pool): the catalog is
@@ -196,7 +249,17 @@ impl LakeSession {
         window: &Window,
         history: std::time::Duration,
     ) -> Result<LakeSession, QueryError> {
-        let mut session = LakeSession::open(lake).await?;
+        LakeSession::open_window_on(lake, window, history, &Engine::Local).await
+    }
+
+    /// [`LakeSession::open_window`], for queries that `engine` runs.
+    pub async fn open_window_on(
+        lake: &Lake,
+        window: &Window,
+        history: std::time::Duration,
+        engine: &Engine,
+    ) -> Result<LakeSession, QueryError> {
+        let mut session = LakeSession::open_on(lake, engine).await?;
         session.window = Some(*window);
         let history_from = window
             .from()
@@ -272,7 +335,7 @@ impl LakeSession {
 /// PostgreSQL's dialect: responders know it, and the generic dialect cannot project a
 /// column named `cluster` after another one (it reads it as a `CLUSTER BY`). Unquoted
 /// names fold to lower case as usual, so `SELECT Verb` works on our snake_case columns.
-fn new_context(runtime: Option<Arc<RuntimeEnv>>) -> SessionContext {
+fn session_config() -> SessionConfig {
     let mut config = SessionConfig::new().with_information_schema(true);
     config.options_mut().sql_parser.dialect = Dialect::PostgreSQL;
     let parquet = &mut config.options_mut().execution.parquet;
@@ -281,8 +344,12 @@ fn new_context(runtime: Option<Arc<RuntimeEnv>>) -> SessionContext {
     // the day's times only where a pod address is (a timeline's pod status scan over 10M
     // rows: 1.15 → 0.65 s of CPU).
     parquet.reorder_filters = true;
+    config
+}
+
+fn new_context(runtime: Option<Arc<RuntimeEnv>>) -> SessionContext {
     let mut state = SessionStateBuilder::new()
-        .with_config(config)
+        .with_config(session_config())
         .with_default_features();
     if let Some(runtime) = runtime {
         state = state.with_runtime_env(runtime);
