@@ -18,6 +18,7 @@ mod redaction;
 mod serve;
 mod timeline;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -120,7 +121,12 @@ async fn main() -> ExitCode {
                 line = "unknown error".into();
             }
             eprintln!("kubetrail: {line}");
-            ExitCode::FAILURE
+            // Out now, before the runtime shuts down: tasks still in flight (delta-rs's log
+            // replay waits on the runtime from a thread of its own) would be cancelled and
+            // panic, a second message after the one line. Whatever must be kept was
+            // committed before the error came back.
+            let _ = std::io::stderr().flush();
+            std::process::exit(1)
         }
     }
 }
