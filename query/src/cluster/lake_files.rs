@@ -39,7 +39,6 @@ pub(crate) struct LakeFile {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct LakeFilesSpec {
     pub(crate) table: String,
-    pub(crate) version: Option<u64>,
     /// Where the files' paths start: `file:///` or `s3://bucket/`.
     pub(crate) store: String,
     pub(crate) files: Vec<LakeFile>,

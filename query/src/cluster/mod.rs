@@ -110,7 +110,6 @@ pub(crate) async fn lake_files(
     let Some(delta) = delta else {
         let spec = LakeFilesSpec {
             table: name.to_owned(),
-            version: None,
             store,
             files: Vec::new(),
         };
@@ -143,7 +142,6 @@ pub(crate) async fn lake_files(
     }
     let spec = LakeFilesSpec {
         table: name.to_owned(),
-        version: delta.version(),
         store,
         files,
     };
