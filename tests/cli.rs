@@ -1125,6 +1125,20 @@ fn lake_of_the_three_streams() -> (tempfile::TempDir, String) {
     (dir, lake)
 }
 
+/// The attacked pod's timeline, the hour around the attack.
+fn pod_timeline(lake: &str) -> Command {
+    let mut c = kubetrail();
+    c.args([
+        "timeline",
+        "--lake",
+        lake,
+        "--pod",
+        "shop/api-7d9f8b6c5-x2k4p",
+    ])
+    .args(["--around", "2026-11-20T09:35:00Z", "--window", "1h"]);
+    c
+}
+
 /// A timeline as evidence: its lines, the lake rows they stand on, the custody records of
 /// the files those rows are in (matching the files' bytes), and checksums of it all.
 #[test]
@@ -1133,16 +1147,8 @@ fn an_evidence_bundle_holds_a_timelines_rows_and_their_custody() {
     let (dir, lake) = lake_of_the_three_streams();
     let bundle = dir.path().join("bundle");
     let timeline = |format: &str, output: Option<&Path>| {
-        let mut c = kubetrail();
-        c.args([
-            "timeline",
-            "--lake",
-            &lake,
-            "--pod",
-            "shop/api-7d9f8b6c5-x2k4p",
-        ])
-        .args(["--around", "2026-11-20T09:35:00Z", "--window", "1h"])
-        .args(["--format", format]);
+        let mut c = pod_timeline(&lake);
+        c.args(["--format", format]);
         if let Some(o) = output {
             c.arg("--output").arg(o);
         }
@@ -3528,16 +3534,8 @@ mod cluster {
         );
 
         let timeline = |engine: Option<&str>| {
-            let mut c = kubetrail();
-            c.args([
-                "timeline",
-                "--lake",
-                &lake,
-                "--pod",
-                "shop/api-7d9f8b6c5-x2k4p",
-            ])
-            .args(["--around", "2026-11-20T09:35:00Z", "--window", "1h"])
-            .args(["--format", "csv"]);
+            let mut c = pod_timeline(&lake);
+            c.args(["--format", "csv"]);
             if let Some(e) = engine {
                 c.args(["--engine", e]);
             }
