@@ -21,7 +21,11 @@ Run it through `benches/run` (builds the release binary, installs DuckDB). Steps
    a local directory: the same files ingested into each, the rule pack over each, R times;
 8. (serve) responders' queries -- two rules' and a timeline's -- through `kubetrail serve`
    (Arrow Flight SQL), in process on the same lake, and in DuckDB over the same Parquet
-   files, from 1 and 8 clients: latency median and p99, R times.
+   files, from 1 and 8 clients: latency median and p99, R times;
+9. (cluster) the rule pack in process, then on an Apache Ballista cluster of 1 and of 2
+   executors on this machine (scripts/ballista-cluster), R times each: seconds, the same
+   alerts, and from the scheduler's and executors' logs where the time went (planning,
+   scan, shuffle writes) and how many bytes each executor scanned.
 
 Every figure is the median of R runs with min and max; the table is printed and written as
 JSON (default target/kubetrail-e2e/results-N.json) for comparison between commits.
@@ -47,7 +51,7 @@ POD = "shop/api-7d9f8b6c5-x2k4p"
 # The volume generator's day ends where the scenario's hour begins.
 DAY_FROM, DAY_TO = "2026-11-19T09:00:00Z", "2026-11-20T10:00:00Z"
 ATTACK = "2026-11-20T09:00:00Z"
-ALL_STEPS = "ingest,kafka,kafka-mock,detect,timeline,s3,serve"
+ALL_STEPS = "ingest,kafka,kafka-mock,detect,timeline,s3,serve,cluster"
 
 
 # ---------------------------------------------------------------- measuring processes
@@ -326,6 +330,45 @@ def duck_latency(args):
     if any(r is None for r in results):
         sys.exit("duck-latency: a client failed")
     print(json.dumps({"latencies_s": [x for r in results for x in r[0]], "rows": results[0][1]}))
+
+
+# ---------------------------------------------------------------- Ballista's logs
+
+
+def duration_seconds(text):
+    """A Rust Duration's debug form (`12.3ms`, `1.2s`, `850µs`) in seconds."""
+    found = re.match(r"([0-9.]+)(ns|µs|us|ms|s)", text)
+    if not found:
+        return 0.0
+    value, unit = float(found.group(1)), found.group(2)
+    return value * {"ns": 1e-9, "µs": 1e-6, "us": 1e-6, "ms": 1e-3, "s": 1.0}[unit]
+
+
+def metric_value(text):
+    """A DataFusion metric as displayed (`1234`, `1.2 MB`, `12.3ms`, `1.5s`)."""
+    found = re.match(r"([0-9.]+)\s*([A-Za-zµ]*)", text)
+    if not found:
+        return 0.0
+    value, unit = float(found.group(1)), found.group(2)
+    scale = {"": 1, "B": 1, "K": 1e3, "KB": 1e3, "M": 1e6, "MB": 1e6, "G": 1e9, "GB": 1e9,
+             "ns": 1e-9, "µs": 1e-6, "us": 1e-6, "ms": 1e-3, "s": 1.0}
+    return value * scale.get(unit, 1)
+
+
+def executor_metrics(log):
+    """Sums over the task plans an executor logged: bytes its Parquet scans read, their
+    scanning time, and its shuffle writes' time."""
+    out = {"bytes_scanned": 0.0, "scan_seconds": 0.0, "shuffle_write_seconds": 0.0}
+    for line in log.splitlines():
+        if "DataSourceExec" in line:
+            for key, name in (("bytes_scanned", "bytes_scanned"),
+                              ("scan_seconds", "time_elapsed_scanning_total")):
+                for v in re.findall(name + r"=([^,\]]+)", line):
+                    out[key] += metric_value(v)
+        if "ShuffleWriterExec" in line:
+            for v in re.findall(r"write_time=([^,\]]+)", line):
+                out["shuffle_write_seconds"] += metric_value(v)
+    return out
 
 
 # ---------------------------------------------------------------- the run
@@ -813,6 +856,61 @@ ORDER BY event_time, stream, _source, _offset
 """)
         return queries
 
+    # 9
+    def cluster(self):
+        script = REPO / "scripts" / "ballista-cluster"
+        pack = ["detect", "run", "--lake", self.lake, "--from", DAY_FROM, "--to", DAY_TO,
+                "--format", "csv"]
+        # The executors log each task's plan with its metrics after the run; the scheduler
+        # each job's planning time.
+        env = {**os.environ, "KUBETRAIL": str(self.kt), "KUBETRAIL_LOG":
+               "warn,ballista_scheduler=info,ballista_executor=info,ballista_executor::execution_engine=debug"}
+        local = []
+        for _ in range(self.args.runs):
+            m = self.kubetrail(*pack)
+            local.append(m.seconds)
+            alerts = sorted(m.stdout.splitlines())
+        base = self.add("cluster: rule pack in process", "s", local, higher_is_better=False)
+        for executors in (1, 2):
+            home = self.work / f"cluster-{executors}"
+            shutil.rmtree(home, ignore_errors=True)
+            started = subprocess.run([script, "start", home, str(executors)], env=env,
+                                     capture_output=True, text=True)
+            if started.returncode != 0:
+                raise Failed(f"ballista-cluster: {started.stderr.strip()}")
+            engine = started.stdout.strip()
+            logs = [home / "scheduler.log", *(home / f"executor-{i}.log" for i in range(1, executors + 1))]
+            seconds, planning, scan, shuffle, scanned = [], [], [], [], [[] for _ in range(executors)]
+            try:
+                for _ in range(self.args.runs):
+                    offsets = [log.stat().st_size for log in logs]
+                    m = self.kubetrail(*pack, "--engine", engine)
+                    if sorted(m.stdout.splitlines()) != alerts:
+                        raise Failed(f"cluster of {executors}: other alerts than in process")
+                    seconds.append(m.seconds)
+                    texts = [log.read_bytes()[at:].decode(errors="replace") for log, at in zip(logs, offsets)]
+                    planning.append(sum(duration_seconds(d) for d in
+                                        re.findall(r"planning took (\S+)", texts[0])))
+                    metrics = [executor_metrics(t) for t in texts[1:]]
+                    scan.append(sum(x["scan_seconds"] for x in metrics))
+                    shuffle.append(sum(x["shuffle_write_seconds"] for x in metrics))
+                    for i, x in enumerate(metrics):
+                        scanned[i].append(x["bytes_scanned"] / 1e6)
+            finally:
+                subprocess.run([script, "stop", home], capture_output=True)
+            f = self.add(f"cluster: rule pack on {executors} executor(s)", "s", seconds,
+                         higher_is_better=False, note="whole process, client included")
+            self.add(f"cluster: in process / {executors} executor(s) speed", "x",
+                     [x / y for x, y in zip(base.values, f.values)])
+            self.add(f"cluster: {executors} executor(s): scheduler planning", "s", planning,
+                     higher_is_better=False, note="sum over the pack's jobs")
+            self.add(f"cluster: {executors} executor(s): Parquet scan time", "s", scan,
+                     higher_is_better=False, note="sum over tasks, all executors")
+            self.add(f"cluster: {executors} executor(s): shuffle write time", "s", shuffle,
+                     higher_is_better=False, note="sum over tasks, all executors")
+            for i, mb in enumerate(scanned):
+                self.add(f"cluster: {executors} executor(s): executor {i + 1} scanned", "MB", mb)
+
     def report(self):
         info = machine()
         print(f"\nkubetrail e2e: {self.args.events:,} audit events, {info['cores']} cores, "
@@ -893,7 +991,7 @@ def main():
         b.generate()
         if "ingest" in steps:
             b.ingest_vs_duckdb()
-        if steps & {"detect", "timeline", "serve"}:
+        if steps & {"detect", "timeline", "serve", "cluster"}:
             b.build_lake()
         if "kafka" in steps:
             b.kafka()
@@ -907,6 +1005,8 @@ def main():
             b.object_storage()
         if "serve" in steps:
             b.serving()
+        if "cluster" in steps:
+            b.cluster()
     except Failed as e:
         print(f"e2e: {e}", file=sys.stderr)
         if b.figures:

@@ -71,11 +71,14 @@ pub enum ClusterCmd {
         addr: std::net::SocketAddr,
     },
     /// A Ballista executor: runs tasks, reading the lake's files itself (a local lake must
-    /// be at the same path on every executor's machine).
+    /// be at the same path on every executor's machine; a lake on object storage is read
+    /// with this executor's own `[lake.storage]` options and credentials).
     Executor {
         /// The scheduler, HOST:PORT.
         #[arg(long)]
         scheduler: String,
+        #[command(flatten)]
+        lake: LakeArgs,
         /// Where to listen for shuffle reads; its gRPC service takes the next port.
         #[arg(long, default_value = "127.0.0.1:50061")]
         addr: std::net::SocketAddr,
@@ -271,6 +274,8 @@ pub enum DetectCmd {
         /// (one alert per entity per suppress bucket).
         #[arg(long)]
         grouping: Option<String>,
+        #[command(flatten)]
+        engine: EngineArg,
     },
 }
 

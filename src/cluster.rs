@@ -4,17 +4,21 @@ use kubetrail_query::cluster::{run_executor, run_scheduler, ExecutorSettings};
 use kubetrail_query::QueryError;
 
 use crate::cli::ClusterCmd;
+use crate::config::Config;
 use crate::Outcome;
 
-pub async fn run(cmd: ClusterCmd) -> anyhow::Result<Outcome> {
+pub async fn run(cmd: ClusterCmd, config: &Config) -> anyhow::Result<Outcome> {
+    // Every function with state a client may send: the detection pack's watchlists.
+    let functions = vec![kubetrail_detections::watchlists::cluster_codec()];
     match cmd {
         ClusterCmd::Scheduler { addr } => {
             // The line scripts wait for: the scheduler answers from here on.
             println!("scheduler at ballista://{addr}");
-            with_deep_stacks(run_scheduler(addr)).await?;
+            with_deep_stacks(async move { run_scheduler(addr, &functions).await }).await?;
         }
         ClusterCmd::Executor {
             scheduler,
+            lake,
             addr,
             work_dir,
             tasks,
@@ -36,6 +40,8 @@ pub async fn run(cmd: ClusterCmd) -> anyhow::Result<Outcome> {
                 addr,
                 work_dir,
                 tasks,
+                lake: config.lake(lake.lake.as_deref())?,
+                functions,
             };
             with_deep_stacks(async move { run_executor(&settings).await }).await?;
         }

@@ -87,12 +87,14 @@ pub async fn run(cmd: DetectCmd, config: &Config) -> anyhow::Result<Outcome> {
             sink,
             kafka,
             grouping,
+            engine,
         } => {
             if every.is_zero() {
                 bail!("--every must be longer than 0");
             }
             let watchlists = config.detections.watchlists()?;
             let grouping = config.detections.grouping(grouping.as_deref())?;
+            let engine = config.engine(engine.engine.as_deref())?;
             let shutdown = crate::ingest::shutdown_signal();
             let client = config.kafka.client_options(&kafka)?;
             let sinks = sink
@@ -102,8 +104,9 @@ pub async fn run(cmd: DetectCmd, config: &Config) -> anyhow::Result<Outcome> {
                 .map_err(anyhow::Error::msg)?;
             let pack = pack(&rules)?;
             let lake = config.lake(lake.lake.as_deref())?;
-            // The query side never creates a lake; a scheduler pointed at a typo says so.
-            LakeSession::open(&lake).await?;
+            // The query side never creates a lake, and the cluster must answer: a
+            // scheduler pointed at a typo says so at once.
+            LakeSession::open_on(&lake, &engine).await?;
             tracing::info!(
                 rules = pack.rules.len(),
                 every = ?every,
@@ -111,6 +114,7 @@ pub async fn run(cmd: DetectCmd, config: &Config) -> anyhow::Result<Outcome> {
                 sinks = ?sinks.iter().map(|s| s.describe()).collect::<Vec<_>>(),
                 indicators = watchlists.indicator_count(),
                 grouping = ?grouping,
+                engine = ?engine,
                 "scheduling detections"
             );
             let schedule = Schedule {
@@ -122,6 +126,7 @@ pub async fn run(cmd: DetectCmd, config: &Config) -> anyhow::Result<Outcome> {
                 sinks,
                 watchlists,
                 grouping,
+                engine,
             };
             run_schedule(&schedule, shutdown).await;
             Ok(Outcome::Ok)

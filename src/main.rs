@@ -73,9 +73,11 @@ async fn main() -> ExitCode {
                 // delta-rs logs a failed commit as an error of its own; kubetrail reports
                 // it (one line), so the second line is off. Its merge warns of a metric
                 // it derives itself on every alerts write: nothing a responder can act on.
+                // Ballista's client logs a failed job as an error; kubetrail reports it.
                 tracing_subscriber::EnvFilter::new(format!(
                     "warn,{ours},buoyant_kernel=off,deltalake_core::writer::stats=error,\
-                     deltalake_core::kernel::transaction=off,deltalake_core::operations::merge=error"
+                     deltalake_core::kernel::transaction=off,deltalake_core::operations::merge=error,\
+                     ballista_core::execution_plans::distributed_query=off"
                 ))
             }),
         )
@@ -96,7 +98,7 @@ async fn main() -> ExitCode {
             Command::Export(cmd) => export::run(cmd, &config).await,
             Command::Serve(cmd) => serve::serve(cmd, &config).await,
             Command::Token(cmd) => serve::token(cmd, &config),
-            Command::Cluster(cmd) => cluster::run(cmd).await,
+            Command::Cluster(cmd) => cluster::run(cmd, &config).await,
             Command::Version => version(),
         },
         Err(e) => Err(e),

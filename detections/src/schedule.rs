@@ -8,6 +8,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use kubetrail_lake::{CommitMarker, Lake, Origin, TableWriter};
+use kubetrail_query::cluster::Engine;
 use kubetrail_query::window::rfc3339;
 use kubetrail_query::{LakeSession, Window};
 use kubetrail_schemas::Table;
@@ -31,6 +32,8 @@ pub struct Schedule {
     pub sinks: Vec<AlertSink>,
     pub watchlists: Watchlists,
     pub grouping: Grouping,
+    /// Where the rules' queries run.
+    pub engine: Engine,
 }
 
 /// What one round did.
@@ -94,7 +97,7 @@ pub async fn round(schedule: &Schedule, now: i64) -> Result<Round, String> {
     };
     let from = start.saturating_sub(micros(schedule.lookback)).max(0);
     let window = Window::new(from, now.max(from + 1))?;
-    let session = LakeSession::open_window(lake, &window, schedule.history)
+    let session = LakeSession::open_window_on(lake, &window, schedule.history, &schedule.engine)
         .await
         .map_err(|e| e.to_string())?;
     let mut new = Vec::new();

@@ -13,6 +13,9 @@
 //! (an IP or a CIDR), `user-agent` (matched case-insensitively anywhere in the user agent)
 //! and `image` (matched case-insensitively anywhere in the image reference). The pack ships
 //! a default list ([`SHIPPED_INDICATORS`]) of attacker tooling; configured files add to it.
+//!
+//! On a Ballista cluster the lists travel inside each plan ([`cluster_codec`]), so the
+//! scheduler and executors judge with exactly the client's lists.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -20,11 +23,14 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, BooleanArray, StringArray};
 use arrow::datatypes::DataType;
 use datafusion::common::Result as DfResult;
+use datafusion::common::{plan_err, DataFusionError};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
+use kubetrail_query::cluster::FunctionCodec;
 use kubetrail_query::udf::{Cidr, TextArguments};
 use kubetrail_query::LakeSession;
+use serde::{Deserialize, Serialize};
 
 /// The indicators the pack ships: tools attackers run against clusters, by the user agent
 /// they send and the images they come in. No addresses: published bad addresses go stale in
@@ -37,17 +43,26 @@ pub struct Watchlists {
     allowed_registries: Vec<String>,
     deployers: Vec<IdentityPattern>,
     indicators: Vec<Indicator>,
+    /// What they were read from: how they travel to a cluster.
+    source: WatchlistSource,
+}
+
+/// Watchlists as the operator wrote them, every indicator file in one text.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct WatchlistSource {
+    allowed_registries: Vec<String>,
+    deployers: Vec<String>,
+    indicators: String,
 }
 
 impl Default for Watchlists {
     /// No allow-list, no deployers, the shipped indicators.
     fn default() -> Self {
-        Watchlists {
-            allowed_registries: Vec::new(),
-            deployers: Vec::new(),
-            indicators: parse_indicators(SHIPPED_INDICATORS, "the shipped indicators")
-                .expect("the shipped indicator list parses (a unit test checks it)"),
-        }
+        Watchlists::from_source(WatchlistSource {
+            indicators: SHIPPED_INDICATORS.to_owned(),
+            ..WatchlistSource::default()
+        })
+        .expect("the shipped indicator list parses (a unit test checks it)")
     }
 }
 
@@ -178,23 +193,35 @@ impl Watchlists {
         indicator_files: &[std::path::PathBuf],
         shipped_indicators: bool,
     ) -> Result<Watchlists, String> {
-        let mut indicators = if shipped_indicators {
-            Watchlists::default().indicators
-        } else {
-            Vec::new()
-        };
+        let mut indicators = String::new();
+        if shipped_indicators {
+            indicators.push_str(SHIPPED_INDICATORS);
+        }
         for file in indicator_files {
             let text = std::fs::read_to_string(file)
                 .map_err(|e| format!("indicator file {}: {e}", file.display()))?;
-            indicators.extend(parse_indicators(&text, &file.display().to_string())?);
+            // Each file on its own, so that a mistake names its file and line.
+            parse_indicators(&text, &file.display().to_string())?;
+            indicators.push('\n');
+            indicators.push_str(&text);
         }
-        Ok(Watchlists {
+        Watchlists::from_source(WatchlistSource {
             allowed_registries: allowed_registries.to_vec(),
-            deployers: deployers
+            deployers: deployers.to_vec(),
+            indicators,
+        })
+    }
+
+    fn from_source(source: WatchlistSource) -> Result<Watchlists, String> {
+        Ok(Watchlists {
+            allowed_registries: source.allowed_registries.clone(),
+            deployers: source
+                .deployers
                 .iter()
                 .map(|d| IdentityPattern::parse(d))
                 .collect::<Result<_, _>>()?,
-            indicators,
+            indicators: parse_indicators(&source.indicators, "indicators")?,
+            source,
         })
     }
 
@@ -205,11 +232,10 @@ impl Watchlists {
         deployers: &[String],
         indicators: &[String],
     ) -> Result<Watchlists, String> {
-        let mut lists = Watchlists::new(allowed_registries, deployers, &[], true)?;
-        lists
-            .indicators
-            .extend(parse_indicators(&indicators.join("\n"), "indicators")?);
-        Ok(lists)
+        let mut source = Watchlists::new(allowed_registries, deployers, &[], true)?.source;
+        source.indicators.push('\n');
+        source.indicators.push_str(&indicators.join("\n"));
+        Watchlists::from_source(source)
     }
 
     /// How many indicators of compromise the rules compare with.
@@ -220,17 +246,9 @@ impl Watchlists {
     /// Registers the three functions on `session`, replacing any earlier lists.
     pub(crate) fn register(&self, session: &LakeSession) {
         let lists = Arc::new(self.clone());
-        for which in [
-            Function::RegistryAllowed,
-            Function::IsDeployer,
-            Function::Indicator,
-        ] {
-            let udf = WatchlistFunction {
-                which,
-                signature: Signature::string(which.arity(), Volatility::Immutable),
-                lists: lists.clone(),
-            };
-            session.context().register_udf(ScalarUDF::from(udf));
+        let codec = cluster_codec();
+        for which in Function::ALL {
+            session.register_function(WatchlistFunction::udf(which, lists.clone()), &codec);
         }
     }
 
@@ -282,7 +300,13 @@ enum Function {
 }
 
 impl Function {
-    fn name(self) -> &'static str {
+    const ALL: [Function; 3] = [
+        Function::RegistryAllowed,
+        Function::IsDeployer,
+        Function::Indicator,
+    ];
+
+    const fn name(self) -> &'static str {
         match self {
             Function::RegistryAllowed => "registry_allowed",
             Function::IsDeployer => "is_deployer",
@@ -303,6 +327,57 @@ struct WatchlistFunction {
     which: Function,
     signature: Signature,
     lists: Arc<Watchlists>,
+}
+
+impl WatchlistFunction {
+    fn udf(which: Function, lists: Arc<Watchlists>) -> ScalarUDF {
+        ScalarUDF::from(WatchlistFunction {
+            which,
+            signature: Signature::string(which.arity(), Volatility::Immutable),
+            lists,
+        })
+    }
+}
+
+/// How the watchlist functions travel to a Ballista cluster: as the lists' source. The
+/// binary gives it to its scheduler and executors; sessions learn it as they register
+/// the functions.
+pub fn cluster_codec() -> Arc<dyn FunctionCodec> {
+    Arc::new(WatchlistCodec)
+}
+
+#[derive(Debug)]
+struct WatchlistCodec;
+
+impl FunctionCodec for WatchlistCodec {
+    fn names(&self) -> &[&str] {
+        const NAMES: [&str; 3] = [
+            Function::RegistryAllowed.name(),
+            Function::IsDeployer.name(),
+            Function::Indicator.name(),
+        ];
+        &NAMES
+    }
+
+    fn encode(&self, udf: &ScalarUDF) -> DfResult<Vec<u8>> {
+        match udf.inner().downcast_ref::<WatchlistFunction>() {
+            Some(f) => serde_json::to_vec(&f.lists.source)
+                .map_err(|e| DataFusionError::Plan(format!("{}: {e}", udf.name()))),
+            None => plan_err!("{} is not a watchlist function", udf.name()),
+        }
+    }
+
+    fn decode(&self, name: &str, state: &[u8]) -> DfResult<ScalarUDF> {
+        let Some(which) = Function::ALL.into_iter().find(|f| f.name() == name) else {
+            return plan_err!("{name} is not a watchlist function");
+        };
+        let source: WatchlistSource = serde_json::from_slice(state).map_err(|e| {
+            DataFusionError::Plan(format!("{name}: its watchlists do not read: {e}"))
+        })?;
+        let lists = Watchlists::from_source(source)
+            .map_err(|e| DataFusionError::Plan(format!("{name}: {e}")))?;
+        Ok(WatchlistFunction::udf(which, Arc::new(lists)))
+    }
 }
 
 // A session holds one function of each name: identified by name, as the query crate's are.
@@ -453,6 +528,38 @@ mod tests {
         for bad in ["", "*", "a*b", "*admin"] {
             let e = Watchlists::new(&[], &[bad.into()], &[], true).unwrap_err();
             assert!(e.starts_with("deployer '"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_lists_travel_whole_and_a_damaged_state_is_refused_in_one_line() {
+        let lists = Watchlists::for_test(
+            &["registry.example.com/".into()],
+            &["system:serviceaccount:argocd:*".into()],
+            &["address 203.0.113.0/24 # scanner".into()],
+        )
+        .unwrap();
+        let codec = cluster_codec();
+        for which in Function::ALL {
+            let udf = WatchlistFunction::udf(which, Arc::new(lists.clone()));
+            let state = codec.encode(&udf).unwrap();
+            let rebuilt = codec.decode(which.name(), &state).unwrap();
+            let inner = rebuilt.inner().downcast_ref::<WatchlistFunction>().unwrap();
+            assert_eq!(inner.which, which);
+            assert_eq!(*inner.lists, lists, "the same lists, labels and all");
+        }
+        let bad = br#"{"allowed_registries":[],"deployers":["*"],"indicators":""}"#;
+        for (name, state, reason) in [
+            (
+                "indicator",
+                &b"{not json"[..],
+                "indicator: its watchlists do not read",
+            ),
+            ("is_deployer", &bad[..], "deployer '*' names nobody"),
+            ("lower", &b"{}"[..], "lower is not a watchlist function"),
+        ] {
+            let e = codec.decode(name, state).unwrap_err().to_string();
+            assert!(e.contains(reason) && !e.contains('\n'), "{e}");
         }
     }
 }

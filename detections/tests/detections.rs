@@ -373,6 +373,7 @@ async fn scheduled_rounds_continue_from_their_checkpoint_and_feed_the_sinks() {
         sinks,
         watchlists: Watchlists::default(),
         grouping: Grouping::Update,
+        engine: kubetrail_query::cluster::Engine::Local,
     };
     let at = |t: &str| parse_time(t).unwrap();
     let sinks = || {

@@ -186,6 +186,21 @@ impl Lake {
         Ok(log_store.object_store(None))
     }
 
+    /// The store at the root of the lake's bucket, through which DataFusion scans address
+    /// the lake's data files, with the lake's read cache; `None` for a local lake, which
+    /// every process reads through its own file system.
+    pub fn bucket_store(&self) -> Result<Option<Arc<dyn ObjectStore>>, LakeError> {
+        if self.local_dir().is_some() {
+            return Ok(None);
+        }
+        ensure_handlers();
+        let log_store = self
+            .table_builder(self.root.clone())?
+            .build_storage()
+            .map_err(|e| LakeError::storage(&self.root, e))?;
+        Ok(Some(self.cached_reads(log_store.root_object_store(None))))
+    }
+
     /// Fails with [`LakeError::NoLake`] unless the location holds something: the query
     /// side never creates a lake, and a mistyped location should say so, not show empty
     /// tables.

@@ -17,7 +17,7 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::session_state::SessionStateBuilder;
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::{LogicalPlan, ScalarUDF};
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use deltalake::delta_datafusion::engine::AsObjectStoreUrl;
 use deltalake::DeltaTable;
@@ -25,7 +25,7 @@ use kubetrail_lake::{Lake, LakeError};
 use kubetrail_schemas::Table;
 use thiserror::Error;
 
-use crate::cluster::{self, Engine};
+use crate::cluster::{self, Engine, FunctionCodec, FunctionCodecs};
 use crate::scan_filters::DistinctScanFilters;
 use crate::views;
 use crate::window::Window;
@@ -33,7 +33,10 @@ use crate::window::Window;
 #[derive(Debug, Error)]
 pub enum QueryError {
     #[error("{0}")]
-    Sql(#[from] DataFusionError),
+    Sql(DataFusionError),
+    /// A query that failed on a Ballista cluster, its reason in one line.
+    #[error("{0}")]
+    Cluster(String),
     #[error(transparent)]
     Lake(#[from] LakeError),
     #[error("table {0}: {1}")]
@@ -48,6 +51,15 @@ pub enum QueryError {
     /// The server could not start or stopped.
     #[error("{0}")]
     Server(String),
+}
+
+impl From<DataFusionError> for QueryError {
+    fn from(e: DataFusionError) -> QueryError {
+        match cluster::job_failure(&e.to_string()) {
+            Some(reason) => QueryError::Cluster(reason),
+            None => QueryError::Sql(e),
+        }
+    }
 }
 
 /// Where a lake table lives and whether it has been written.
@@ -66,6 +78,8 @@ pub struct LakeSession {
     tables: Vec<TableInfo>,
     /// The window the event tables show; `None` for all of them.
     window: Option<Window>,
+    /// How the functions registered with state travel to a cluster (unused locally).
+    functions: Arc<FunctionCodecs>,
 }
 
 impl LakeSession {
@@ -95,9 +109,10 @@ impl LakeSession {
         scheduler: &cluster::SchedulerAddr,
     ) -> Result<LakeSession, QueryError> {
         scheduler.check_answers().await?;
+        let functions = Arc::new(FunctionCodecs::default());
         let mut config = session_config()
             .upgrade_for_ballista()
-            .with_ballista_logical_extension_codec(cluster::codec());
+            .with_ballista_logical_extension_codec(cluster::codec(functions.clone()));
         // Ballista 55's adaptive planner left a rule's job (an anti join on an empty
         // baseline) running forever; the static planner finishes the whole pack.
         config
@@ -119,7 +134,7 @@ impl LakeSession {
             });
             ctx.register_table(table.name(), Arc::new(files))?;
         }
-        LakeSession::with_views(ctx, lake, tables).await
+        LakeSession::with_views(ctx, lake, tables, functions).await
     }
 
     /// The session once its tables are in: the views over them.
@@ -127,6 +142,7 @@ impl LakeSession {
         ctx: SessionContext,
         lake: &Lake,
         tables: Vec<TableInfo>,
+        functions: Arc<FunctionCodecs>,
     ) -> Result<LakeSession, QueryError> {
         views::register(&ctx).await?;
         Ok(LakeSession {
@@ -134,6 +150,7 @@ impl LakeSession {
             lake: lake.clone(),
             tables,
             window: None,
+            functions,
         })
     }
 
@@ -151,7 +168,7 @@ impl LakeSession {
             tables.push(register_table(&ctx, *table, delta.as_ref()).await?);
         }
         keep_reads(&ctx, lake);
-        LakeSession::with_views(ctx, lake, tables).await
+        LakeSession::with_views(ctx, lake, tables, Arc::default()).await
     }
 
     /// The same tables and views, in `runtime` (a query's memory pool): the catalog is
@@ -165,6 +182,7 @@ impl LakeSession {
             lake: self.lake.clone(),
             tables: self.tables.clone(),
             window: self.window,
+            functions: self.functions.clone(),
         }
     }
 
@@ -233,6 +251,7 @@ impl LakeSession {
             lake: self.lake.clone(),
             tables,
             window: self.window,
+            functions: self.functions.clone(),
         }))
     }
 
@@ -292,6 +311,14 @@ impl LakeSession {
 
     pub fn context(&self) -> &SessionContext {
         &self.ctx
+    }
+
+    /// Registers a function built from settings (replacing one of the same name), with
+    /// how it travels: on a cluster, `codec` writes its state into each plan, and the
+    /// scheduler and executors rebuild it from there.
+    pub fn register_function(&self, udf: ScalarUDF, codec: &Arc<dyn FunctionCodec>) {
+        self.functions.learn(codec);
+        self.ctx.register_udf(udf);
     }
 
     pub fn lake(&self) -> &Lake {

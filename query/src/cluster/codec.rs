@@ -1,28 +1,42 @@
-//! How the lake's tables travel in a plan to the Ballista scheduler: as the list of files
-//! their snapshot holds ([`LakeFiles`]), encoded by the client and decoded by the
-//! scheduler, which plans DataFusion's own Parquet scan over them (its physical plans, and
-//! so the executors, need nothing of ours to read the lake). Everything else goes to
-//! Ballista's codec.
+//! How a plan travels. Logical plans, client to scheduler: the lake's tables as the list
+//! of files their snapshot holds ([`LakeFiles`]), which the scheduler plans as DataFusion's
+//! own Parquet scan (so the executors need nothing of ours to read the lake). Logical and
+//! physical plans: the state of functions that carry one ([`FunctionCodecs`]).
+//! Everything else goes to Ballista's codecs.
 
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
-use ballista_core::serde::BallistaLogicalExtensionCodec;
+use ballista_core::serde::{BallistaLogicalExtensionCodec, BallistaPhysicalExtensionCodec};
 use datafusion::catalog::TableProvider;
 use datafusion::common::{DataFusionError, Result, TableReference};
 use datafusion::datasource::file_format::FileFormatFactory;
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::{AggregateUDF, Extension, LogicalPlan, ScalarUDF, WindowUDF};
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
+use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
 
+use super::functions::FunctionCodecs;
 use super::lake_files::{LakeFiles, LakeFilesSpec};
 
 /// What starts an encoded [`LakeFiles`]; any other table goes to Ballista's codec.
 const LAKE_FILES: &[u8] = b"kubetrail-lake-files/1\n";
 
-#[derive(Debug, Default)]
-pub struct LakeCodec {
+/// The logical plan's codec, on the client and the scheduler.
+#[derive(Debug)]
+pub(crate) struct LakeCodec {
     ballista: BallistaLogicalExtensionCodec,
+    functions: Arc<FunctionCodecs>,
+}
+
+impl LakeCodec {
+    pub(crate) fn new(functions: Arc<FunctionCodecs>) -> LakeCodec {
+        LakeCodec {
+            ballista: BallistaLogicalExtensionCodec::default(),
+            functions,
+        }
+    }
 }
 
 impl LogicalExtensionCodec for LakeCodec {
@@ -92,11 +106,13 @@ impl LogicalExtensionCodec for LakeCodec {
     }
 
     fn try_decode_udf(&self, name: &str, buf: &[u8]) -> Result<Arc<ScalarUDF>> {
-        self.ballista.try_decode_udf(name, buf)
+        self.functions
+            .decode_or(name, buf, || self.ballista.try_decode_udf(name, buf))
     }
 
     fn try_encode_udf(&self, node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<()> {
-        self.ballista.try_encode_udf(node, buf)
+        self.functions
+            .encode_or(node, buf, |buf| self.ballista.try_encode_udf(node, buf))
     }
 
     fn try_decode_udaf(&self, name: &str, buf: &[u8]) -> Result<Arc<AggregateUDF>> {
@@ -113,5 +129,53 @@ impl LogicalExtensionCodec for LakeCodec {
 
     fn try_encode_udwf(&self, node: &WindowUDF, buf: &mut Vec<u8>) -> Result<()> {
         self.ballista.try_encode_udwf(node, buf)
+    }
+}
+
+/// The physical plan's codec, scheduler to executors: Ballista's (which implements only
+/// plan nodes), with functions' state.
+#[derive(Debug)]
+pub(crate) struct LakePhysicalCodec {
+    ballista: BallistaPhysicalExtensionCodec,
+    functions: Arc<FunctionCodecs>,
+}
+
+impl LakePhysicalCodec {
+    pub(crate) fn new(functions: Arc<FunctionCodecs>) -> LakePhysicalCodec {
+        LakePhysicalCodec {
+            ballista: BallistaPhysicalExtensionCodec::default(),
+            functions,
+        }
+    }
+}
+
+impl PhysicalExtensionCodec for LakePhysicalCodec {
+    fn try_decode(
+        &self,
+        buf: &[u8],
+        inputs: &[Arc<dyn ExecutionPlan>],
+        ctx: &TaskContext,
+        proto_converter: &dyn PhysicalProtoConverterExtension,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        self.ballista.try_decode(buf, inputs, ctx, proto_converter)
+    }
+
+    fn try_encode(
+        &self,
+        node: Arc<dyn ExecutionPlan>,
+        buf: &mut Vec<u8>,
+        proto_converter: &dyn PhysicalProtoConverterExtension,
+    ) -> Result<()> {
+        self.ballista.try_encode(node, buf, proto_converter)
+    }
+
+    fn try_decode_udf(&self, name: &str, buf: &[u8]) -> Result<Arc<ScalarUDF>> {
+        self.functions
+            .decode_or(name, buf, || self.ballista.try_decode_udf(name, buf))
+    }
+
+    fn try_encode_udf(&self, node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<()> {
+        self.functions
+            .encode_or(node, buf, |buf| self.ballista.try_encode_udf(node, buf))
     }
 }

@@ -1,9 +1,12 @@
 //! Queries on an Apache Ballista cluster: the same SQL, views and functions, planned by
 //! Ballista's scheduler and run by its executors, which read the lake's Parquet files
 //! themselves. A table travels as the files of the snapshot the client resolved
-//! ([`lake_files`]), so every executor reads exactly the version the query started on.
+//! ([`lake_files`]), so every executor reads exactly the version the query started on; a
+//! function built from settings travels with them ([`functions`]).
 
 mod codec;
+mod functions;
+mod job_failure;
 mod lake_files;
 mod processes;
 
@@ -14,10 +17,12 @@ use deltalake::DeltaTable;
 use kubetrail_lake::Lake;
 use kubetrail_schemas::Table;
 
-pub use codec::LakeCodec;
+pub use functions::FunctionCodec;
 pub use processes::{run_executor, run_scheduler, ExecutorSettings};
 
 use crate::QueryError;
+pub(crate) use functions::FunctionCodecs;
+pub(crate) use job_failure::job_failure;
 use lake_files::{LakeFile, LakeFiles, LakeFilesSpec};
 
 /// Where queries run.
@@ -148,6 +153,8 @@ pub(crate) async fn lake_files(
     Ok(LakeFiles::new(spec, provider.schema())?)
 }
 
-pub(crate) fn codec() -> Arc<LakeCodec> {
-    Arc::new(LakeCodec::default())
+/// A client's codec for its logical plans: it carries the functions that `functions`
+/// learns as the session registers them.
+pub(crate) fn codec(functions: Arc<FunctionCodecs>) -> Arc<codec::LakeCodec> {
+    Arc::new(codec::LakeCodec::new(functions))
 }

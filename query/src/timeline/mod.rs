@@ -50,7 +50,7 @@ pub enum TimelineError {
 
 impl From<datafusion::error::DataFusionError> for TimelineError {
     fn from(e: datafusion::error::DataFusionError) -> Self {
-        TimelineError::Query(QueryError::Sql(e))
+        TimelineError::Query(QueryError::from(e))
     }
 }
 
