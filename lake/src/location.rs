@@ -178,12 +178,15 @@ impl Lake {
 
     /// The object store rooted at the lake, for the lake's own files (`_kubetrail/`).
     pub(crate) fn store(&self) -> Result<Arc<dyn ObjectStore>, LakeError> {
+        Ok(self.log_store()?.object_store(None))
+    }
+
+    /// delta-rs's storage for the lake's root: its stores, at the root or the bucket.
+    fn log_store(&self) -> Result<deltalake::logstore::LogStoreRef, LakeError> {
         ensure_handlers();
-        let log_store = self
-            .table_builder(self.root.clone())?
+        self.table_builder(self.root.clone())?
             .build_storage()
-            .map_err(|e| LakeError::storage(&self.root, e))?;
-        Ok(log_store.object_store(None))
+            .map_err(|e| LakeError::storage(&self.root, e))
     }
 
     /// The store at the root of the lake's bucket, through which DataFusion scans address
@@ -193,12 +196,8 @@ impl Lake {
         if self.local_dir().is_some() {
             return Ok(None);
         }
-        ensure_handlers();
-        let log_store = self
-            .table_builder(self.root.clone())?
-            .build_storage()
-            .map_err(|e| LakeError::storage(&self.root, e))?;
-        Ok(Some(self.cached_reads(log_store.root_object_store(None))))
+        let bucket = self.log_store()?.root_object_store(None);
+        Ok(Some(self.cached_reads(bucket)))
     }
 
     /// Fails with [`LakeError::NoLake`] unless the location holds something: the query
