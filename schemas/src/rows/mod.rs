@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use arrow::array::{
     Array, ArrayRef, AsArray, Date32Array, Int64Array, RecordBatch, StringBuilder,
-    TimestampMicrosecondArray,
+    TimestampMicrosecondArray, UInt32Array,
 };
 use arrow::compute::{lexsort_to_indices, take_record_batch, SortColumn};
 use arrow::datatypes::{DataType, Int64Type, TimeUnit, TimestampMicrosecondType};
@@ -276,46 +276,62 @@ pub(crate) fn utc_days(micros: impl Iterator<Item = i64>) -> ArrayRef {
 
 /// Sorts a batch by `event_time`, then `_offset`, so that equal times keep input order.
 pub fn sort_by_time(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
-    let keys: Vec<SortColumn> = [TIME_COLUMN, "_offset"]
-        .iter()
-        .filter_map(|name| batch.column_by_name(name))
-        .map(|values| SortColumn {
-            values: values.clone(),
-            options: None,
-        })
-        .collect();
-    if keys.is_empty() || already_sorted(&keys) {
-        // Inputs mostly arrive in time order (a worker's batch is its chunks in order):
-        // checking costs a pass over two columns, sorting a copy of every column.
-        return Ok(batch.clone());
+    let times = batch.column_by_name(TIME_COLUMN);
+    let offsets = batch.column_by_name("_offset");
+    let indices = match (times.and_then(plain_i64s), offsets.map(plain_i64s)) {
+        // The usual case, compared as plain integers: lexsort's comparators, dynamic per
+        // column, cost several times more per comparison, and a Kafka worker's batch (runs
+        // of many partitions, each in time order) always needs sorting.
+        (Some(times), None) => time_order(times, None),
+        (Some(times), Some(Some(offsets))) => time_order(times, Some(offsets)),
+        (None, None) => return Ok(batch.clone()),
+        // Nulls, or a column of another type: arrow orders them.
+        _ => {
+            let keys: Vec<SortColumn> = [times, offsets]
+                .into_iter()
+                .flatten()
+                .map(|values| SortColumn {
+                    values: values.clone(),
+                    options: None,
+                })
+                .collect();
+            Some(lexsort_to_indices(&keys, None)?)
+        }
+    };
+    match indices {
+        Some(indices) => take_record_batch(batch, &indices),
+        // Inputs mostly arrive in time order (a file, or a worker's batch of one
+        // partition's chunks): checking costs a pass over two columns, sorting a copy of
+        // every column.
+        None => Ok(batch.clone()),
     }
-    let indices = lexsort_to_indices(&keys, None)?;
-    take_record_batch(batch, &indices)
 }
 
-/// Whether the rows are already in `event_time`, `_offset` order, both without nulls.
-fn already_sorted(keys: &[SortColumn]) -> bool {
-    fn values(column: &ArrayRef) -> Option<&[i64]> {
-        if column.null_count() > 0 {
-            return None;
-        }
-        match column.data_type() {
-            DataType::Timestamp(TimeUnit::Microsecond, _) => {
-                Some(column.as_primitive::<TimestampMicrosecondType>().values())
-            }
-            DataType::Int64 => Some(column.as_primitive::<Int64Type>().values()),
-            _ => None,
-        }
+/// The row order by time, then offset, then position; `None` when the rows are in it.
+fn time_order(times: &[i64], offsets: Option<&[i64]>) -> Option<UInt32Array> {
+    let key = |i: usize| (times[i], offsets.map_or(0, |o| o[i]));
+    if (1..times.len()).all(|i| key(i - 1) <= key(i)) {
+        return None;
     }
-    let Some(times) = keys.first().and_then(|k| values(&k.values)) else {
-        return false;
-    };
-    let offsets = keys.get(1).and_then(|k| values(&k.values));
-    (1..times.len()).all(|i| match times[i - 1].cmp(&times[i]) {
-        std::cmp::Ordering::Less => true,
-        std::cmp::Ordering::Equal => offsets.is_some_and(|o| o[i - 1] <= o[i]),
-        std::cmp::Ordering::Greater => false,
-    })
+    let mut order: Vec<(i64, i64, u32)> = (0..times.len())
+        .map(|i| (times[i], offsets.map_or(0, |o| o[i]), i as u32))
+        .collect();
+    order.sort_unstable();
+    Some(order.into_iter().map(|(_, _, i)| i).collect())
+}
+
+/// The values of a microsecond time or an `Int64` column without nulls.
+fn plain_i64s(column: &ArrayRef) -> Option<&[i64]> {
+    if column.null_count() > 0 {
+        return None;
+    }
+    match column.data_type() {
+        DataType::Timestamp(TimeUnit::Microsecond, _) => {
+            Some(column.as_primitive::<TimestampMicrosecondType>().values())
+        }
+        DataType::Int64 => Some(column.as_primitive::<Int64Type>().values()),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -467,6 +483,11 @@ mod tests {
             (&[1, 2, 2][..], &[Some(0), Some(5), Some(4)][..]),
             (&[3, 1, 2][..], &[Some(0), Some(1), Some(2)][..]),
             (&[1, 1, 2][..], &[Some(1), None, Some(2)][..]),
+            // Two partitions' runs, each in order, as a Kafka worker's batch holds them.
+            (
+                &[10, 20, 30, 5, 20, 25][..],
+                &[Some(0), Some(1), Some(2), Some(0), Some(1), Some(2)][..],
+            ),
         ] {
             let out = order(&sort_by_time(&batch(times, offsets)).unwrap());
             let mut expected = out.clone();
