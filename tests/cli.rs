@@ -2715,8 +2715,9 @@ mod object_storage {
 
     /// The Kafka ingester's commits cut by the network: an answer lost (the writer finds
     /// its markers in and goes on), then the request lost with the link down for seconds
-    /// (the ingester drops what it held, waits, reads it again from the lake's markers).
-    /// Every record lands once, and the ingester never exits for it.
+    /// (the ingester drops what it held, and the commits it had sent after the cut one,
+    /// waits, reads it again from the lake's markers). Every record lands once, and the
+    /// ingester never exits for it.
     #[test]
     fn kafka_commits_cut_by_the_network_land_every_record_once() {
         const HALF: u64 = 10_000;
@@ -2727,14 +2728,21 @@ mod object_storage {
         let brokers = broker.brokers();
         let lake = "s3://evidence/streamed";
         let counted = COUNT_RECORDS;
-        let produce_and_ingest = |seed: u64, link: &FlakyLink| {
+        // Batches of 500 rows: the commits of full batches follow one another, several in
+        // flight at once when the link goes down.
+        let small_batches = dir.path().join("small-batches.toml");
+        std::fs::write(&small_batches, "[ingest]\nbatch_rows = 500\n").unwrap();
+        let produce_and_ingest = |seed: u64, link: &FlakyLink, config: Option<&Path>| {
             let events = audit_file(dir.path(), &format!("audit-{seed}.jsonl"), HALF, seed);
             let (code, _, err) = run(kubetrail()
                 .args(["produce", "--brokers", &brokers, "--topic", "audit"])
                 .arg(&events));
             assert_eq!(code, 0, "{err}");
-            let (code, out, err) = run(s3
-                .kubetrail()
+            let mut ingest = s3.kubetrail();
+            if let Some(config) = config {
+                ingest.arg("--config").arg(config);
+            }
+            let (code, out, err) = run(ingest
                 .env("AWS_ENDPOINT_URL", link.url())
                 .args(["ingest", "kafka", "--lake", lake, "--brokers", &brokers])
                 .args(["--group", "cut", "--topic", "audit=k8s-audit"])
@@ -2750,13 +2758,13 @@ mod object_storage {
             commit("00000000000000000001.json"),
             Cut::AnswerLost,
         );
-        let log = produce_and_ingest(1, &link);
+        let log = produce_and_ingest(1, &link, None);
         assert!(log.contains("landed though its answer was lost"), "{log}");
         assert_eq!(s3.sql(lake, counted), format!("n,records\n{HALF},{HALF}\n"));
 
         let down_for = Duration::from_secs(6);
         let link = FlakyLink::start(s3.port, commit("0"), Cut::RequestLost { down_for });
-        let log = produce_and_ingest(2, &link);
+        let log = produce_and_ingest(2, &link, Some(&small_batches));
         assert!(log.contains("in a row survived"), "{log}");
         let all = 2 * HALF;
         assert_eq!(s3.sql(lake, counted), format!("n,records\n{all},{all}\n"));

@@ -192,8 +192,9 @@ impl DecodePool {
 
     /// Adds a record to the chunk of its worker, handing the chunk over once it is full
     /// (which blocks while that worker is two chunks behind: the consumer then stops
-    /// polling, and librdkafka's prefetch is capped, so memory stays flat).
-    pub fn push(&mut self, record: Taken<'_>) -> Result<(), IngestError> {
+    /// polling, and librdkafka's prefetch is capped, so memory stays flat). Returns whether
+    /// a chunk was handed over.
+    pub fn push(&mut self, record: Taken<'_>) -> Result<bool, IngestError> {
         let lane = record.lane.map_or(self.turn, |l| l % self.workers.len());
         let chunk = &mut self.open[lane];
         let partition = chunk.partition_index(record.source);
@@ -208,13 +209,14 @@ impl DecodePool {
                 problem: record.problem,
             },
         );
-        if chunk.records.is_full() {
-            if lane == self.turn {
-                self.turn = (self.turn + 1) % self.workers.len();
-            }
-            self.hand_over(lane)?;
+        if !chunk.records.is_full() {
+            return Ok(false);
         }
-        Ok(())
+        if lane == self.turn {
+            self.turn = (self.turn + 1) % self.workers.len();
+        }
+        self.hand_over(lane)?;
+        Ok(true)
     }
 
     /// Tables some worker staged a full batch of since the last call (each once).

@@ -20,11 +20,13 @@ use std::sync::Arc;
 
 use kubetrail_schemas::Table;
 
-/// One partition of one topic.
+/// One partition of one topic. Ordered by partition number first: an ingester looks its
+/// partition up for every record, and comparing numbers settles all but the last step,
+/// where comparing topic names first cost a string comparison at every step.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PartitionId {
-    pub topic: Arc<str>,
     pub partition: i32,
+    pub topic: Arc<str>,
 }
 
 impl PartitionId {
