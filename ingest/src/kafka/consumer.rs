@@ -498,25 +498,29 @@ impl IngestState {
             .hot
             .as_ref()
             .filter(|id| id.partition == message.partition() && *id.topic == *topic);
-        let found = match hot.and_then(|id| self.partitions.get_mut(id).map(|p| (id, p))) {
-            Some((id, position)) => Some((id.clone(), position)),
-            None => self
-                .partitions
-                .iter_mut()
-                .find(|(id, _)| id.partition == message.partition() && *id.topic == *topic)
-                .map(|(id, position)| (id.clone(), position)),
+        let (found, missed) = match hot.and_then(|id| self.partitions.get_mut(id).map(|p| (id, p)))
+        {
+            Some((id, position)) => (Some((id.clone(), position)), false),
+            None => {
+                let scanned = self
+                    .partitions
+                    .iter_mut()
+                    .find(|(id, _)| id.partition == message.partition() && *id.topic == *topic)
+                    .map(|(id, position)| (id.clone(), position));
+                (scanned, true)
+            }
         };
         let Some((id, position)) = found else {
             // Left over from a partition revoked meanwhile: its new owner reads it.
             return Ok(());
         };
+        if missed {
+            self.hot = Some(id.clone());
+        }
         if position.rewind || position.last.is_some_and(|last| offset <= last) {
             return Ok(());
         }
         let mut position = position;
-        if self.hot.as_ref() != Some(&id) {
-            self.hot = Some(id.clone());
-        }
         if let Some(from) = position.next.filter(|next| offset > *next) {
             self.record_expired(&id, from, offset, consumer)?;
             // A second lookup only on a jump: the scan above is the hot path's one.
