@@ -31,11 +31,12 @@ use super::{KafkaIngest, KafkaReport};
 use crate::error::IngestError;
 use crate::metrics::IngestMetrics;
 
-/// The most input a Kafka ingester's batches of one table hold, whatever the settings ask:
-/// a backlog fills every batch to its limit, and at the largest limit a setting allows
-/// (1 GiB) a 1M-record backlog peaked at 1.5 GB of memory. A file ingest, which reads a
-/// known input once, keeps the setting.
-const MOST_BATCH_BYTES: usize = 256 << 20;
+/// The most input a Kafka ingester's batches of one table hold, whatever the settings ask
+/// (the default, 128 MiB, is the most): a backlog fills every batch to its limit, and at the
+/// largest limit a setting allows (1 GiB) a 1M-record backlog peaked at 1.5 GB of memory;
+/// cut at 192 MiB, with the 128 MiB fetch queue below, at up to 1,034 MB, at 128 MiB 862 MB.
+/// A file ingest, which reads a known input once, keeps the setting.
+const MOST_BATCH_BYTES: usize = 128 << 20;
 
 /// How often an idle ingester asks the brokers whether it has caught up.
 const CAUGHT_UP_CHECK: Duration = Duration::from_secs(1);
@@ -336,9 +337,11 @@ fn client_config(options: &KafkaIngest) -> ClientConfig {
         // librdkafka prefetches up to 64 MiB by default, and fetches again only once its
         // queue is below that. With 16 MiB, each fetch answer (up to fetch.max.bytes, 50 MiB)
         // was drained before the next one came: reading a 1M-record backlog the consumer
-        // waited 24 of 38 s for records; at 64 MiB, 7 s of 17 (group join included). The
-        // queue is bounded, so memory stays flat whatever the backlog.
-        .set("queued.max.messages.kbytes", "65536")
+        // waited 24 of 38 s for records; at 64 MiB, 7 s of 17 (group join included). Once
+        // decoding ran on every core, 64 MiB again ran dry between fetches: 128 MiB read the
+        // backlog at 256k records/s where 64 MiB read 149k-160k, for ≈ 100 MB more memory.
+        // The queue is bounded, so memory stays flat whatever the backlog.
+        .set("queued.max.messages.kbytes", "131072")
         // Once the queue is over that, librdkafka postpones the partition's next fetch by
         // this long (1 s by default), and the consumer drained 64 MiB well within it: the
         // whole ingester sat idle half of each second (reading a 1M-record backlog at 100k
