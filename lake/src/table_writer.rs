@@ -501,6 +501,29 @@ mod tests {
         );
     }
 
+    /// A reader's copy of a table follows the commits that land, several at once too, and
+    /// stays as it is while none does (on a local disk, whether one did is a stat).
+    #[tokio::test]
+    async fn a_reader_follows_the_commits_that_land_and_only_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(&dir.path().join("lake").to_string_lossy()).unwrap();
+        let marker = |version| CommitMarker {
+            app_id: "a".to_owned(),
+            version,
+        };
+        let name = Table::Alerts.name();
+        let mut writer = TableWriter::open(&lake, Table::Alerts).await.unwrap();
+        writer.commit(&[marker(1)], &[]).await.unwrap();
+        let mut read = lake.open_table(name).await.unwrap().unwrap();
+        assert_eq!(read.version(), Some(writer.version()));
+        lake.refresh_table(name, &mut read).await.unwrap();
+        assert_eq!(read.version(), Some(writer.version()), "nothing landed");
+        writer.commit(&[marker(2)], &[]).await.unwrap();
+        writer.commit(&[marker(3)], &[]).await.unwrap();
+        lake.refresh_table(name, &mut read).await.unwrap();
+        assert_eq!(read.version(), Some(writer.version()), "two landed");
+    }
+
     #[test]
     fn a_batch_is_cut_into_runs_of_one_day_in_the_order_they_come() {
         let days = Date32Array::from(vec![7, 7, 8, 8, 8, 7]);

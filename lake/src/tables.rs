@@ -2,6 +2,7 @@
 //! `event_date`, and bringing a table written by an older kubetrail up to the current columns.
 
 use std::collections::HashMap;
+use std::io::ErrorKind;
 
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::CommitBuilder;
@@ -51,7 +52,17 @@ impl Lake {
         table: impl AsRef<str>,
         delta: &mut DeltaTable,
     ) -> Result<(), LakeError> {
-        refresh(table.as_ref(), delta).await
+        let name = table.as_ref();
+        // On a local disk the look is a stat made here. The object store hands each to a
+        // blocking thread, and for a server, whose every query looks at every table, those
+        // hand-offs cost more than the stats: 10 % of its CPU on small queries.
+        if let (Some(dir), Some(loaded)) = (self.local_dir(), delta.version()) {
+            let next = dir.join(name).join(log_entry(loaded + 1));
+            if std::fs::symlink_metadata(next).is_err_and(|e| e.kind() == ErrorKind::NotFound) {
+                return Ok(());
+            }
+        }
+        refresh(name, delta).await
     }
 
     /// Opens a table, creating it with its schema, partitioned by `event_date`, if needed.
@@ -240,6 +251,11 @@ fn table_properties() -> HashMap<String, Option<String>> {
     ])
 }
 
+/// Where a table's log keeps `version`'s entry, from the table's root.
+pub(crate) fn log_entry(version: u64) -> String {
+    format!("_delta_log/{version:020}.json")
+}
+
 /// [`Lake::refresh_table`], for the lake's own writers, which hold a table but not its lake.
 pub(crate) async fn refresh(name: &str, delta: &mut DeltaTable) -> Result<(), LakeError> {
     let Some(loaded) = delta.version() else {
@@ -247,7 +263,7 @@ pub(crate) async fn refresh(name: &str, delta: &mut DeltaTable) -> Result<(), La
     };
     // Versions follow one another and a commit's entry is never removed before older ones
     // are: the table moved exactly when the next entry exists.
-    let next = Path::from(format!("_delta_log/{:020}.json", loaded + 1));
+    let next = Path::from(log_entry(loaded + 1));
     let store = delta.log_store().object_store(None);
     match store.head(&next).await {
         Err(ObjectStoreError::NotFound { .. }) => Ok(()),

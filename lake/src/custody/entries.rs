@@ -39,7 +39,7 @@ pub(super) async fn read_entry(
     store: &dyn ObjectStore,
     version: u64,
 ) -> Result<Bytes, object_store::Error> {
-    let path = Path::from(format!("_delta_log/{version:020}.json"));
+    let path = Path::from(crate::tables::log_entry(version));
     store.get(&path).await?.bytes().await
 }
 

@@ -38,7 +38,7 @@ struct Planned {
     id: u64,
     sql: String,
     at: Instant,
-    session: LakeSession,
+    session: Arc<LakeSession>,
     plan: Arc<dyn ExecutionPlan>,
 }
 
@@ -79,7 +79,7 @@ impl PlannedStatements {
     pub(crate) fn keep(
         &self,
         sql: &str,
-        session: LakeSession,
+        session: Arc<LakeSession>,
         plan: Arc<dyn ExecutionPlan>,
     ) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -102,7 +102,7 @@ impl PlannedStatements {
     pub(crate) fn take(
         &self,
         ticket: &TicketStatement,
-    ) -> Option<(LakeSession, Arc<dyn ExecutionPlan>)> {
+    ) -> Option<(Arc<LakeSession>, Arc<dyn ExecutionPlan>)> {
         let id = ticket.plan?;
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         while entries.front().is_some_and(|p| p.at.elapsed() > KEPT_FOR) {

@@ -41,6 +41,9 @@ use crate::{LakeSession, QueryError};
 
 type DoGetStream = Pin<Box<dyn Stream<Item = Result<FlightData, Status>> + Send + 'static>>;
 
+/// A statement planned over the lake as of a moment, and the session that planned it.
+type Planned = (Arc<LakeSession>, Arc<dyn ExecutionPlan>);
+
 /// Who is calling: the token's user and the client's address.
 #[derive(Debug, Clone)]
 pub(crate) struct Caller {
@@ -128,34 +131,14 @@ impl LakeService {
         }
     }
 
-    /// A session over the lake as of now, in a runtime held to one query's memory.
-    async fn session(&self) -> Result<LakeSession, QueryError> {
-        let base = self.0.tables.session().await?;
-        self.query_session(&base)
-    }
-
-    /// `base` (the lake as of now) in a runtime held to one query's memory.
-    fn query_session(&self, base: &LakeSession) -> Result<LakeSession, QueryError> {
-        let runtime = self
-            .0
-            .admission
-            .runtime(base.context().runtime_env().as_ref())?;
-        Ok(base.in_runtime(runtime))
-    }
-
     /// Plans the statement (which refuses anything but reading) down to the plan that runs,
-    /// over the lake as it is now, in a session of its own. Its schema is the one the
-    /// batches will have: a logical plan's may still hold types the analyzer resolves later
-    /// (a union whose first branch selects `NULL` names a `Null` column that arrives as
-    /// text, and a client told `Null` fails on the data).
-    async fn plan(
-        &self,
-        caller: &Caller,
-        sql: &str,
-    ) -> Result<(LakeSession, Arc<dyn ExecutionPlan>), Status> {
+    /// over the lake as it is now. Its schema is the one the batches will have: a logical
+    /// plan's may still hold types the analyzer resolves later (a union whose first branch
+    /// selects `NULL` names a `Null` column that arrives as text, and a client told `Null`
+    /// fails on the data).
+    async fn plan(&self, caller: &Caller, sql: &str) -> Result<Planned, Status> {
         let planned = async {
-            let base = self.0.tables.session().await?;
-            let session = self.query_session(&base)?;
+            let session = self.0.tables.session().await?;
             let plan = session.sql(sql).await?.create_physical_plan().await?;
             Ok::<_, QueryError>((session, plan))
         }
@@ -171,11 +154,7 @@ impl LakeService {
     }
 
     /// A statement's flight info, its plan kept for the `DoGet` its ticket comes back in.
-    fn statement_info(
-        &self,
-        sql: &str,
-        planned: (LakeSession, Arc<dyn ExecutionPlan>),
-    ) -> Result<FlightInfo, Status> {
+    fn statement_info(&self, sql: &str, planned: Planned) -> Result<FlightInfo, Status> {
         let (session, plan) = planned;
         let schema = plan.schema();
         let id = self.0.planned.keep(sql, session, plan);
@@ -215,13 +194,17 @@ impl LakeService {
             let (session, plan) = match self.0.planned.take(&ticket) {
                 Some(kept) => kept,
                 None => {
-                    let base = self.0.tables.session().await?;
-                    let session = self.query_session(&base)?;
+                    let session = self.0.tables.session().await?;
                     let plan = session.sql(sql).await?.create_physical_plan().await?;
                     (session, plan)
                 }
             };
-            let stream = execute_stream(plan, session.context().task_ctx())?;
+            // The query's own memory pool, drawing on the server's.
+            let runtime = self
+                .0
+                .admission
+                .runtime(session.context().runtime_env().as_ref())?;
+            let stream = execute_stream(plan, session.task_in(runtime))?;
             let schema = stream.schema();
             Ok::<_, QueryError>((session, schema, stream))
         }
@@ -329,7 +312,7 @@ struct Running {
     recorder: QueryRecorder,
     started: Instant,
     _turn: tokio::sync::OwnedSemaphorePermit,
-    _session: LakeSession,
+    _session: Arc<LakeSession>,
 }
 
 impl Running {
@@ -611,7 +594,7 @@ impl FlightSqlService for LakeService {
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         self.caller(&request)?;
-        let session = self.session().await.map_err(|e| refusal(&e))?;
+        let session = self.0.tables.session().await.map_err(|e| refusal(&e))?;
         let mut builder = query.into_builder();
         let ctx = session.context();
         let public = ctx
