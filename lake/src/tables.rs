@@ -52,17 +52,7 @@ impl Lake {
         table: impl AsRef<str>,
         delta: &mut DeltaTable,
     ) -> Result<(), LakeError> {
-        let name = table.as_ref();
-        // On a local disk the look is a stat made here. The object store hands each to a
-        // blocking thread, and for a server, whose every query looks at every table, those
-        // hand-offs cost more than the stats: 10 % of its CPU on small queries.
-        if let (Some(dir), Some(loaded)) = (self.local_dir(), delta.version()) {
-            let next = dir.join(name).join(log_entry(loaded + 1));
-            if std::fs::symlink_metadata(next).is_err_and(|e| e.kind() == ErrorKind::NotFound) {
-                return Ok(());
-            }
-        }
-        refresh(name, delta).await
+        refresh(table.as_ref(), delta).await
     }
 
     /// Opens a table, creating it with its schema, partitioned by `event_date`, if needed.
@@ -263,6 +253,17 @@ pub(crate) async fn refresh(name: &str, delta: &mut DeltaTable) -> Result<(), La
     };
     // Versions follow one another and a commit's entry is never removed before older ones
     // are: the table moved exactly when the next entry exists.
+    //
+    // On a local disk the look is a stat made here. The object store hands each to a
+    // blocking thread, and for a server, whose every query looks at every table, those
+    // hand-offs cost more than the stats: 10 % of its CPU on small queries.
+    let root = delta.log_store().root_url().clone();
+    if let Ok(dir) = root.to_file_path() {
+        let next = dir.join(log_entry(loaded + 1));
+        if std::fs::symlink_metadata(next).is_err_and(|e| e.kind() == ErrorKind::NotFound) {
+            return Ok(());
+        }
+    }
     let next = Path::from(log_entry(loaded + 1));
     let store = delta.log_store().object_store(None);
     match store.head(&next).await {
